@@ -1,0 +1,161 @@
+"""The strategy interface, its registry and the run configuration every strategy receives.
+
+    @register
+    class MyStrategy(Strategy):
+        name = "mine"
+        def setup(self): ...; def train_epoch(self, epoch): ...; def evaluate(self): ...
+
+Adding a strategy is adding one module to ``strategies/`` that registers itself (and importing it in
+``strategies/__init__.py``). The harness knows strategies only through this interface.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from .comm import Communicator
+from .models import MODELS, ModelSpec
+
+
+class ConfigError(ValueError):
+    """A configuration the strategy or graph cannot take; the message names every factor and the fix."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """A strategy-specific command-line option (``--tp-mode`` becomes key ``tp_mode``)."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple | None = None
+
+    @property
+    def key(self) -> str:
+        return self.name.lstrip("-").replace("-", "_")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; recorded verbatim in the results."""
+
+    strategy: str
+    dataset: str
+    workers: int = 1
+    model: str = "gcn"
+    layers: int = 2
+    hidden: int = 16
+    dropout: float = 0.5
+    lr: float = 0.01
+    weight_decay: float = 5e-4
+    epochs: int = 200
+    seed: int = 0
+    device: str = "cpu"
+    kernel: str = "auto"
+    residual: bool = False
+    prop_steps: int | None = None
+    eval_every: int = 0
+    warmup_epochs: int = 1
+    timeout_s: float = 300.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def model_spec(self, in_dim: int, out_dim: int) -> ModelSpec:
+        return ModelSpec.build(self.model, in_dim, self.hidden, out_dim, self.layers, self.dropout,
+                               self.residual, self.prop_steps)
+
+
+class Strategy(ABC):
+    """One way of training a full-graph GNN on P workers. One instance per rank."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    models: ClassVar[tuple[str, ...]] = MODELS
+    options: ClassVar[tuple[Option, ...]] = ()
+
+    def __init__(self, cfg: TrainConfig, graph, comm: Communicator, device: torch.device):
+        self.cfg, self.graph, self.comm, self.device = cfg, graph, comm, torch.device(device)
+        self.spec = cfg.model_spec(graph.num_features, graph.num_classes)
+        self.opt = {o.key: cfg.options.get(o.key, o.default) for o in self.options}
+
+    @classmethod
+    def validate(cls, cfg: TrainConfig, graph_summary: dict[str, Any]) -> None:
+        """Raise ConfigError when this strategy cannot run ``cfg`` on a graph with these counts."""
+        if cfg.model not in cls.models:
+            raise ConfigError(f"strategy {cls.name} trains models {', '.join(cls.models)}, not {cfg.model!r}; "
+                              f"pass --model {cls.models[0]}")
+        if cfg.workers > graph_summary["nodes"]:
+            raise ConfigError(f"--workers {cfg.workers} exceeds the graph's {graph_summary['nodes']} vertices")
+
+    @abstractmethod
+    def setup(self) -> None:
+        """Build this rank's view of the graph (partition, placement) and its model replica."""
+
+    @abstractmethod
+    def train_epoch(self, epoch: int) -> float:
+        """One full-graph training step; returns the global mean training loss (same on every rank)."""
+
+    @abstractmethod
+    def evaluate(self) -> dict[str, float]:
+        """Global train/val/test accuracy (same on every rank); communication tagged ``eval/``."""
+
+    @abstractmethod
+    def full_parameters(self) -> dict[str, Tensor]:
+        """The model's parameters in the reference's names, complete on rank 0 (for checks)."""
+
+    def worker_stats(self) -> dict[str, Any]:
+        """Per-rank facts for the record: local_vertices, local_edges, and anything strategy-specific."""
+        return {}
+
+    def info(self) -> dict[str, Any]:
+        """Run-level facts for the record (partition cut, stage cut, ...), from rank 0."""
+        return {}
+
+
+_REGISTRY: dict[str, type[Strategy]] = {}
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    """Class decorator: make a strategy available by its ``name``; a duplicate name is an error."""
+    if not getattr(cls, "name", None):
+        raise TypeError(f"{cls.__name__} needs a class attribute 'name'")
+    if cls.name in _REGISTRY and _REGISTRY[cls.name] is not cls:
+        raise ValueError(f"strategy name {cls.name!r} is already registered by {_REGISTRY[cls.name].__name__}")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_strategy(name: str) -> type[Strategy]:
+    """The registered class, or a ConfigError listing the known names."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ConfigError(f"unknown strategy {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def registered() -> dict[str, type[Strategy]]:
+    return dict(sorted(_REGISTRY.items()))
+
+
+def all_options() -> dict[str, tuple[Option, list[str]]]:
+    """Every option flag of every strategy, with the strategies that declare it."""
+    out: dict[str, tuple[Option, list[str]]] = {}
+    for name, cls in registered().items():
+        for opt in cls.options:
+            if opt.name in out:
+                out[opt.name][1].append(name)
+            else:
+                out[opt.name] = (opt, [name])
+    return out

@@ -1,0 +1,208 @@
+"""The one communication seam: every collective and point-to-point a strategy does goes through here.
+
+    comm = Communicator.from_env(); y = comm.all_to_all(x, send_rows, recv_rows, tag="layer1/halo/fwd")
+
+It counts bytes sent and received per tag (``layer2/halo/fwd``...), times each call, and waits with a
+timeout so a hung peer fails the run with a message. Byte counts are exact and machine-independent:
+they are the ground truth the strategies' volume formulas are tested against. Conventions:
+- all_to_all / send / recv: bytes that leave (enter) this rank; rows a rank keeps are not counted.
+- all_reduce / all_gather / broadcast: the payload, i.e. the tensor's bytes on this rank, once per call
+  (the wire volume depends on the algorithm; the projection applies each collective's cost model).
+A strategy never imports torch.distributed itself.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Sequence
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+DEFAULT_TIMEOUT_S = 300.0
+
+
+@dataclass
+class TagStats:
+    """Counters of one tag on one rank."""
+
+    op: str
+    calls: int = 0
+    sent_bytes: int = 0
+    recv_bytes: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"op": self.op, "calls": self.calls, "sent_bytes": self.sent_bytes,
+                "recv_bytes": self.recv_bytes, "seconds": self.seconds}
+
+
+class CommTimeout(RuntimeError):
+    """A collective did not finish within the communicator's timeout."""
+
+
+class PendingOp:
+    """An asynchronous operation: ``wait()`` returns its result and books its time under its tag."""
+
+    def __init__(self, comm: "Communicator", tag: str, work, result: Tensor | None, start: float):
+        self._comm, self._tag, self._work, self._result, self._start = comm, tag, work, result, start
+        self._done = work is None
+
+    def wait(self) -> Tensor | None:
+        if not self._done:
+            self._comm._wait(self._work, self._tag)
+            self._done = True
+            self._comm._stats[self._tag].seconds += time.perf_counter() - self._start
+        return self._result
+
+
+@dataclass
+class Communicator:
+    """Counting wrapper around a process group (or a trivial one-rank world when none is initialised)."""
+
+    group: Any = None
+    timeout_s: float = DEFAULT_TIMEOUT_S
+    _stats: dict[str, TagStats] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.distributed = dist.is_available() and dist.is_initialized()
+        self.rank = dist.get_rank(self.group) if self.distributed else 0
+        self.world_size = dist.get_world_size(self.group) if self.distributed else 1
+
+    @classmethod
+    def from_env(cls, timeout_s: float = DEFAULT_TIMEOUT_S) -> "Communicator":
+        return cls(group=None, timeout_s=timeout_s)
+
+    def subgroup(self, ranks: Sequence[int]) -> "Communicator":
+        """A communicator over ``ranks`` (global ids) sharing this one's counters. Every rank must call it."""
+        if not self.distributed:
+            return self
+        group = dist.new_group(list(ranks), timeout=timedelta(seconds=self.timeout_s))
+        sub = Communicator(group=group if self.rank_global() in ranks else None, timeout_s=self.timeout_s,
+                           _stats=self._stats)
+        sub.global_ranks = list(ranks)
+        return sub
+
+    def rank_global(self) -> int:
+        return dist.get_rank() if self.distributed else 0
+
+    # -- bookkeeping --------------------------------------------------------------------------
+    def _book(self, tag: str, op: str, sent: int, recv: int) -> TagStats:
+        st = self._stats.get(tag)
+        if st is None:
+            st = self._stats[tag] = TagStats(op=op)
+        st.calls += 1
+        st.sent_bytes += int(sent)
+        st.recv_bytes += int(recv)
+        return st
+
+    def _wait(self, work, tag: str) -> None:
+        ok = work.wait(timedelta(seconds=self.timeout_s)) if hasattr(work, "wait") else True
+        if ok is False:
+            raise CommTimeout(f"rank {self.rank}: '{tag}' did not complete in {self.timeout_s:.0f}s "
+                              "(a peer died or diverged)")
+
+    def stats(self) -> dict[str, dict[str, Any]]:
+        """Per-tag counters of this rank, as plain dicts."""
+        return {tag: st.as_dict() for tag, st in sorted(self._stats.items())}
+
+    def reset(self) -> None:
+        self._stats.clear()
+
+    def total_bytes(self, prefix: str = "") -> tuple[int, int]:
+        sent = sum(st.sent_bytes for t, st in self._stats.items() if t.startswith(prefix))
+        recv = sum(st.recv_bytes for t, st in self._stats.items() if t.startswith(prefix))
+        return sent, recv
+
+    def total_seconds(self, prefix: str = "") -> float:
+        return sum(st.seconds for t, st in self._stats.items() if t.startswith(prefix))
+
+    # -- collectives ------------------------------------------------------------------------
+    def all_to_all(self, x: Tensor, send_rows: Sequence[int], recv_rows: Sequence[int], tag: str,
+                   async_op: bool = False) -> Tensor | PendingOp:
+        """Rows ``x[offsets[r]:offsets[r]+send_rows[r]]`` go to rank r; rows from r arrive in rank order."""
+        send_rows, recv_rows = [int(s) for s in send_rows], [int(r) for r in recv_rows]
+        if len(send_rows) != self.world_size or len(recv_rows) != self.world_size or sum(send_rows) != x.shape[0]:
+            raise ValueError(f"all_to_all '{tag}': splits {send_rows}/{recv_rows} do not fit {tuple(x.shape)} "
+                             f"on {self.world_size} ranks")
+        row_bytes = x.element_size() * math.prod(x.shape[1:])
+        me = self.rank
+        sent = (sum(send_rows) - send_rows[me]) * row_bytes
+        recv = (sum(recv_rows) - recv_rows[me]) * row_bytes
+        self._book(tag, "all_to_all", sent, recv)
+        out = x.new_empty((sum(recv_rows), *x.shape[1:]))
+        start = time.perf_counter()
+        if not self.distributed:
+            out.copy_(x)
+            return PendingOp(self, tag, None, out, start) if async_op else out
+        work = dist.all_to_all_single(out, x.contiguous(), recv_rows, send_rows, group=self.group, async_op=True)
+        pending = PendingOp(self, tag, work, out, start)
+        return pending if async_op else pending.wait()
+
+    def all_reduce(self, x: Tensor, tag: str, async_op: bool = False) -> Tensor | PendingOp:
+        """In-place sum over ranks; counts the payload once."""
+        nbytes = x.numel() * x.element_size() if self.world_size > 1 else 0
+        self._book(tag, "all_reduce", nbytes, nbytes)
+        start = time.perf_counter()
+        work = dist.all_reduce(x, group=self.group, async_op=True) if self.distributed else None
+        pending = PendingOp(self, tag, work, x, start)
+        return pending if async_op else pending.wait()
+
+    def all_gather(self, x: Tensor, tag: str) -> list[Tensor]:
+        """Every rank's tensor (same shape on all ranks), in rank order."""
+        nbytes = x.numel() * x.element_size()
+        self._book(tag, "all_gather", nbytes * (self.world_size > 1), nbytes * (self.world_size - 1))
+        if not self.distributed:
+            return [x.clone()]
+        out = [torch.empty_like(x) for _ in range(self.world_size)]
+        start = time.perf_counter()
+        PendingOp(self, tag, dist.all_gather(out, x.contiguous(), group=self.group, async_op=True), None, start).wait()
+        return out
+
+    def send(self, x: Tensor, dst: int, tag: str, async_op: bool = False) -> PendingOp | None:
+        """Point-to-point send to global rank ``dst``."""
+        self._book(tag, "send", x.numel() * x.element_size(), 0)
+        start = time.perf_counter()
+        work = dist.isend(x.contiguous(), dst, group=self.group)
+        pending = PendingOp(self, tag, work, None, start)
+        if async_op:
+            return pending
+        pending.wait()
+        return None
+
+    def recv(self, out: Tensor, src: int, tag: str, async_op: bool = False) -> Tensor | PendingOp:
+        """Point-to-point receive from global rank ``src`` into ``out``."""
+        self._book(tag, "recv", 0, out.numel() * out.element_size())
+        start = time.perf_counter()
+        work = dist.irecv(out, src, group=self.group)
+        pending = PendingOp(self, tag, work, out, start)
+        return pending if async_op else pending.wait()
+
+    def barrier(self) -> None:
+        """Synchronise (not counted: carries no payload)."""
+        if self.distributed:
+            dist.barrier(group=self.group)
+
+
+class _AllToAllFn(torch.autograd.Function):
+    """Differentiable all_to_all: the backward sends gradients back the reverse way (tag + '/bwd')."""
+
+    @staticmethod
+    def forward(ctx, x, comm, send_rows, recv_rows, tag):  # noqa: D401
+        ctx.comm, ctx.send_rows, ctx.recv_rows, ctx.tag = comm, send_rows, recv_rows, tag
+        return comm.all_to_all(x, send_rows, recv_rows, tag + "/fwd")
+
+    @staticmethod
+    def backward(ctx, grad):
+        g = ctx.comm.all_to_all(grad.contiguous(), ctx.recv_rows, ctx.send_rows, ctx.tag + "/bwd")
+        return g, None, None, None, None
+
+
+def all_to_all_autograd(comm: Communicator, x: Tensor, send_rows: Sequence[int], recv_rows: Sequence[int],
+                        tag: str) -> Tensor:
+    """``comm.all_to_all`` that autograd can differentiate through (counted under tag/fwd and tag/bwd)."""
+    return _AllToAllFn.apply(x, comm, list(send_rows), list(recv_rows), tag)

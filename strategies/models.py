@@ -1,0 +1,195 @@
+"""The models every strategy trains, defined once: parameters, the DGL reference, the torch twin's layer math.
+
+    spec = ModelSpec.build("gcn", in_dim=1433, hidden=16, out_dim=7, layers=2); params = init_params(spec, seed=0)
+
+- ``gcn``: DGL GraphConv (norm='both') on the graph with one self-loop per vertex.
+- ``sage``: DGL SAGEConv 'mean' (fc_self(h) + fc_neigh(mean of in-neighbours)).
+- ``decoupled``: an MLP (Linear-ReLU-...-Linear) then K parameter-free steps h <- Â h (GCN normalisation,
+  self-loops): the APPNP/SGC-style family NeutronTP trains.
+Between conv layers: ReLU, then dropout on the next layer's input; with ``residual`` a layer whose
+input and output widths match adds its input (h <- relu(conv(h)) + h), which deep models need.
+Parameters are created here from a seed (torch only) and loaded into the DGL model, so every
+strategy and the reference start from the same bits.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+MODELS = ("gcn", "sage", "decoupled")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Shape of a model: kind, widths, depth, dropout, residual, propagation steps (decoupled)."""
+
+    kind: str
+    dims: tuple[int, ...]  # in, hidden..., out: len = layers + 1
+    dropout: float = 0.0
+    residual: bool = False
+    prop_steps: int = 0
+
+    @classmethod
+    def build(cls, kind: str, in_dim: int, hidden: int, out_dim: int, layers: int, dropout: float = 0.0,
+              residual: bool = False, prop_steps: int | None = None) -> "ModelSpec":
+        if kind not in MODELS:
+            raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
+        if layers < 1:
+            raise ValueError(f"--layers must be >= 1, got {layers}")
+        dims = (in_dim, *([hidden] * (layers - 1)), out_dim)
+        steps = (layers if prop_steps is None else prop_steps) if kind == "decoupled" else 0
+        return cls(kind, dims, dropout, residual, steps)
+
+    @property
+    def layers(self) -> int:
+        return len(self.dims) - 1
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def has_residual(self, i: int) -> bool:
+        """Whether layer i adds its input (only where widths match, never the output layer)."""
+        return self.residual and i < self.layers - 1 and self.dims[i] == self.dims[i + 1]
+
+
+def layer_param_names(spec: ModelSpec, i: int) -> list[str]:
+    if spec.kind == "gcn":
+        return [f"layers.{i}.weight", f"layers.{i}.bias"]
+    if spec.kind == "sage":
+        return [f"layers.{i}.fc_neigh.weight", f"layers.{i}.fc_self.weight", f"layers.{i}.fc_self.bias"]
+    return [f"mlp.{i}.weight", f"mlp.{i}.bias"]
+
+
+def init_params(spec: ModelSpec, seed: int) -> "OrderedDict[str, Tensor]":
+    """Seeded Glorot-uniform weights (DGL's choice) and zero biases, in the DGL model's names."""
+    gen = torch.Generator().manual_seed(seed)
+    gain = nn.init.calculate_gain("relu")
+
+    def glorot(fan_in: int, fan_out: int, shape: tuple[int, int], g: float = 1.0) -> Tensor:
+        bound = g * (6.0 / (fan_in + fan_out)) ** 0.5
+        return (torch.rand(shape, generator=gen) * 2 - 1) * bound
+
+    params: OrderedDict[str, Tensor] = OrderedDict()
+    for i in range(spec.layers):
+        fi, fo = spec.dims[i], spec.dims[i + 1]
+        if spec.kind == "gcn":
+            params[f"layers.{i}.weight"] = glorot(fi, fo, (fi, fo))
+            params[f"layers.{i}.bias"] = torch.zeros(fo)
+        elif spec.kind == "sage":
+            params[f"layers.{i}.fc_neigh.weight"] = glorot(fi, fo, (fo, fi), gain)
+            params[f"layers.{i}.fc_self.weight"] = glorot(fi, fo, (fo, fi), gain)
+            params[f"layers.{i}.fc_self.bias"] = torch.zeros(fo)
+        else:
+            params[f"mlp.{i}.weight"] = glorot(fi, fo, (fo, fi))
+            params[f"mlp.{i}.bias"] = torch.zeros(fo)
+    return params
+
+
+# -- the torch twin's layer math (shared by every strategy) -------------------------------------
+def conv_layer(spec: ModelSpec, params: dict[str, Tensor], i: int, aggregate, h_src: Tensor,
+               h_dst: Tensor | None = None) -> Tensor:
+    """Layer i of gcn/sage before activation: ``aggregate`` maps src rows to dst rows.
+
+    ``h_dst`` are the destination rows' own inputs (sage's self term); by default the first
+    ``num_dst`` rows of ``h_src`` (full graph: all of them)."""
+    if spec.kind == "gcn":
+        w, b = params[f"layers.{i}.weight"], params[f"layers.{i}.bias"]
+        if w.shape[0] > w.shape[1]:  # DGL's order: multiply first when it shrinks the width
+            return aggregate(h_src @ w) + b
+        return aggregate(h_src) @ w + b
+    if spec.kind == "sage":
+        wn, ws, b = (params[n] for n in layer_param_names(spec, i))
+        neigh = aggregate(h_src @ wn.t()) if wn.shape[1] > wn.shape[0] else aggregate(h_src) @ wn.t()
+        if h_dst is None:
+            h_dst = h_src[: neigh.shape[0]]
+        return F.linear(h_dst, ws, b) + neigh
+    raise ValueError(f"conv_layer: {spec.kind} has no conv layers")
+
+
+def mlp_layer(spec: ModelSpec, params: dict[str, Tensor], i: int, h: Tensor) -> Tensor:
+    """Layer i of the decoupled model's MLP, before activation."""
+    return F.linear(h, params[f"mlp.{i}.weight"], params[f"mlp.{i}.bias"])
+
+
+def activate(spec: ModelSpec, i: int, out: Tensor, h_in: Tensor) -> Tensor:
+    """After layer i: ReLU (+ residual) on all but the last layer; the last returns logits."""
+    if i == spec.layers - 1:
+        return out
+    out = F.relu(out)
+    return out + h_in if spec.has_residual(i) else out
+
+
+def dropout(spec: ModelSpec, i: int, h: Tensor, training: bool) -> Tensor:
+    """Dropout on layer i's input, for every layer but the first."""
+    if i == 0 or spec.dropout == 0.0:
+        return h
+    return F.dropout(h, spec.dropout, training)
+
+
+def forward_full(spec: ModelSpec, params: dict[str, Tensor], x: Tensor, aggregate, training: bool) -> Tensor:
+    """The whole model on one worker's full graph (``aggregate``: the layer's normalised adjacency)."""
+    h = x
+    if spec.kind == "decoupled":
+        for i in range(spec.layers):
+            h = activate(spec, i, mlp_layer(spec, params, i, dropout(spec, i, h, training)), h)
+        for _ in range(spec.prop_steps):
+            h = aggregate(h)
+        return h
+    for i in range(spec.layers):
+        h_in = dropout(spec, i, h, training)
+        h = activate(spec, i, conv_layer(spec, params, i, aggregate, h_in), h_in)
+    return h
+
+
+def aggregation_edges(spec: ModelSpec, src: Tensor, dst: Tensor, num_nodes: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The edges and weights a model aggregates over on the full graph (self-loops for gcn/decoupled)."""
+    from .kernels import add_self_loops, gcn_weights, mean_weights  # noqa: PLC0415
+
+    if spec.kind == "sage":
+        return src, dst, mean_weights(src, dst, num_nodes)
+    s, d = add_self_loops(src, dst, num_nodes)
+    return s, d, gcn_weights(s, d, num_nodes)
+
+
+# -- the DGL reference ---------------------------------------------------------------------------
+class ReferenceModel(nn.Module):
+    """The oracle: DGL's own GraphConv / SAGEConv layers (or an MLP + GraphConv propagation)."""
+
+    def __init__(self, spec: ModelSpec):
+        super().__init__()
+        from dgl.nn import GraphConv, SAGEConv  # noqa: PLC0415
+
+        self.spec = spec
+        pairs = list(zip(spec.dims[:-1], spec.dims[1:]))
+        if spec.kind == "gcn":
+            self.layers = nn.ModuleList(GraphConv(a, b, norm="both", allow_zero_in_degree=True) for a, b in pairs)
+        elif spec.kind == "sage":
+            self.layers = nn.ModuleList(SAGEConv(a, b, "mean") for a, b in pairs)
+        else:
+            self.mlp = nn.ModuleList(nn.Linear(a, b) for a, b in pairs)
+            self.prop = GraphConv(1, 1, norm="both", weight=False, bias=False, allow_zero_in_degree=True)
+
+    def forward(self, g, x: Tensor) -> Tensor:
+        spec, h = self.spec, x
+        if spec.kind == "decoupled":
+            for i, lin in enumerate(self.mlp):
+                h = activate(spec, i, lin(dropout(spec, i, h, self.training)), h)
+            for _ in range(spec.prop_steps):
+                h = self.prop(g, h)
+            return h
+        for i, layer in enumerate(self.layers):
+            h_in = dropout(spec, i, h, self.training)
+            h = activate(spec, i, layer(g, h_in), h_in)
+        return h
+
+
+def reference_graph(spec: ModelSpec, graph):
+    """The DGLGraph the reference model runs on (self-loops added for gcn and decoupled)."""
+    import dgl  # noqa: PLC0415
+
+    g = graph.to_dgl()
+    return g if spec.kind == "sage" else dgl.add_self_loop(g)

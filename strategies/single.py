@@ -1,0 +1,74 @@
+"""``single``: one worker, the whole graph; the reference behind the strategy interface.
+
+    graphpar run --strategy single --dataset cora --epochs 200
+
+``--single-impl dgl`` (default where DGL imports) trains DGL's own GraphConv/SAGEConv layers: this is
+the oracle every other strategy is checked against. ``--single-impl twin`` trains the same model
+through the kernel seam (torch.sparse CSR), the path that runs on CUDA machines without DGL.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .base import ConfigError, Option, Strategy, TrainConfig, register
+from .kernels import default_backend, make_aggregator
+from .models import ReferenceModel, aggregation_edges, forward_full, init_params, reference_graph
+from .training import global_accuracy, local_loss, make_optimizer, make_params
+
+
+@register
+class Single(Strategy):
+    name = "single"
+    description = "one worker, whole graph (the reference)"
+    options = (Option("--single-impl", str, "auto", "single: 'dgl' layers (the oracle) or the torch 'twin'",
+                      ("auto", "dgl", "twin")),)
+
+    @classmethod
+    def validate(cls, cfg: TrainConfig, graph_summary: dict) -> None:
+        super().validate(cfg, graph_summary)
+        if cfg.workers != 1:
+            raise ConfigError(f"strategy single runs on 1 worker, not {cfg.workers}; pass --workers 1")
+
+    def setup(self) -> None:
+        g, dev = self.graph, self.device
+        impl = self.opt["single_impl"]
+        self.impl = ("dgl" if default_backend() == "dgl" and dev.type == "cpu" else "twin") if impl == "auto" else impl
+        init = init_params(self.spec, self.cfg.seed)
+        self.x, self.label = g.feat.to(dev), g.label.to(dev)
+        self.masks = [m.to(dev) for m in (g.train_mask, g.val_mask, g.test_mask)]
+        self.n_train = int(g.train_mask.sum())
+        if self.impl == "dgl":
+            self.model = ReferenceModel(self.spec).to(dev)
+            self.model.load_state_dict(init)
+            self.dgl_graph = reference_graph(self.spec, g).to(dev)
+            self.params = dict(self.model.named_parameters())
+            self._forward = lambda training: self._dgl_forward(training)
+        else:
+            self.params = make_params(init, dev)
+            kernel = self.cfg.kernel if self.cfg.kernel != "auto" else ("torch" if dev.type == "cuda" else default_backend())
+            s, d, w = aggregation_edges(self.spec, g.src, g.dst, g.num_nodes)
+            agg = make_aggregator(s, d, w, g.num_nodes, g.num_nodes, kernel, dev)
+            self._forward = lambda training: forward_full(self.spec, self.params, self.x, agg, training)
+        self.optimizer = make_optimizer(self.params, self.cfg.lr, self.cfg.weight_decay)
+
+    def _dgl_forward(self, training: bool) -> Tensor:
+        self.model.train(training)
+        return self.model(self.dgl_graph, self.x)
+
+    def train_epoch(self, epoch: int) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = local_loss(self._forward(True), self.label, self.masks[0], self.n_train)
+        loss.backward()
+        self.optimizer.step()
+        return float(loss)
+
+    def evaluate(self) -> dict[str, float]:
+        with torch.no_grad():
+            return global_accuracy(self.comm, self._forward(False), self.label, self.masks)
+
+    def full_parameters(self) -> dict[str, Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in self.params.items()}
+
+    def worker_stats(self) -> dict:
+        return {"local_vertices": self.graph.num_nodes, "local_edges": self.graph.num_edges, "impl": self.impl}

@@ -1,0 +1,66 @@
+"""Training pieces every strategy shares: the optimiser, the distributed loss, gradient all-reduce, accuracy.
+
+The loss is the sum of cross-entropy over a rank's training rows divided by the *global* number of
+training rows, so summing gradients over ranks gives exactly the full-graph gradient.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .comm import Communicator
+
+
+def make_params(initial: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    """Leaf tensors (requires_grad) on ``device`` from an initial state."""
+    return {k: v.detach().clone().to(device).requires_grad_(True) for k, v in initial.items()}
+
+
+def make_optimizer(params: dict[str, Tensor], lr: float, weight_decay: float) -> torch.optim.Adam:
+    return torch.optim.Adam(list(params.values()), lr=lr, weight_decay=weight_decay)
+
+
+def local_loss(logits: Tensor, label: Tensor, mask: Tensor, global_count: int) -> Tensor:
+    """Sum of CE over masked rows / global_count (a rank's share of the global mean)."""
+    if mask.any():
+        return F.cross_entropy(logits[mask], label[mask], reduction="sum") / max(global_count, 1)
+    return logits.sum() * 0.0
+
+
+def allreduce_grads(comm: Communicator, params: dict[str, Tensor], tag: str = "grad/allreduce") -> None:
+    """Sum every parameter's gradient over ranks in one flat all_reduce (the NN phase is data-parallel)."""
+    if comm.world_size == 1:
+        return
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params.values()]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    comm.all_reduce(flat, tag)
+    offset = 0
+    for p in params.values():
+        n = p.numel()
+        p.grad = flat[offset:offset + n].view_as(p).clone()
+        offset += n
+
+
+def global_sum(comm: Communicator, values: list[float], tag: str) -> list[float]:
+    """Sum a few scalars over ranks (float64)."""
+    t = torch.tensor(values, dtype=torch.float64)
+    comm.all_reduce(t, tag)
+    return t.tolist()
+
+
+def accuracy_counts(logits: Tensor, label: Tensor, masks: list[Tensor]) -> list[float]:
+    """[correct, total] per mask, for rows this rank owns."""
+    pred = logits.argmax(-1)
+    out: list[float] = []
+    for m in masks:
+        out += [float((pred[m] == label[m]).sum()), float(m.sum())]
+    return out
+
+
+def global_accuracy(comm: Communicator, logits: Tensor, label: Tensor, masks: list[Tensor],
+                    tag: str = "eval/acc") -> dict[str, float]:
+    """Train/val/test accuracy over all ranks' owned rows."""
+    c = global_sum(comm, accuracy_counts(logits, label, masks), tag)
+    names = ("train_acc", "val_acc", "test_acc")
+    return {n: c[2 * i] / c[2 * i + 1] if c[2 * i + 1] else float("nan") for i, n in enumerate(names)}

@@ -1,0 +1,89 @@
+"""The per-rank training loop shared by the launcher's workers, the checks and the tests.
+
+    result = train_rank(comm, cfg, graph)   # on every rank; rank 0's result carries the gathered stats
+
+Times each epoch barrier to barrier, splits it into communication (the communicator's timed calls)
+and compute (the rest), and snapshots the per-tag byte counters per epoch.
+"""
+from __future__ import annotations
+
+import resource
+import time
+from typing import Any
+
+import torch
+
+from graphpar.strategies import Communicator, TrainConfig, get_strategy
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """Peak resident memory of this process (CPU) or peak allocated CUDA memory."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def _delta(after: dict, before: dict) -> dict:
+    out = {}
+    for tag, st in after.items():
+        b = before.get(tag, {"calls": 0, "sent_bytes": 0, "recv_bytes": 0, "seconds": 0.0})
+        if st["calls"] != b["calls"]:
+            out[tag] = {"op": st["op"], **{k: st[k] - b[k] for k in ("calls", "sent_bytes", "recv_bytes", "seconds")}}
+    return out
+
+
+def train_rank(comm: Communicator, cfg: TrainConfig, graph, keep_params: bool = False) -> dict[str, Any]:
+    """Set up the strategy, train cfg.epochs epochs, evaluate; return this rank's measurements."""
+    device = torch.device(cfg.device if cfg.device != "cuda" else f"cuda:{torch.cuda.current_device()}")
+    torch.manual_seed(cfg.seed)
+    strategy = get_strategy(cfg.strategy)(cfg, graph, comm, device)
+    t0 = time.perf_counter()
+    strategy.setup()
+    comm.barrier()
+    setup_s = time.perf_counter() - t0
+    setup_comm = comm.stats()
+    epochs, accuracy_curve = [], []
+    for epoch in range(cfg.epochs):
+        before = comm.stats()
+        comm.barrier()
+        start = time.perf_counter()
+        loss = strategy.train_epoch(epoch)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        comm.barrier()
+        wall = time.perf_counter() - start
+        moved = _delta(comm.stats(), before)
+        comm_s = sum(st["seconds"] for st in moved.values())
+        epochs.append({"epoch": epoch, "loss": loss, "wall_s": wall, "comm_s": comm_s,
+                       "compute_s": max(wall - comm_s, 0.0),
+                       "sent_bytes": sum(st["sent_bytes"] for st in moved.values()),
+                       "recv_bytes": sum(st["recv_bytes"] for st in moved.values()), "comm": moved})
+        if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and epoch + 1 < cfg.epochs:
+            accuracy_curve.append({"epoch": epoch, **strategy.evaluate()})
+    before = comm.stats()
+    final = strategy.evaluate()
+    accuracy_curve.append({"epoch": cfg.epochs - 1, **final})
+    result = {
+        "rank": comm.rank_global(), "setup_s": setup_s, "setup_comm": setup_comm,
+        "eval_comm": _delta(comm.stats(), before), "epochs": epochs, "accuracy": final,
+        "accuracy_curve": accuracy_curve, "peak_memory_bytes": peak_memory_bytes(device),
+        **strategy.worker_stats(),
+    }
+    if comm.rank_global() == 0:
+        result["info"] = strategy.info()
+    if keep_params:
+        result["params"] = strategy.full_parameters() if comm.rank_global() == 0 else None
+    return result
+
+
+def _spmd_train(comm: Communicator, cfg_dict: dict, graph, keep_params: bool) -> dict[str, Any]:
+    return train_rank(comm, TrainConfig.from_dict(cfg_dict), graph, keep_params)
+
+
+def train_local(cfg: TrainConfig, graph, keep_params: bool = True, timeout_s: float = 300.0) -> list[dict[str, Any]]:
+    """Train on cfg.workers local processes (gloo) without the launcher; per-rank results in rank order."""
+    from .spmd import run_spmd  # noqa: PLC0415
+
+    if cfg.workers == 1:
+        return [train_rank(Communicator(), cfg, graph, keep_params)]
+    return run_spmd(_spmd_train, cfg.workers, (cfg.as_dict(), graph, keep_params), timeout_s=timeout_s)

@@ -7,6 +7,7 @@ and compute (the rest), and snapshots the per-tag byte counters per epoch.
 """
 from __future__ import annotations
 
+import os
 import resource
 import time
 from typing import Any
@@ -21,6 +22,18 @@ def peak_memory_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def _inject_fault(rank: int, epoch: int) -> None:
+    """Test hook: GRAPHPAR_FAULT=RANK:EPOCH:kill|raise makes that rank die there (proves fail-fast)."""
+    spec = os.environ.get("GRAPHPAR_FAULT")
+    if not spec:
+        return
+    f_rank, f_epoch, mode = spec.split(":")
+    if int(f_rank) == rank and int(f_epoch) == epoch:
+        if mode == "kill":
+            os._exit(17)
+        raise RuntimeError(f"injected fault on rank {rank} at epoch {epoch}")
 
 
 def _delta(after: dict, before: dict) -> dict:
@@ -47,6 +60,7 @@ def train_rank(comm: Communicator, cfg: TrainConfig, graph, keep_params: bool = 
         before = comm.stats()
         comm.barrier()
         start = time.perf_counter()
+        _inject_fault(comm.rank_global(), epoch)
         loss = strategy.train_epoch(epoch)
         if device.type == "cuda":
             torch.cuda.synchronize(device)

@@ -10,6 +10,7 @@ Tests prove the two agree. Edge weights come from ``gcn_weights``/``mean_weights
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import torch
@@ -17,6 +18,7 @@ from torch import Tensor
 
 Aggregator = Callable[[Tensor], Tensor]
 BACKENDS = ("torch", "dgl")
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 
 def add_self_loops(src: Tensor, dst: Tensor, num_nodes: int) -> tuple[Tensor, Tensor]:

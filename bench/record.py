@@ -106,7 +106,8 @@ def build_record(cfg: dict[str, Any], dataset: dict[str, Any], rank_results: lis
         workers.append({
             **extra,
             "wall_s": [e["wall_s"] for e in r["epochs"]], "compute_s": [e["compute_s"] for e in r["epochs"]],
-            "comm_s": [e["comm_s"] for e in r["epochs"]], "sent_bytes": [e["sent_bytes"] for e in r["epochs"]],
+            "comm_s": [e["comm_s"] for e in r["epochs"]], "idle_s": [e.get("idle_s", 0.0) for e in r["epochs"]],
+            "sent_bytes": [e["sent_bytes"] for e in r["epochs"]],
             "recv_bytes": [e["recv_bytes"] for e in r["epochs"]],
             "comm_by_tag": _tag_totals(r["epochs"]), "setup_comm": r["setup_comm"], "eval_comm": r["eval_comm"],
         })

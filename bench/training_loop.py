@@ -36,6 +36,16 @@ def _inject_fault(rank: int, epoch: int) -> None:
         raise RuntimeError(f"injected fault on rank {rank} at epoch {epoch}")
 
 
+def _slowdown(strategy: str) -> float:
+    """Test hook: GRAPHPAR_SLOWDOWN=FACTOR or STRATEGY:FACTOR stretches each epoch's work FACTOR times
+    (sleeps (FACTOR-1) x the epoch's busy time), so the CI regression gate can be shown to catch it."""
+    spec = os.environ.get("GRAPHPAR_SLOWDOWN")
+    if not spec:
+        return 1.0
+    name, _, factor = spec.rpartition(":")
+    return float(factor) if name in ("", strategy) else 1.0
+
+
 def _delta(after: dict, before: dict) -> dict:
     out = {}
     for tag, st in after.items():
@@ -56,6 +66,7 @@ def train_rank(comm: Communicator, cfg: TrainConfig, graph, keep_params: bool = 
     setup_s = time.perf_counter() - t0
     setup_comm = comm.stats()
     epochs, accuracy_curve = [], []
+    slowdown = _slowdown(cfg.strategy)
     for epoch in range(cfg.epochs):
         before = comm.stats()
         comm.barrier()
@@ -64,12 +75,15 @@ def train_rank(comm: Communicator, cfg: TrainConfig, graph, keep_params: bool = 
         loss = strategy.train_epoch(epoch)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
+        if slowdown > 1.0:
+            time.sleep((slowdown - 1.0) * (time.perf_counter() - start))
+        busy = time.perf_counter() - start
         comm.barrier()
         wall = time.perf_counter() - start
         moved = _delta(comm.stats(), before)
         comm_s = sum(st["seconds"] for st in moved.values())
         epochs.append({"epoch": epoch, "loss": loss, "wall_s": wall, "comm_s": comm_s,
-                       "compute_s": max(wall - comm_s, 0.0),
+                       "compute_s": max(wall - comm_s, 0.0), "idle_s": max(wall - busy, 0.0),
                        "sent_bytes": sum(st["sent_bytes"] for st in moved.values()),
                        "recv_bytes": sum(st["recv_bytes"] for st in moved.values()), "comm": moved})
         if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and epoch + 1 < cfg.epochs:

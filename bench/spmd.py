@@ -6,6 +6,7 @@ Used by tests to exercise strategies across real processes without the launcher'
 """
 from __future__ import annotations
 
+import io
 import os
 import socket
 import traceback
@@ -32,7 +33,10 @@ def _entry(rank: int, world_size: int, port: int, fn: Callable, args: tuple, que
         dist.init_process_group("gloo", rank=rank, world_size=world_size, timeout=timedelta(seconds=timeout_s))
         from graphpar.strategies.comm import Communicator  # noqa: PLC0415
 
-        queue.put((rank, True, fn(Communicator(timeout_s=timeout_s), *args)))
+        result = fn(Communicator(timeout_s=timeout_s), *args)
+        buffer = io.BytesIO()
+        torch.save(result, buffer)  # bytes, not shared-memory tensors: the rank may exit before the parent reads
+        queue.put((rank, True, buffer.getvalue()))
     except BaseException:  # noqa: BLE001  (report every failure to the parent)
         queue.put((rank, False, traceback.format_exc()))
     finally:
@@ -56,7 +60,7 @@ def run_spmd(fn: Callable, world_size: int, args: tuple = (), timeout_s: float =
         for _ in range(world_size):
             rank, ok, value = queue.get(timeout=timeout_s + 60)
             if ok:
-                results[rank] = value
+                results[rank] = torch.load(io.BytesIO(value), weights_only=False)
             else:
                 errors.append(f"rank {rank} failed:\n{value}")
                 break

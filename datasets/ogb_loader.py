@@ -29,9 +29,14 @@ def missing_ogb_files(root: Path, name: str) -> list[str]:
     d = ogb_dir(root, name)
     if (d / "processed" / "dgl_data_processed").exists():
         return []
-    split_name = _meta(name)["split"]
-    need = [f"raw/{f}" for f in RAW_FILES] + [f"split/{split_name}/{s}.csv.gz" for s in ("train", "valid", "test")]
-    need.append(f"RELEASE_v{_meta(name)['version']}.txt")
+    meta = _meta(name)
+    if meta["binary"] == "True":
+        need = ["raw/data.npz", "raw/node-label.npz"]
+    else:
+        extra = [] if meta["additional node files"] == "None" else meta["additional node files"].split(",")
+        need = [f"raw/{f}" for f in RAW_FILES] + [f"raw/{f}.csv.gz" for f in extra]
+    need += [f"split/{meta['split']}/{s}.csv.gz" for s in ("train", "valid", "test")]
+    need.append(f"RELEASE_v{meta['version']}.txt")
     return [f for f in need if not (d / f).exists()]
 
 

@@ -1,0 +1,171 @@
+"""One pipeline stage's layers on the whole graph, run chunk by chunk with historical embeddings.
+
+    graphpar run --strategy pipeline --dataset cora --workers 2 --layers 4 --chunks 4
+
+A stage owns layers [b, e). It keeps the whole graph structure and full-size row buffers: ``X[i]``
+holds layer i's (post-dropout) input for every vertex. Vertices are cut into K contiguous chunks.
+Forward of chunk c runs each layer on the chunk's destination rows, gathering in-neighbour rows from
+``X[i]``: rows of chunks already done this epoch are fresh, the others still hold last epoch's values
+(historical embeddings). Backward pushes each chunk's input gradients into two buffers per layer:
+contributions a source row's own chunk will still read this epoch (its chunk comes later or is c:
+``G_fresh``), and contributions arriving after that row's chunk already went back (``G_late``), which
+become next epoch's historical gradients (``G_hist``). With K=1 every read is fresh: exact training.
+
+Weights: each chunk's forward captures the weight version it used (weight stashing, PipeDream-style);
+its backward differentiates exactly those tensors, even if the optimiser stepped in between.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .kernels import make_aggregator
+from .models import ModelSpec, activate, conv_layer, dropout, layer_param_names
+from .training import local_loss
+
+
+@dataclass
+class ChunkGraph:
+    """Destination rows [lo, hi), the rows their aggregation reads, and which of those are fresh."""
+
+    lo: int
+    hi: int
+    src_ids: Tensor  # buffer rows the aggregation reads (sorted)
+    agg: object  # aggregator: [len(src_ids), d] -> [hi - lo, d]
+    fresh_pos: Tensor  # positions in src_ids whose row chunk is >= this chunk (read again this epoch)
+    late_pos: Tensor  # positions whose row chunk already went back this epoch
+
+
+def chunk_bounds(num_rows: int, k: int) -> list[tuple[int, int]]:
+    """K contiguous row ranges of equal size (+-1)."""
+    cuts = [num_rows * c // k for c in range(k + 1)]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def build_chunks(src: Tensor, dst: Tensor, w: Tensor, num_rows: int, k: int, backend: str,
+                 device: torch.device) -> list[ChunkGraph]:
+    """Per-chunk aggregators over the in-edges of each chunk's destination rows (global weights)."""
+    out = []
+    for lo, hi in chunk_bounds(num_rows, k):
+        sel = (dst >= lo) & (dst < hi)
+        ids, inv = torch.unique(src[sel], return_inverse=True)
+        agg = make_aggregator(inv, dst[sel] - lo, w[sel], int(ids.numel()), hi - lo, backend, device)
+        fresh = ids >= lo
+        out.append(ChunkGraph(lo, hi, ids.to(device), agg, torch.nonzero(fresh).flatten().to(device),
+                              torch.nonzero(~fresh).flatten().to(device)))
+    return out
+
+
+@dataclass
+class ChunkContext:
+    """What a chunk's forward leaves for its backward: the autograd pieces and the weights it used."""
+
+    chunk: int
+    weights: dict[str, Tensor]
+    version: int
+    layers: list[tuple[Tensor, Tensor, Tensor]] = field(default_factory=list)  # (xs, xd, out) per layer
+    entry: tuple[Tensor, Tensor] | None = None  # (received rows, their dropout) at the stage's first layer
+
+
+class StageEngine:
+    """Layers [b, e) of ``spec`` over ``num_rows`` vertices; chunked forward/backward with history."""
+
+    def __init__(self, spec: ModelSpec, b: int, e: int, params: dict[str, Tensor], edges: tuple[Tensor, Tensor, Tensor],
+                 num_rows: int, backend: str, device: torch.device, feat: Tensor | None = None,
+                 label: Tensor | None = None, train_mask: Tensor | None = None, n_train: int = 0):
+        self.spec, self.b, self.e, self.params = spec, b, e, params
+        self.edges, self.num_rows, self.backend, self.device = edges, num_rows, backend, device
+        self.label, self.train_mask, self.n_train = label, train_mask, n_train
+        self.last = e == spec.layers
+        d = spec.dims
+        self.X = {i: torch.zeros(num_rows, d[i], device=device) for i in range(max(b, 1), e)}
+        if b == 0:
+            self.X[0] = feat
+        self.G_fresh = {i: torch.zeros(num_rows, d[i], device=device) for i in range(max(b, 1), e)}
+        self.G_late = {i: torch.zeros_like(t) for i, t in self.G_fresh.items()}
+        self.G_hist = {i: torch.zeros_like(t) for i, t in self.G_fresh.items()}
+        self._chunks: dict[int, list[ChunkGraph]] = {}
+        self.version = 0  # bumped by every optimiser step
+        self._stash: tuple[int, dict[str, Tensor]] | None = None
+        self.stash_stashed = 0  # weight copies made (for the record)
+
+    def chunks(self, k: int) -> list[ChunkGraph]:
+        if k not in self._chunks:
+            self._chunks[k] = build_chunks(*self.edges, self.num_rows, k, self.backend, self.device)
+        return self._chunks[k]
+
+    def weights(self, stash: bool) -> tuple[int, dict[str, Tensor]]:
+        """The current weights: live leaves (no step within the epoch) or a stashed copy per version."""
+        if not stash:
+            return self.version, self.params
+        if self._stash is None or self._stash[0] != self.version:
+            self._stash = (self.version, {k: p.detach().clone().requires_grad_(True) for k, p in self.params.items()})
+            self.stash_stashed += 1
+        return self._stash
+
+    # -- forward ---------------------------------------------------------------------------------
+    def forward_chunk(self, c: int, k: int, x_in: Tensor | None, training: bool, stash: bool = False
+                      ) -> tuple[ChunkContext, Tensor]:
+        """Chunk c through layers [b, e); returns its context and its output rows (or its loss, last stage)."""
+        cg, spec = self.chunks(k)[c], self.spec
+        version, w = self.weights(stash and training)
+        ctx = ChunkContext(c, w, version)
+        with torch.set_grad_enabled(training):
+            if self.b > 0:
+                r = x_in.requires_grad_(training)
+                xb = dropout(spec, self.b, r, training)
+                self.X[self.b][cg.lo:cg.hi] = xb.detach()
+                ctx.entry = (r, xb)
+            for i in range(self.b, self.e):
+                need = training and i > 0
+                xs = self.X[i].index_select(0, cg.src_ids).requires_grad_(need)
+                xd = self.X[i][cg.lo:cg.hi].clone().requires_grad_(need)
+                y = activate(spec, i, conv_layer(spec, w, i, cg.agg, xs, xd), xd)
+                if i + 1 < self.e:
+                    y = dropout(spec, i + 1, y, training)
+                    self.X[i + 1][cg.lo:cg.hi] = y.detach()
+                ctx.layers.append((xs, xd, y))
+            if self.last and training:
+                loss = local_loss(y, self.label[cg.lo:cg.hi], self.train_mask[cg.lo:cg.hi], self.n_train)
+                xs, xd, _ = ctx.layers[-1]
+                ctx.layers[-1] = (xs, xd, loss)
+                return ctx, loss
+        return ctx, y
+
+    # -- backward --------------------------------------------------------------------------------
+    def backward_chunk(self, ctx: ChunkContext, k: int, grad_out: Tensor | None) -> Tensor | None:
+        """Chunk c's backward through its stashed graph; accumulates weight grads into the live params'
+        ``.grad``; returns the gradient of the rows it received (None on the first stage)."""
+        cg, g = self.chunks(k)[ctx.chunk], grad_out
+        for i in reversed(range(self.b, self.e)):
+            xs, xd, out = ctx.layers[i - self.b]
+            names = layer_param_names(self.spec, i)
+            inputs = ([xs, xd] if i > 0 else []) + [ctx.weights[n] for n in names]
+            grads = torch.autograd.grad(out, inputs, g, allow_unused=True)
+            for n, gr in zip(names, grads[len(inputs) - len(names):]):
+                if gr is not None:
+                    p = self.params[n]
+                    p.grad = gr.clone() if p.grad is None else p.grad.add_(gr)
+            if i == 0:
+                return None
+            self._scatter(i, cg, grads[0], grads[1])
+            g = self.G_fresh[i][cg.lo:cg.hi] + self.G_hist[i][cg.lo:cg.hi]
+        r, xb = ctx.entry
+        return g if xb is r else torch.autograd.grad(xb, r, g)[0]
+
+    def _scatter(self, i: int, cg: ChunkGraph, gs: Tensor | None, gd: Tensor | None) -> None:
+        if gs is not None:
+            self.G_fresh[i].index_add_(0, cg.src_ids[cg.fresh_pos], gs[cg.fresh_pos])
+            if cg.late_pos.numel():
+                self.G_late[i].index_add_(0, cg.src_ids[cg.late_pos], gs[cg.late_pos])
+        if gd is not None:
+            self.G_fresh[i][cg.lo:cg.hi] += gd
+
+    def end_epoch(self) -> None:
+        """Epoch barrier: late gradient contributions become next epoch's history."""
+        for i in self.G_fresh:
+            self.G_hist[i], self.G_late[i] = self.G_late[i], self.G_hist[i]
+            self.G_late[i].zero_()
+            self.G_fresh[i].zero_()

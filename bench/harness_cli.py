@@ -1,0 +1,218 @@
+"""The harness's subcommands of ``graphpar``: sweep, plot, project, regress, paper.
+
+    graphpar sweep results/configs/default.yaml --workers 1,2,4
+    graphpar plot --dataset rmat-arxiv
+    graphpar project --workers 16 --bandwidth-gbps 15 --latency-us 20
+    graphpar project --validate --measure-link
+    graphpar regress [--update]
+    graphpar paper neutrontp
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+DEFAULT_RESULTS = "results/runs.jsonl"
+
+
+def _csv(value: str | None, cast=str) -> list | None:
+    return [cast(v) for v in value.split(",")] if value else None
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import expand, load_spec, run_sweep  # noqa: PLC0415
+    from .tables import bench_table  # noqa: PLC0415
+
+    spec = load_spec(args.config) if args.config else {"grid": {}, "fixed": {}}
+    grid = spec["grid"]
+    for axis, value, cast in (("strategy", args.strategies, str), ("dataset", args.datasets, str),
+                              ("workers", args.workers, int), ("model", args.models, str),
+                              ("layers", args.layers, int), ("hidden", args.hidden, int)):
+        if value:
+            grid[axis] = _csv(value, cast)
+    if args.options:
+        grid["options"] = [json.loads(o) for o in args.options]
+    if args.epochs:
+        spec["fixed"]["epochs"] = args.epochs
+    out = Path(args.out or spec.get("out") or DEFAULT_RESULTS)
+    configs = expand(spec)
+    if args.dry_run:
+        for c in configs:
+            print(f"{c['strategy']} P={c['workers']} {c['model']} L={c['layers']} H={c['hidden']} on {c['dataset']} "
+                  f"{c['options'] or ''}")
+        print(f"{len(configs)} configurations")
+        return 0
+    outcome = run_sweep(configs, out, force=args.force)
+    if outcome.ran:
+        print(bench_table(outcome.ran))
+    for line in outcome.skipped:
+        print("  skipped " + line)
+    for line in outcome.failed:
+        print("  FAILED  " + line)
+    print(f"{len(outcome.ran)} ran, {len(outcome.resumed)} already recorded at this git sha (--force reruns), "
+          f"{len(outcome.skipped)} rejected, {len(outcome.failed)} failed; records in {out}")
+    return 1 if outcome.failed and not outcome.ran else 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plots import plot_all  # noqa: PLC0415
+    from .results import export_csv  # noqa: PLC0415
+
+    paths = plot_all(args.results, args.out_dir, args.dataset, args.model, args.prefix)
+    for p in paths:
+        print(p)
+    if args.csv:
+        for p in export_csv(args.results, args.csv):
+            print(p)
+    if not paths:
+        print(f"no successful runs in {args.results} (run graphpar sweep or make bench first)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _link(args: argparse.Namespace):
+    from .projection import Link, measure_link  # noqa: PLC0415
+
+    if args.measure_link:
+        m = measure_link(args.link_workers)
+        print(f"loopback gloo, P={m['workers']}: all_to_all {m['bandwidth_Bps'] / 1e9:.2f} GB/s per rank, "
+              f"latency {m['latency_s'] * 1e6:.0f} us; all_reduce {m['allreduce_bandwidth_Bps'] / 1e9:.2f} GB/s, "
+              f"{m['allreduce_latency_s'] * 1e6:.0f} us")
+        return Link(m["bandwidth_Bps"], m["latency_s"])
+    return Link.from_gbps(args.bandwidth_gbps, args.latency_us)
+
+
+def cmd_project(args: argparse.Namespace) -> int:
+    from .projection import project, validate  # noqa: PLC0415
+    from .results import read  # noqa: PLC0415
+
+    records = [r for r in read(args.results) if r.get("status") == "ok"
+               and (not args.strategy or r["config"]["strategy"] in args.strategy.split(","))
+               and (not args.dataset or r["config"]["dataset"] == args.dataset)]
+    if not records:
+        print(f"no matching successful runs in {args.results}", file=sys.stderr)
+        return 1
+    link = _link(args)
+    if args.validate:
+        rows = validate(records, link)
+        print(f"{'strategy':<10} {'dataset':<14} {'from P':>6} {'P':>3} {'measured ms':>11} {'predicted ms':>12} "
+              f"{'overlap ms':>10} {'error':>7}")
+        for r in rows:
+            print(f"{r['strategy']:<10} {r['dataset'][:14]:<14} {r['from_P']:>6} {r['P']:>3} {r['measured_s'] * 1e3:>11.1f} "
+                  f"{r['predicted_s'] * 1e3:>12.1f} {r['predicted_overlap_s'] * 1e3:>10.1f} {r['error']:>+7.0%}")
+        if rows:
+            same = [abs(r["error"]) for r in rows if r["from_P"] == r["P"]]
+            cross = [abs(r["error"]) for r in rows if r["from_P"] != r["P"]]
+            for name, errs in (("same P", same), ("P=2 -> larger P", cross)):
+                if errs:
+                    print(f"mean |error| {name}: {sum(errs) / len(errs):.0%} over {len(errs)} runs")
+        return 0
+    latest = {}
+    for r in records:
+        latest[(r["config"]["strategy"], r["config"]["dataset"], r["config"]["model"], r["config"]["workers"])] = r
+    print(f"link {link.describe()}; projected to P={args.workers}")
+    print(f"{'strategy':<10} {'dataset':<14} {'meas P':>6} {'meas ms':>8} {'compute ms':>10} {'comm ms':>8} "
+          f"{'epoch ms':>9} {'overlap ms':>10} {'MB/rank':>8}")
+    for (s, ds, _, p), r in sorted(latest.items()):
+        pr = project(r, args.workers, link)
+        print(f"{s:<10} {ds[:14]:<14} {p:>6} {r['summary']['epoch_s'] * 1e3:>8.1f} {pr.compute_s * 1e3:>10.1f} "
+              f"{pr.comm_s * 1e3:>8.1f} {pr.epoch_no_overlap_s * 1e3:>9.1f} {pr.epoch_overlap_s * 1e3:>10.1f} "
+              f"{pr.bytes_per_rank / 1e6:>8.2f}")
+    return 0
+
+
+def cmd_regress(args: argparse.Namespace) -> int:
+    from . import regress  # noqa: PLC0415
+    from .record import append_record  # noqa: PLC0415
+
+    spec = regress.load_spec(args.configs)
+    records, calib, skipped = regress.run_ci(spec, progress=sys.stderr.isatty())
+    if args.out:
+        for rec in records:
+            append_record(rec, Path(args.out))
+    current = regress.measure(records, calib)
+    doc = regress.baseline_doc(current, spec)
+    baseline_path = Path(args.baseline)
+    regress.write_json(doc, baseline_path.with_name(baseline_path.stem + ".proposed.json"))
+    for line in skipped:
+        print("  skipped " + line)
+    if args.update:
+        regress.write_json(doc, baseline_path)
+        print(f"baseline written to {baseline_path} ({len(current)} entries)")
+        return 0
+    if not baseline_path.exists():
+        print(f"no baseline at {baseline_path}: run `make bench-baseline` first", file=sys.stderr)
+        return 1
+    rows, failed = regress.compare(json.loads(baseline_path.read_text()), current, spec["margin"], spec["margins"])
+    print(regress.table(rows, only_moved=not args.all))
+    print("REGRESSION" if failed else "bench-ci ok", f"({len(current)} entries; proposed baseline in "
+          f"{baseline_path.with_name(baseline_path.stem + '.proposed.json')})")
+    return 1 if failed else 0
+
+
+def cmd_paper(args: argparse.Namespace) -> int:
+    from .paper import write_report  # noqa: PLC0415
+
+    path = write_report(args.which, args.results, args.out_dir, args.bandwidth_gbps, args.latency_us,
+                        args.target_workers)
+    print(f"report written to {path}")
+    return 0
+
+
+def add_commands(sub, commands: dict[str, Callable[[argparse.Namespace], int]]) -> None:
+    """Register sweep, plot, project, regress, paper on ``graphpar``'s subparsers."""
+    p = sub.add_parser("sweep", help="run a grid of configurations (resumable), one record each")
+    p.add_argument("config", nargs="?", help="sweep YAML (grid:, fixed:, out:); flags override its axes")
+    p.add_argument("--strategies", help="comma list, or 'all'")
+    p.add_argument("--datasets", help="comma list of catalog names or specs")
+    p.add_argument("--workers", help="comma list of worker counts")
+    p.add_argument("--models", help="comma list: gcn,sage,decoupled")
+    p.add_argument("--layers", help="comma list")
+    p.add_argument("--hidden", help="comma list")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--options", action="append", help="strategy options as JSON, repeatable (one grid value each)")
+    p.add_argument("--out", help=f"results JSONL (default: the file's out: or {DEFAULT_RESULTS})")
+    p.add_argument("--force", action="store_true", help="rerun configurations already recorded at this git sha")
+    p.add_argument("--dry-run", action="store_true", help="list the configurations and stop")
+    commands["sweep"] = cmd_sweep
+
+    p = sub.add_parser("plot", help="figures (PNG) from recorded runs")
+    p.add_argument("--results", default=DEFAULT_RESULTS)
+    p.add_argument("--out-dir", default="results/figures")
+    p.add_argument("--dataset")
+    p.add_argument("--model")
+    p.add_argument("--prefix", default="", help="file name prefix")
+    p.add_argument("--csv", help="also export the tables as CSV into this folder")
+    commands["plot"] = cmd_plot
+
+    p = sub.add_parser("project", help="predict epoch time on a cluster from measured runs")
+    p.add_argument("--results", default=DEFAULT_RESULTS)
+    p.add_argument("--strategy")
+    p.add_argument("--dataset")
+    p.add_argument("--workers", type=int, default=16, help="target worker count P'")
+    p.add_argument("--bandwidth-gbps", type=float, default=15.0, help="link bandwidth per worker (NeutronTP: 15)")
+    p.add_argument("--latency-us", type=float, default=20.0)
+    p.add_argument("--measure-link", action="store_true", help="measure the local gloo loopback link and use it")
+    p.add_argument("--link-workers", type=int, default=2, help="processes for --measure-link")
+    p.add_argument("--validate", action="store_true", help="predicted vs measured on the recorded local runs")
+    commands["project"] = cmd_project
+
+    p = sub.add_parser("regress", help="CI gate: exact bytes + same-run throughput ratios vs the baseline")
+    p.add_argument("--configs", default="results/ci_configs.yaml")
+    p.add_argument("--baseline", default="results/baseline.json")
+    p.add_argument("--update", action="store_true", help="write the current numbers as the baseline")
+    p.add_argument("--out", help="also append the CI records to this JSONL")
+    p.add_argument("--all", action="store_true", help="print every row, not only what moved")
+    commands["regress"] = cmd_regress
+
+    p = sub.add_parser("paper", help="markdown report beside a paper's numbers (after its sweep)")
+    p.add_argument("which", choices=("neutrontp", "gnnpipe"))
+    p.add_argument("--results", default=DEFAULT_RESULTS)
+    p.add_argument("--out-dir", default="results")
+    p.add_argument("--bandwidth-gbps", type=float, default=15.0)
+    p.add_argument("--latency-us", type=float, default=20.0)
+    p.add_argument("--target-workers", type=int, default=16)
+    commands["paper"] = cmd_paper

@@ -1,0 +1,233 @@
+"""Figures from recorded runs (PNG under ``results/figures/``), one set per (dataset, model).
+
+    graphpar plot                                   # every dataset/model recorded in results/runs.jsonl
+    graphpar plot --dataset cora --out-dir results/figures
+
+Per (dataset, model): ``speedup_*`` (epoch-time speedup vs ``single`` at P=1, band = min/max over the
+timed epochs), ``breakdown_*`` (compute / communication / idle per strategy and P), ``load_*`` (per-rank
+compute and local edges for the largest P of each strategy, max/mean in the titles), ``comm_*`` (bytes
+per epoch, log scale, analytic volume beside the measured one when the strategy reports it) and
+``accuracy_*`` (test accuracy and loss vs epoch). Every figure carries git sha, environment fingerprint
+and date. Only the newest successful run of each configuration is drawn.
+"""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from . import results  # noqa: E402
+
+_COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _color(strategy: str, order: list[str]) -> str:
+    return _COLORS[order.index(strategy) % len(_COLORS)] if strategy in order else "gray"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:60]
+
+
+def caption(fig, df: pd.DataFrame) -> None:
+    """Provenance line at the bottom of a figure: git sha(s), environment fingerprint(s), date."""
+    shas = ",".join(sorted(set(df["git_sha"].dropna().astype(str))))[:60]
+    envs = ",".join(sorted(set(df["env_fingerprint"].dropna().astype(str))))[:40]
+    date = time.strftime("%Y-%m-%d")
+    fig.text(0.01, 0.005, f"graphpar {shas} | env {envs} | {date}", fontsize=7, color="dimgray", va="bottom")
+
+
+def _title(df: pd.DataFrame) -> str:
+    r = df.iloc[0]
+    nodes = r.get("graph.nodes")
+    edges = r.get("graph.edges")
+    size = f" ({int(nodes):,} vertices, {int(edges):,} edges)" if pd.notna(nodes) and pd.notna(edges) else ""
+    return f"{r['dataset']}{size}, {r['layers']}-layer {r['model'].upper()}, hidden {r['hidden']}"
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_speedup(df: pd.DataFrame, path: Path, order: list[str]) -> Path | None:
+    """Speedup vs workers per strategy (ideal line dashed)."""
+    if df["single_epoch_s"].isna().all():
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    base = df["single_epoch_s"].iloc[0]
+    ps = sorted(df["workers"].unique())
+    ax.plot(ps, ps, ls="--", color="lightgray", label="ideal (P x)")
+    for s in order:
+        d = df[df["strategy"] == s].sort_values("workers")
+        if d.empty or s == "single":
+            continue
+        ax.plot(d["workers"], base / d["epoch_s"], marker="o", color=_color(s, order), label=s)
+        ax.fill_between(d["workers"], base / d["epoch_s_max"], base / d["epoch_s_min"], color=_color(s, order),
+                        alpha=0.15)
+    ax.axhline(1.0, color="black", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ps, [str(p) for p in ps])
+    ax.set_xlabel("workers P")
+    ax.set_ylabel(f"speedup over single (epoch {base * 1e3:.1f} ms)")
+    ax.set_title("Epoch-time speedup\n" + _title(df), fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    caption(fig, df)
+    return _save(fig, path)
+
+
+def plot_breakdown(df: pd.DataFrame, path: Path, order: list[str]) -> Path:
+    """Stacked bars: compute / communication / idle (mean over ranks), one bar per (strategy, P)."""
+    d = df.sort_values(["strategy", "workers"], key=lambda c: c.map(order.index) if c.name == "strategy" else c)
+    labels = [f"{s}\nP={p}" for s, p in zip(d["strategy"], d["workers"])]
+    fig, ax = plt.subplots(figsize=(max(6.4, 0.75 * len(d) + 2), 4.4))
+    x = range(len(d))
+    bottom = [0.0] * len(d)
+    for col, color, name in (("compute_s", "#4c72b0", "compute"), ("comm_s", "#dd8452", "communication"),
+                             ("idle_s", "#bbbbbb", "idle (barrier wait)")):
+        vals = list(d[col] * 1e3)
+        ax.bar(x, vals, bottom=bottom, color=color, label=name)
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    ax.scatter(list(x), list(d["epoch_s"] * 1e3), marker="_", s=300, color="black", label="epoch (max rank)",
+               zorder=3)
+    ax.set_xticks(list(x), labels, fontsize=8)
+    ax.set_ylabel("time per epoch (ms)")
+    ax.set_title("Where an epoch goes (mean over ranks)\n" + _title(df), fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    caption(fig, df)
+    return _save(fig, path)
+
+
+def plot_load(df: pd.DataFrame, ranks: pd.DataFrame, path: Path, order: list[str]) -> Path | None:
+    """Per-rank compute time and local edges for the largest-P run of each multi-worker strategy."""
+    picks = [df[(df["strategy"] == s)].sort_values("workers").iloc[-1] for s in order
+             if s in set(df["strategy"]) and df[df["strategy"] == s]["workers"].max() > 1]
+    if not picks:
+        return None
+    fig, axes = plt.subplots(2, len(picks), figsize=(3.4 * len(picks) + 1, 5.6), squeeze=False)
+    for j, row in enumerate(picks):
+        rr = ranks[ranks["run_id"] == row["run_id"]].sort_values("rank")
+        color = _color(row["strategy"], order)
+        ax = axes[0][j]
+        ax.bar(rr["rank"], rr["compute_s"] * 1e3, color=color)
+        ax.set_title(f"{row['strategy']} P={row['workers']}\ncompute max/mean {row['compute_max_over_mean']:.2f}",
+                     fontsize=9)
+        ax.set_ylabel("compute per epoch (ms)" if j == 0 else "")
+        ax.set_xticks(list(rr["rank"]))
+        ax = axes[1][j]
+        edges = rr["local_edges"].fillna(0)
+        ax.bar(rr["rank"], edges, color=color, alpha=0.6)
+        ax.set_title(f"local edges max/mean {row['edges_max_over_mean']:.2f}", fontsize=9)
+        ax.set_xlabel("rank")
+        ax.set_ylabel("local edges" if j == 0 else "")
+        ax.set_xticks(list(rr["rank"]))
+    fig.suptitle("Per-worker load\n" + _title(df), fontsize=10)
+    caption(fig, df)
+    return _save(fig, path)
+
+
+def plot_comm(df: pd.DataFrame, path: Path, order: list[str]) -> Path | None:
+    """Bytes per epoch (all ranks, sent) per strategy and P, log scale; analytic volume as a hollow bar."""
+    d = df[df["workers"] > 1].sort_values("workers")
+    if d.empty:
+        return None
+    ps = sorted(d["workers"].unique())
+    strategies = [s for s in order if s in set(d["strategy"])]
+    width = 0.8 / max(len(strategies), 1)
+    fig, ax = plt.subplots(figsize=(6.8, 4.4))
+    has_analytic = False
+    for i, s in enumerate(strategies):
+        for k, p in enumerate(ps):
+            row = d[(d["strategy"] == s) & (d["workers"] == p)]
+            if row.empty:
+                continue
+            r = row.iloc[0]
+            x = k + (i - (len(strategies) - 1) / 2) * width
+            ax.bar(x, max(r["bytes_per_epoch"], 1) / 1e6, width * 0.9, color=_color(s, order),
+                   label=s if k == 0 else None)
+            a = r.get("analytic_bytes_per_epoch")
+            if a is not None and pd.notna(a):
+                has_analytic = True
+                ax.scatter([x], [max(a, 1) / 1e6], marker="D", facecolors="none", edgecolors="black", zorder=3)
+    if has_analytic:
+        ax.scatter([], [], marker="D", facecolors="none", edgecolors="black", label="analytic (formula)")
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(ps)), [f"P={p}" for p in ps])
+    ax.set_ylabel("MB sent per epoch, all ranks (log)")
+    ax.set_title("Communication volume per training epoch\n" + _title(df), fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3, which="both")
+    caption(fig, df)
+    return _save(fig, path)
+
+
+def plot_accuracy(df: pd.DataFrame, acc: pd.DataFrame, records: dict[str, dict], path: Path,
+                  order: list[str]) -> Path | None:
+    """Test accuracy (left) and training loss (right) vs epoch, largest P of each strategy."""
+    picks = [df[df["strategy"] == s].sort_values("workers").iloc[-1] for s in order if s in set(df["strategy"])]
+    if not picks:
+        return None
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
+    for row in picks:
+        s = row["strategy"]
+        style = "--" if s == "single" else "-"
+        pts = acc[acc["run_id"] == row["run_id"]].sort_values("epoch")
+        label = f"{s} P={row['workers']}"
+        if len(pts):
+            a1.plot(pts["epoch"] + 1, pts["test_acc"], style, marker="." if len(pts) < 30 else None,
+                    color=_color(s, order), label=label)
+        losses = [e["loss"] for e in records[row["run_id"]]["epochs"]]
+        a2.plot(range(1, len(losses) + 1), losses, style, color=_color(s, order), label=label)
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("test accuracy")
+    a1.set_title("Test accuracy", fontsize=10)
+    a2.set_xlabel("epoch")
+    a2.set_ylabel("training loss (global mean)")
+    a2.set_title("Training loss (single = DGL reference, dashed)", fontsize=10)
+    for ax in (a1, a2):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("Convergence\n" + _title(df), fontsize=10)
+    caption(fig, df)
+    return _save(fig, path)
+
+
+def plot_all(source: Any = "results/runs.jsonl", out_dir: str | Path = "results/figures",
+             dataset: str | None = None, model: str | None = None, prefix: str = "") -> list[Path]:
+    """Every figure for every (dataset, model, layers, hidden) group recorded; returns the paths written."""
+    records = results.read(source)
+    df = results.load_runs(records, latest=True)
+    if df.empty:
+        return []
+    keep = {r["run_id"] for r in records}
+    by_id = {r["run_id"]: r for r in records if r["run_id"] in set(df["run_id"]) and r["run_id"] in keep}
+    ranks = results.workers_table(by_id.values())
+    acc = results.accuracy_table(by_id.values())
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for (ds, md, layers, hidden), g in df.groupby(["dataset", "model", "layers", "hidden"]):
+        if (dataset and ds != dataset) or (model and md != model):
+            continue
+        order = sorted(g["strategy"].unique(), key=lambda s: (s != "single", s))
+        g = g.sort_values(["strategy", "workers"]).drop_duplicates(["strategy", "workers"], keep="last")
+        tag = prefix + _slug(f"{ds}_{md}{layers}_h{hidden}")
+        for path in (plot_speedup(g, out / f"speedup_{tag}.png", order),
+                     plot_breakdown(g, out / f"breakdown_{tag}.png", order),
+                     plot_load(g, ranks, out / f"load_{tag}.png", order),
+                     plot_comm(g, out / f"comm_{tag}.png", order),
+                     plot_accuracy(g, acc, by_id, out / f"accuracy_{tag}.png", order)):
+            if path is not None:
+                written.append(path)
+    return written

@@ -1,0 +1,148 @@
+"""Grid sweeps: strategies x datasets x worker counts x models x options, one record per run, resumable.
+
+    graphpar sweep results/configs/default.yaml                      # the grid in the file
+    graphpar sweep results/configs/default.yaml --workers 1,2 --force  # override a grid axis, rerun all
+
+A sweep file (YAML)::
+
+    out: results/runs.jsonl          # where records are appended (the CLI's --out wins)
+    grid:                            # every combination runs; a scalar is a one-value axis
+      strategy: all                  # 'all' = every registered strategy
+      dataset: [cora, rmat-arxiv]
+      workers: [1, 2, 4]
+      model: [gcn]
+      options: [{}]                  # strategy options; a key a strategy does not have is dropped for it
+    fixed: {epochs: 5, hidden: 16}   # any other TrainConfig field
+
+A configuration the strategy rejects (``validate``) is skipped with its one-line reason; one that fails
+while running is recorded as failed and the sweep goes on. A configuration already recorded ``ok`` with
+the same git sha is skipped unless ``force``.
+"""
+from __future__ import annotations
+
+import itertools
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from .record import append_record, failed_record, git_sha, read_records
+from .results import config_key
+
+AXES = ("strategy", "dataset", "workers", "model", "layers", "hidden", "options")
+
+
+@dataclass
+class SweepOutcome:
+    """What a sweep did, for the terminal and the tests."""
+
+    ran: list[dict] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def load_spec(path: str | Path) -> dict[str, Any]:
+    """A sweep file as a dict with ``grid`` and ``fixed`` (both possibly empty)."""
+    spec = yaml.safe_load(Path(path).read_text()) or {}
+    unknown = set(spec) - {"out", "grid", "fixed", "name", "description"}
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {sorted(unknown)}; use grid:, fixed:, out:")
+    spec.setdefault("grid", {})
+    spec.setdefault("fixed", {})
+    return spec
+
+
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def expand(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every configuration of the grid as a TrainConfig dict (strategy options filtered per strategy)."""
+    from graphpar.strategies import TrainConfig, get_strategy, registered  # noqa: PLC0415
+
+    grid = dict(spec.get("grid") or {})
+    strategies = _as_list(grid.pop("strategy", "all"))
+    if strategies == ["all"]:
+        strategies = list(registered())
+    axes = {k: _as_list(v) for k, v in grid.items()}
+    axes.setdefault("options", [{}])
+    names = {f.name for f in fields(TrainConfig)}
+    bad = (set(axes) | set(spec.get("fixed") or {})) - names
+    if bad:
+        raise ValueError(f"unknown configuration fields {sorted(bad)}; known: {sorted(names)}")
+    keys = list(axes)
+    out = []
+    for strategy in strategies:
+        mine = {o.key for o in get_strategy(strategy).options}
+        for combo in itertools.product(*(axes[k] for k in keys)):
+            values = dict(zip(keys, combo))
+            options = {k: v for k, v in (values.pop("options") or {}).items() if k in mine}
+            raw = {"strategy": strategy, **(spec.get("fixed") or {}), **values, "options": options}
+            if "dataset" not in raw:
+                raise ValueError("a sweep needs a dataset: put dataset: [...] under grid:")
+            d = TrainConfig.from_dict(raw).as_dict()
+            if d not in out:
+                out.append(d)
+    return out
+
+
+def done_keys(out: Path, sha: str) -> set[str]:
+    """Configurations already recorded ok by this code version."""
+    return {config_key(r["config"]) for r in read_records(out)
+            if r.get("status") == "ok" and r.get("env", {}).get("git_sha") == sha}
+
+
+def _default_runner(cfg_dict: dict[str, Any], out: Path) -> dict | None:
+    from graphpar.strategies import TrainConfig  # noqa: PLC0415
+
+    from .cli import prepare, run_one  # noqa: PLC0415
+
+    cfg = TrainConfig.from_dict(cfg_dict)
+    return run_one(cfg, prepare(cfg), out)
+
+
+def _validate(cfg_dict: dict[str, Any]) -> None:
+    from graphpar.strategies import TrainConfig  # noqa: PLC0415
+
+    from .cli import prepare  # noqa: PLC0415
+
+    prepare(TrainConfig.from_dict(cfg_dict))
+
+
+def run_sweep(configs: list[dict[str, Any]], out: Path, force: bool = False,
+              runner: Callable[[dict, Path], dict | None] = _default_runner,
+              validator: Callable[[dict], None] = _validate, progress: bool | None = None) -> SweepOutcome:
+    """Run each configuration once (resumable); failures are recorded and the sweep goes on."""
+    from tqdm import tqdm  # noqa: PLC0415
+
+    from graphpar.datasets import DatasetError  # noqa: PLC0415
+    from graphpar.strategies import ConfigError  # noqa: PLC0415
+
+    from .cli import UsageError  # noqa: PLC0415
+
+    result = SweepOutcome()
+    done = set() if force else done_keys(out, git_sha())
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(configs, desc="sweep", unit="run", disable=not show)
+    for cfg in bar:
+        label = f"{cfg['strategy']} P={cfg['workers']} {cfg['model']} L={cfg['layers']} on {cfg['dataset']}"
+        bar.set_postfix_str(label[:60])
+        if config_key(cfg) in done:
+            result.resumed.append(label)
+            continue
+        try:
+            validator(cfg)
+        except (ConfigError, DatasetError, UsageError) as e:
+            result.skipped.append(f"{label}: {e}")
+            continue
+        try:
+            rec = runner(cfg, out)
+            if rec is not None:
+                result.ran.append(rec)
+        except Exception as e:  # noqa: BLE001  (a failed configuration must not stop the sweep)
+            append_record(failed_record(cfg, f"{type(e).__name__}: {e}"), out)
+            result.failed.append(f"{label}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+    return result

@@ -1,0 +1,92 @@
+"""CI regression gate: passes on a rerun, fails when communication grows or compute gets 2x slower."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+from harness_fakes import fake_record
+
+from graphpar.bench import regress
+
+TAGS = {"layer1/halo/fwd": ("all_to_all", 2, 40_000), "grad/allreduce": ("all_reduce", 1, 8_000)}
+
+
+def _ci_records(time_scale: float = 1.0, extra_bytes: int = 0, noise: float = 1.0) -> list[dict]:
+    tags = dict(TAGS)
+    if extra_bytes:
+        op, calls, nbytes = tags["layer1/halo/fwd"]
+        tags["layer1/halo/fwd"] = (op, calls, nbytes + extra_bytes)
+    recs = []
+    for _ in range(2):  # two interleaved rounds
+        recs.append(fake_record("single", 1, compute_s=0.1 * noise))
+        recs.append(fake_record("alpha", 2, compute_s=0.06 * noise, tags=tags, comm_s=0.01, time_scale=time_scale))
+    return recs
+
+
+def _verdict(records: list[dict]) -> tuple[list, bool]:
+    base = {"entries": regress.measure(_ci_records(), [0.01, 0.01])}
+    return regress.compare(base, regress.measure(records, [0.01, 0.01]))
+
+
+def test_same_numbers_pass_and_noise_is_tolerated():
+    rows, failed = _verdict(_ci_records())
+    assert not failed and all(r[-1] == "ok" for r in rows)
+    rows, failed = _verdict(_ci_records(noise=1.3))  # the whole machine 30% slower: ratios unchanged
+    assert not failed
+
+
+def test_larger_communication_fails():
+    rows, failed = _verdict(_ci_records(extra_bytes=4))
+    assert failed
+    moved = [r for r in rows if r[-1] == "FAIL"]
+    assert moved and moved[0][1] == "bytes train:layer1/halo/fwd" and moved[0][0] == "alpha@toy@gcn@P2"
+    assert "FAIL" in regress.table(rows, only_moved=True)
+
+
+def test_twice_slower_compute_fails():
+    rows, failed = _verdict(_ci_records(time_scale=2.0))
+    assert failed
+    (row,) = [r for r in rows if r[-1] == "FAIL"]
+    assert row[1] == "time/single" and row[4].startswith("1.8")  # (0.12 + 0.01) / (0.06 + 0.01)
+
+
+def test_failed_run_and_new_entries():
+    recs = _ci_records()
+    broken = copy.deepcopy(recs)
+    broken[1] = {"status": "failed", "error": "rank 1 died", "config": recs[1]["config"]}
+    broken[3] = {"status": "failed", "error": "rank 1 died", "config": recs[3]["config"]}
+    rows, failed = _verdict(broken)
+    assert failed and any(r[1] == "run" for r in rows)
+    base = {"entries": {}}
+    rows, failed = regress.compare(base, regress.measure(recs, [0.01]))
+    assert not failed and {r[-1] for r in rows} == {"NEW"}
+
+
+def test_single_gated_against_calibration_end_to_end(monkeypatch, tmp_path):
+    """Real in-process training of ``single``: GRAPHPAR_SLOWDOWN=single:2 makes the gate fail."""
+    from graphpar.bench.record import build_record
+    from graphpar.bench.training_loop import train_local
+    from graphpar.datasets import load_dataset
+    from graphpar.strategies import TrainConfig
+
+    def runner(cfg):
+        c = TrainConfig.from_dict(cfg)
+        return build_record(cfg, {"name": cfg["dataset"]}, train_local(c, load_dataset(c.dataset), keep_params=False))
+
+    spec = regress.load_spec(tmp_path / "ci.yaml") if False else {
+        "strategies": ["single"], "workers": 2, "rounds": 2, "margin": 1.6, "margins": {},
+        "datasets": ["rmat:nodes=400,edges=4000,feat=64,classes=4,seed=2"],
+        "fixed": {"epochs": 5, "hidden": 64, "dropout": 0.0}}
+    records, calib, _ = regress.run_ci(spec, runner=runner)
+    base = {"entries": regress.measure(records, calib)}
+    _, failed = regress.compare(base, regress.measure(*regress.run_ci(spec, runner=runner)[:2]))
+    assert not failed
+    monkeypatch.setenv("GRAPHPAR_SLOWDOWN", "single:2.5")
+    rows, failed = regress.compare(base, regress.measure(*regress.run_ci(spec, runner=runner)[:2]))
+    assert failed, regress.table(rows)
+
+
+@pytest.mark.parametrize("key", ["strategies", "rounds", "margin"])
+def test_ci_spec_in_repo_is_complete(key):
+    spec = regress.load_spec("results/ci_configs.yaml")
+    assert key in spec and len(spec["datasets"]) == 2

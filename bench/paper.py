@@ -1,0 +1,232 @@
+"""Paper-shaped figures and markdown reports beside the papers' own numbers (../shared/PAPERS.md).
+
+    graphpar sweep results/configs/neutrontp.yaml && graphpar paper neutrontp   # make figures-neutrontp
+    graphpar sweep results/configs/gnnpipe.yaml && graphpar paper gnnpipe       # make figures-gnnpipe
+
+The runs used are the newest successful ones matching the sweep file ``results/configs/<paper>.yaml``
+(its datasets, models, layers, hidden); strategies are whatever those runs recorded, never named here.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from . import results  # noqa: E402
+from .plots import caption  # noqa: E402
+from .projection import Link, project  # noqa: E402
+from .sweep import load_spec  # noqa: E402
+
+# The papers' reported numbers (PAPERS.md section 3), quoted in the reports.
+NEUTRONTP = {
+    "table2_gcn_s": {"Reddit": {"DistDGL": 2.27, "NeutronStar": 1.92, "Sancus": 1.17, "NeutronTP": 0.40},
+                     "ogbn-products": {"DistDGL": 3.18, "NeutronStar": 4.45, "Sancus": 2.45, "NeutronTP": 0.50}},
+    "setup": "16 nodes, one T4 each, 15 Gbps; GCN, 2 layers (Reddit hidden 256, products hidden 64)",
+    "scaling_2_to_16": {"Reddit": 6.33, "ogbn-products": 4.97},
+}
+GNNPIPE = {"volume_reduction_max": 22.89, "volume_reduction_mean": 8.69, "epoch_speedup_max": 2.45,
+           "epoch_speedup_mean": 1.58, "overhead_reduction_mean": 11.60}
+
+
+def _runs(which: str, source: str | Path) -> tuple[pd.DataFrame, dict[str, Any], list[dict]]:
+    spec = load_spec(Path("results/configs") / f"{which}.yaml")
+    records = results.read(source)
+    df = results.load_runs(records, latest=True)
+    if df.empty:
+        raise ValueError(f"no successful runs in {source}; run `graphpar sweep results/configs/{which}.yaml`")
+    grid, fixed = spec["grid"], spec["fixed"]
+    for col in ("dataset", "model", "layers", "hidden"):
+        allowed = grid.get(col, fixed.get(col))
+        if allowed is not None:
+            allowed = allowed if isinstance(allowed, list) else [allowed]
+            df = df[df[col].isin(allowed)]
+    if df.empty:
+        raise ValueError(f"no runs of the {which} sweep recorded; run `graphpar sweep results/configs/{which}.yaml`")
+    by_id = {r["run_id"]: r for r in records}
+    return df, spec, [by_id[i] for i in df["run_id"]]
+
+
+def _label(row) -> str:
+    return f"{row['strategy']} ({row['model']})"
+
+
+def neutrontp(source, out_dir: Path, link: Link, target: int) -> Path:
+    df, spec, recs = _runs("neutrontp", source)
+    by_id = {r["run_id"]: r for r in recs}
+    fig_path = out_dir / "figures" / "neutrontp_epoch_vs_workers.png"
+    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    projected_ps = sorted({p for p in (2, 4, 8, 16, target) if p <= target})
+    rows = []
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    groups = sorted(df.groupby(["strategy", "model"]), key=lambda kv: (kv[0][0] != "single", kv[0]))
+    for i, ((strategy, model), g) in enumerate(groups):
+        g = g.sort_values("workers")
+        color = colors[i % len(colors)]
+        label = f"{strategy} ({model})"
+        if strategy == "single":
+            ax.axhline(g["epoch_s"].iloc[0] * 1e3, color=color, ls=":", label=f"{label}, P=1 measured")
+            rows.append((label, g, None, None))
+            continue
+        ax.plot(g["workers"], g["epoch_s"] * 1e3, "o-", color=color, label=f"{label}, measured (loopback)")
+        src = by_id[g["run_id"].iloc[-1]]
+        preds = [project(src, p, link) for p in projected_ps]
+        ax.plot(projected_ps, [pr.epoch_s * 1e3 for pr in preds], "s--", color=color, alpha=0.7,
+                label=f"{label}, projected from P={src['config']['workers']}")
+        rows.append((label, g, src, project(src, target, link)))
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xticks(projected_ps, [str(p) for p in projected_ps])
+    ax.set_xlabel("workers P")
+    ax.set_ylabel("epoch time (ms, log)")
+    r0 = df.iloc[0]
+    ax.set_title(f"NeutronTP-style comparison: epoch time vs workers\n{r0['dataset']} ({int(r0['graph.nodes']):,} "
+                 f"vertices, {int(r0['graph.edges']):,} edges), {r0['layers']} layers, hidden {r0['hidden']}; "
+                 f"projection: {link.describe()}", fontsize=9)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3, which="both")
+    caption(fig, df)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(fig_path, dpi=120)
+    plt.close(fig)
+
+    lines = [f"# NeutronTP comparison, reproduced in shape ({time.strftime('%Y-%m-%d')})", "",
+             f"Command: `make figures-neutrontp` (sweep `results/configs/neutrontp.yaml`, then `graphpar paper "
+             f"neutrontp`). Git {', '.join(sorted(set(df['git_sha'])))}; env {', '.join(sorted(set(df['env_fingerprint'])))}.",
+             "", f"![epoch time vs workers](figures/{fig_path.name})", "",
+             f"## Ours: {r0['dataset']}, measured on this machine (gloo loopback) and projected to P={target} "
+             f"at {link.describe()}", "",
+             f"| strategy (model) | measured epoch ms by P | MB/epoch at largest P | projected P={target} ms "
+             "(no overlap / overlap) | compute max/mean |", "|---|---|---|---|---|"]
+    projected = {}
+    for label, g, src, pr in rows:
+        meas = ", ".join(f"P={p}: {t * 1e3:.1f}" for p, t in zip(g["workers"], g["epoch_s"]))
+        last = g.iloc[-1]
+        if pr is None:
+            lines.append(f"| {label} | {meas} | 0 | - | - |")
+            continue
+        projected[label] = pr.epoch_s
+        lines.append(f"| {label} | {meas} | {last['bytes_per_epoch'] / 1e6:.2f} | {pr.epoch_no_overlap_s * 1e3:.1f} / "
+                     f"{pr.epoch_overlap_s * 1e3:.1f} | {last['compute_max_over_mean']:.2f} |")
+    t2 = NEUTRONTP["table2_gcn_s"]
+    lines += ["", f"## The paper (Table 2, GCN, per-epoch seconds; {NEUTRONTP['setup']})", "",
+              "| graph | DistDGL | NeutronStar (graph partition) | Sancus | NeutronTP | NeutronStar / NeutronTP |",
+              "|---|---|---|---|---|---|"]
+    for g, v in t2.items():
+        lines.append(f"| {g} | {v['DistDGL']} | {v['NeutronStar']} | {v['Sancus']} | {v['NeutronTP']} | "
+                     f"{v['NeutronStar'] / v['NeutronTP']:.1f}x |")
+    tensor_like = {k: v for k, v in projected.items() if "tensor" in k}
+    part_like = {k: v for k, v in projected.items() if "partition" in k}
+    lines += ["", "## Side by side", ""]
+    if tensor_like and part_like:
+        (tk, tv), (pk, pv) = min(tensor_like.items(), key=lambda kv: kv[1]), min(part_like.items(), key=lambda kv: kv[1])
+        lines.append(f"Projected at P={target}: {pk} / {tk} = **{pv / tv:.2f}x** (paper: NeutronStar / NeutronTP = "
+                     f"{t2['Reddit']['NeutronStar'] / t2['Reddit']['NeutronTP']:.1f}x on Reddit, "
+                     f"{t2['ogbn-products']['NeutronStar'] / t2['ogbn-products']['NeutronTP']:.1f}x on products).")
+    else:
+        lines.append("The tensor and partition strategies did not both record runs; rerun the sweep when they exist.")
+    lines += ["", "## Where ours differ, and why", "",
+              "- Hardware: 2 shared CPU cores and gloo over loopback here, 16 T4 GPUs over 15 Gbps in the paper. "
+              "Compute times are CPU times; only the communication part is projected to the paper's link.",
+              f"- Graph: {r0['dataset']} is a power-law R-MAT graph of arxiv size, not Reddit (114M edges) or products "
+              "(62M edges), which do not fit this machine's time budget; the projection keeps its per-vertex costs.",
+              "- Projection (`graphpar project`, README): compute total conserved and split over P' with the measured "
+              "imbalance; bytes per collective scaled by its cost model; ring all-reduce, pairwise all-to-all. It "
+              "ignores contention and stragglers that grow with P; see the validation error in the README.",
+              "- Baselines: the paper compares against DistDGL, NeutronStar and Sancus; our `partition` is a "
+              "NeutronStar-style graph-partition data parallelism (halo exchange), not those systems.",
+              "- Model: NeutronTP's decoupled model (MLP then propagation) is a different model than the layer-wise "
+              "GCN the other strategies train; its accuracy is not the same function of epochs."]
+    report = out_dir / "neutrontp_report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def gnnpipe(source, out_dir: Path, link: Link, target: int) -> Path:
+    df, spec, recs = _runs("gnnpipe", source)
+    df = df[df["workers"] > 1]
+    fig_path = out_dir / "figures" / "gnnpipe_volume_vs_layers.png"
+    fig, ax = plt.subplots(figsize=(7.2, 4.6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    strategies = sorted(df["strategy"].unique())
+    markers = {p: m for p, m in zip(sorted(df["workers"].unique()), "os^Dv")}
+    for i, s in enumerate(strategies):
+        for p, g in df[df["strategy"] == s].groupby("workers"):
+            g = g.sort_values("layers")
+            ax.plot(g["layers"], g["bytes_per_epoch"] / 1e6, marker=markers[p], color=colors[i % len(colors)],
+                    ls="-" if p == max(markers) else "--", label=f"{s}, P={p}")
+            a = g["analytic_bytes_per_epoch"].dropna() if "analytic_bytes_per_epoch" in g else []
+            if len(a):
+                ax.scatter(g.loc[a.index, "layers"], a / 1e6, marker="D", facecolors="none", edgecolors="black")
+    ax.set_yscale("log")
+    ax.set_xlabel("GNN layers L")
+    ax.set_ylabel("MB sent per training epoch, all workers (log)")
+    r0 = df.iloc[0]
+    ax.set_title(f"GNNPipe-style comparison: communication volume vs depth\n{r0['dataset'][:50]} "
+                 f"({int(r0['graph.nodes']):,} vertices, {int(r0['graph.edges']):,} edges), hidden {r0['hidden']}",
+                 fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    caption(fig, df)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(fig_path, dpi=120)
+    plt.close(fig)
+
+    lines = [f"# GNNPipe comparison, reproduced in shape ({time.strftime('%Y-%m-%d')})", "",
+             "Command: `make figures-gnnpipe` (sweep `results/configs/gnnpipe.yaml`, then `graphpar paper gnnpipe`). "
+             f"Git {', '.join(sorted(set(df['git_sha'])))}.", "", f"![volume vs layers](figures/{fig_path.name})", "",
+             "## Ours: bytes per epoch (exact counts) and epoch time", "",
+             "| P | L | " + " | ".join(f"{s} MB" for s in strategies) + " | " +
+             " | ".join(f"{s} ms (meas / proj P={target})" for s in strategies) + " | volume ratio |",
+             "|" + "---|" * (3 + 2 * len(strategies))]
+    ratios = []
+    for (p, layers), g in df.groupby(["workers", "layers"]):
+        vol = {s: g[g["strategy"] == s]["bytes_per_epoch"].min() for s in strategies}
+        times = []
+        for s in strategies:
+            row = g[g["strategy"] == s]
+            if row.empty:
+                times.append("-")
+                continue
+            rec = next(r for r in recs if r["run_id"] == row["run_id"].iloc[0])
+            times.append(f"{row['epoch_s'].iloc[0] * 1e3:.0f} / {project(rec, target, link).epoch_s * 1e3:.0f}")
+        present = [v for v in vol.values() if pd.notna(v) and v > 0]
+        ratio = max(present) / min(present) if len(present) >= 2 else None
+        if ratio:
+            ratios.append(ratio)
+        lines.append(f"| {p} | {layers} | " + " | ".join("-" if pd.isna(v) else f"{v / 1e6:.2f}" for v in vol.values())
+                     + " | " + " | ".join(times) + f" | {'-' if ratio is None else f'{ratio:.2f}x'} |")
+    lines += ["", "## The paper (abstract v2; full text unavailable, PAPERS.md section 3)", "",
+              f"- communication volume up to {GNNPIPE['volume_reduction_max']}x lower than graph parallelism "
+              f"(mean {GNNPIPE['volume_reduction_mean']}x); epoch time up to {GNNPIPE['epoch_speedup_max']}x lower "
+              f"(mean {GNNPIPE['epoch_speedup_mean']}x); the volume drops \"by a factor of the number of layers\".",
+              "", "## Side by side", ""]
+    if ratios:
+        lines.append(f"Largest/smallest volume per (P, L) here: max {max(ratios):.2f}x, mean "
+                     f"{sum(ratios) / len(ratios):.2f}x (paper: max {GNNPIPE['volume_reduction_max']}x, mean "
+                     f"{GNNPIPE['volume_reduction_mean']}x).")
+    lines += ["", "## Where ours differ, and why", "",
+              "- Formula (PAPERS.md section 2): pipeline moves 2(P-1)NH per epoch whatever L; graph partition moves "
+              "R(F+(L-1)H) + R(L-1)H, R the halo replicas. The ratio grows with L and with R/N, so a graph and "
+              "partition with little replication (R << (P-1)N) shows a smaller gap than the paper's.",
+              "- The paper's datasets, depths and hardware are unknown (abstract only); we use a power-law R-MAT "
+              "graph small enough for 2 CPU cores, with P=2 and 4 (pipeline needs L >= P).",
+              "- Epoch times are CPU/loopback measurements; the projected column applies the paper-like link of "
+              f"{link.describe()} to the exact bytes (see `graphpar project`)."]
+    report = out_dir / "gnnpipe_report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+def write_report(which: str, source: str | Path, out_dir: str | Path, gbps: float, latency_us: float,
+                 target: int) -> Path:
+    """Figure under ``out_dir/figures`` and ``out_dir/<which>_report.md``; returns the report path."""
+    fn = {"neutrontp": neutrontp, "gnnpipe": gnnpipe}[which]
+    return fn(source, Path(out_dir), Link.from_gbps(gbps, latency_us), target)

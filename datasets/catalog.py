@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .graph import GraphData
+from .graph import CACHE_FORMAT_VERSION, GraphData
 from .npz import load_npz
 from .ogb_loader import OGB_GRAPHS, load_ogb, missing_ogb_files
 from .planetoid import load_planetoid
@@ -124,7 +124,7 @@ def validate_spec(spec: str) -> None:
 
 
 def cache_path(spec: str) -> Path:
-    return data_root() / "cache" / f"{_cache_key(spec)}.pt"
+    return data_root() / "cache" / f"{_cache_key(spec)}.v{CACHE_FORMAT_VERSION}.pt"
 
 
 def load_dataset(spec: str, use_cache: bool = True) -> GraphData:

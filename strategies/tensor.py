@@ -5,8 +5,10 @@
 
 Every worker holds the whole topology; dense tensors live vertex-split for NN operations and
 feature-split for aggregation (``tensor_layout``). ``--tp-mode naive`` (gcn, sage): per layer,
-aggregate the local column slice (no communication), gather to owned rows, the layer's NN op, split
-for the next layer; aggregation commutes with column slicing, so this is the reference model exactly.
+split to column slices, aggregate the slice over the whole graph (no communication), gather to owned
+rows, the layer's NN op. Aggregation commutes with column slicing and the layer math is the shared
+``conv_layer`` (its linear before aggregation where DGL does that), so this is the reference exactly;
+the raw input's slice is read locally, and a layer moves min(d_in, d_out) columns each way.
 ``--tp-mode decoupled`` (the ``decoupled`` model): MLP data-parallel on owned rows, one split, K
 propagation steps on the slice with no communication, one gather, loss; backward mirrors it with the
 transposed adjacency: four all-to-alls per epoch whatever the depth, plus the gradient all-reduce.
@@ -134,27 +136,35 @@ class TensorParallel(Strategy):
             C = spec.dims[-1]
             return F32 * (n0 * spec.dims[0] + 2 * n0 * sum(spec.dims[1:]) + 2 * N * lay.col_count(C, 0) + n0 * C)
         total = n0 * spec.dims[0] + N * lay.col_count(spec.dims[0], 0)
-        for i in range(spec.layers):  # per layer: aggregated slice, gathered rows, output, next split
-            d_in, d_out = spec.dims[i], spec.dims[i + 1]
-            total += N * lay.col_count(d_in, 0) + n0 * d_in + n0 * d_out
-            total += N * lay.col_count(d_out, 0) if i < spec.layers - 1 else 0
+        for i in range(spec.layers):  # per layer: input, split slice, aggregated slice, gathered rows, output
+            m = min(spec.dims[i], spec.dims[i + 1])
+            total += n0 * spec.dims[i] + 2 * N * lay.col_count(m, 0) + n0 * m + n0 * spec.dims[i + 1]
         return F32 * 2 * total  # activations and their gradients
 
     # -- forward ------------------------------------------------------------------------------------
     def _aggregate(self, sliced: Tensor) -> Tensor:
         return ChunkedSpMM.apply(sliced, self.adj)
 
+    def _layer_aggregate(self, i: int, prefix: str):
+        """Layer i's aggregation over vertex-split rows: split, aggregate the slice locally, gather.
+
+        ``conv_layer`` calls it where DGL aggregates (after the linear when that shrinks the width),
+        so the operation order, and the rounding, is the reference's. The raw input needs no split:
+        its column slice comes straight from the dataset."""
+        def aggregate(rows: Tensor) -> Tensor:
+            if rows is self.x_rows:
+                sliced = self.x_slice
+            else:
+                sliced = split(self.comm, self.layout, rows, f"{prefix}layer{i}/split")
+            return gather(self.comm, self.layout, self._aggregate(sliced), rows.shape[1], f"{prefix}layer{i}/gather")
+        return aggregate
+
     def _forward_naive(self, training: bool, prefix: str) -> Tensor:
-        spec, lay = self.spec, self.layout
-        h_rows, h_slice = self.x_rows, self.x_slice
+        spec, h = self.spec, self.x_rows
         for i in range(spec.layers):
-            if i > 0:
-                h_rows = dropout(spec, i, h_rows, training)
-                h_slice = split(self.comm, lay, h_rows, f"{prefix}layer{i}/split")
-            agg_rows = gather(self.comm, lay, self._aggregate(h_slice), spec.dims[i], f"{prefix}layer{i}/gather")
-            out = conv_layer(spec, self.params, i, lambda t: t, agg_rows, h_rows)  # aggregated already
-            h_rows = activate(spec, i, out, h_rows)
-        return h_rows
+            h_in = dropout(spec, i, h, training)
+            h = activate(spec, i, conv_layer(spec, self.params, i, self._layer_aggregate(i, prefix), h_in), h_in)
+        return h
 
     def _forward_decoupled(self, training: bool, prefix: str) -> Tensor:
         spec, h = self.spec, self.x_rows

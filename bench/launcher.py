@@ -8,7 +8,9 @@ raises with the failing rank's traceback (workers are wrapped in ``@record``).
 """
 from __future__ import annotations
 
+import logging
 import os
+import socket
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +21,10 @@ from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 from graphpar.strategies import TrainConfig
 
 from .worker import worker_main
+
+
+# The agent logs a SIGTERM warning for every clean shutdown; real failures still surface as RunFailed.
+logging.getLogger("torch.distributed.elastic.multiprocessing.api").setLevel(logging.ERROR)
 
 
 class RunFailed(RuntimeError):
@@ -44,6 +50,41 @@ def _root_cause(err: ChildFailedError) -> str:
     return f"rank {rank} (exit {failure.exitcode}): {message or 'no traceback (killed by a signal?)'}"
 
 
+def _is_local_address(host: str) -> bool:
+    """True when ``host`` is an address of this machine (network namespace): binding to it succeeds."""
+    try:
+        addr = socket.gethostbyname(host)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((addr, 0))
+        return True
+    except OSError:
+        return False
+
+
+def _route_address(master_addr: str, master_port: int) -> str | None:
+    """This host's address on the route to the master (what the other hosts can reach us by)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect((socket.gethostbyname(master_addr), master_port or 29500))
+            return s.getsockname()[0]
+    except OSError:
+        return None
+
+
+def _multinode_settings(cluster: Cluster) -> dict[str, Any]:
+    """Rendezvous settings of one host of a multi-host run.
+
+    The c10d store is hosted by node rank 0 on the host that owns ``master_addr`` (tested by binding to
+    it; torch's hostname heuristic says "not me" when the master address is not the hostname's).
+    ``local_addr`` (env GRAPHPAR_LOCAL_ADDR, else this host's address on the route to the master) is
+    what the rank-0 host publishes as the process group's MASTER_ADDR; torch's default, the FQDN, can
+    resolve to an interface the other hosts cannot reach.
+    """
+    local_addr = os.environ.get("GRAPHPAR_LOCAL_ADDR") or _route_address(cluster.master_addr, cluster.master_port)
+    is_host = cluster.node_rank == 0 and _is_local_address(cluster.master_addr)
+    return {"is_host": is_host, "local_addr": local_addr}
+
+
 def launch(cfg: TrainConfig, cluster: Cluster | None = None, keep_params: bool = False) -> list[dict[str, Any]] | None:
     """Run ``cfg`` on cfg.workers ranks; rank results on the host holding rank 0, else None."""
     cluster = cluster or Cluster()
@@ -54,12 +95,15 @@ def launch(cfg: TrainConfig, cluster: Cluster | None = None, keep_params: bool =
         del os.environ["GLOO_SOCKET_IFNAME"]
     os.environ.setdefault("OUTDATED_IGNORE", "1")
     local = cluster.nnodes == 1
+    multi = {} if local else _multinode_settings(cluster)
     endpoint = f"{'localhost' if local else cluster.master_addr}:{cluster.master_port if not local else 0}"
     config = LaunchConfig(
         min_nodes=cluster.nnodes, max_nodes=cluster.nnodes, nproc_per_node=cfg.workers // cluster.nnodes,
         run_id=cluster.run_id or ("local-" + uuid.uuid4().hex[:8] if local else "graphpar"),
         rdzv_backend="c10d", rdzv_endpoint=endpoint,
-        rdzv_configs={"rank": cluster.node_rank, "timeout": int(cfg.timeout_s)} if not local else {"timeout": 60},
+        rdzv_configs={"rank": cluster.node_rank, "timeout": int(cfg.timeout_s), "is_host": multi["is_host"]}
+        if not local else {"timeout": 60},
+        local_addr=multi.get("local_addr"),
         max_restarts=0, monitor_interval=0.2, start_method="spawn",
     )
     try:

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -42,6 +43,19 @@ def worker_main(cfg_dict: dict[str, Any], keep_params: bool = False) -> Any:
         result = train_rank(Communicator(timeout_s=cfg.timeout_s), cfg, graph, keep_params=keep_params)
         gathered = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
         dist.gather_object(result, gathered, dst=0)
+        dist.barrier()
         return gathered if dist.get_rank() == 0 else None
     finally:
-        dist.destroy_process_group()
+        _destroy_process_group()
+
+
+def _destroy_process_group() -> None:
+    """Tear the group down without the gloo teardown deadlock.
+
+    A gloo worker thread drops its last reference to a finished collective's tensors just after the
+    collective completes, and that needs the GIL; ``destroy_process_group`` joins those threads while
+    holding the GIL. Destroying right after a collective therefore hung ranks in ~ProcessGroupGloo
+    (seen after gather_object). A short sleep (releases the GIL) lets the threads finish first.
+    """
+    time.sleep(0.2)
+    dist.destroy_process_group()

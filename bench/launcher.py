@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.elastic.multiprocessing.errors import _EMPTY_ERROR_DATA
+from torch.distributed.elastic.rendezvous import RendezvousError
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 from graphpar.strategies import TrainConfig
@@ -47,7 +49,10 @@ def _root_cause(err: ChildFailedError) -> str:
     message = failure.message
     if isinstance(message, dict):
         message = message.get("message", "") + "\n" + message.get("extraInfo", {}).get("py_callstack", "")
-    return f"rank {rank} (exit {failure.exitcode}): {message or 'no traceback (killed by a signal?)'}"
+    if failure.error_file_data == _EMPTY_ERROR_DATA or not message:  # died without raising
+        how = f"killed by {failure.signal_name()}" if failure.exitcode < 0 else "exited without raising"
+        message = f"no traceback: the process {how} (os._exit, out of memory, or a signal)"
+    return f"rank {rank} (exit {failure.exitcode}): {message}"
 
 
 def _is_local_address(host: str) -> bool:
@@ -110,6 +115,10 @@ def launch(cfg: TrainConfig, cluster: Cluster | None = None, keep_params: bool =
         results = elastic_launch(config, worker_main)(cfg.as_dict(), keep_params)
     except ChildFailedError as err:
         raise RunFailed(_root_cause(err)) from None
+    except RendezvousError as err:  # another host's agent ended (its rank failed) or the master is unreachable
+        raise RunFailed(f"lost the rendezvous with the other hosts at {endpoint} ({type(err).__name__}: {err}); "
+                        "a rank on another host failed (see that host's output) or the master is unreachable"
+                        ) from None
     for value in results.values():
         if value is not None:
             return value

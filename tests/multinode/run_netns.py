@@ -38,29 +38,30 @@ def graphpar_argv() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "graphpar.bench.cli"]
 
 
-def pick_model(strategy: str, args: argparse.Namespace) -> str:
-    """--model, else the first of the strategy's models its default options accept on this graph."""
-    if args.model:
-        return args.model
+def pick_shape(strategy: str, args: argparse.Namespace) -> tuple[str, int]:
+    """(model, layers): --model/--layers when the strategy takes them, else the first of its models
+    (and --layers, then one layer per rank: pipeline needs a stage per layer) its defaults accept."""
     from graphpar.datasets import load_dataset  # noqa: PLC0415
     from graphpar.strategies import ConfigError, TrainConfig, get_strategy  # noqa: PLC0415
 
     cls, summary = get_strategy(strategy), load_dataset(args.dataset).summary()
-    for model in cls.models:
-        cfg = TrainConfig(strategy=strategy, dataset=args.dataset, workers=args.workers, model=model,
-                          layers=args.layers, hidden=args.hidden, epochs=args.epochs)
-        try:
-            cls.validate(cfg, summary)
-            return model
-        except ConfigError:
-            continue
-    return cls.models[0]
+    for layers in dict.fromkeys((args.layers, max(args.layers, args.workers))):
+        for model in ([args.model] if args.model else list(cls.models)):
+            cfg = TrainConfig(strategy=strategy, dataset=args.dataset, workers=args.workers, model=model,
+                              layers=layers, hidden=args.hidden, epochs=args.epochs)
+            try:
+                cls.validate(cfg, summary)
+                return model, layers
+            except ConfigError:
+                continue
+    return args.model or cls.models[0], args.layers  # graphpar run will say why
 
 
 def run_args(strategy: str, args: argparse.Namespace, out: Path) -> list[str]:
-    return [*graphpar_argv(), "run", "--strategy", strategy, "--model", pick_model(strategy, args),
+    model, layers = pick_shape(strategy, args)
+    return [*graphpar_argv(), "run", "--strategy", strategy, "--model", model, "--layers", str(layers),
             "--dataset", args.dataset, "--workers", str(args.workers),
-            "--epochs", str(args.epochs), "--hidden", str(args.hidden), "--layers", str(args.layers),
+            "--epochs", str(args.epochs), "--hidden", str(args.hidden),
             "--eval-every", "0", "--timeout", str(args.timeout), "--out", str(out), *args.extra]
 
 
@@ -195,7 +196,8 @@ def _prove_once(strategy: str, args: argparse.Namespace, work: Path) -> bool:
     codes, rc = codes[:-1], codes[-1]
     t_multi = time.monotonic() - t0
     multi, single = _records(multi_out), _records(single_out)
-    head = f"{strategy:<10} P={args.workers} over {args.hosts} hosts"
+    model, layers = pick_shape(strategy, args)
+    head = f"{strategy:<10} {model} x{layers} P={args.workers} over {args.hosts} hosts"
     if any(codes) or rc or len(multi) != 1 or len(single) != 1:
         print(f"FAIL {head}: launcher exits {codes}, single-host exit {rc}, "
               f"{len(multi)} multi-host and {len(single)} single-host records (want 1 each)")

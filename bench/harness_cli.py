@@ -23,6 +23,8 @@ def _csv(value: str | None, cast=str) -> list | None:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from .record import read_records  # noqa: PLC0415
+    from .results import config_key  # noqa: PLC0415
     from .sweep import expand, load_spec, run_sweep  # noqa: PLC0415
     from .tables import bench_table  # noqa: PLC0415
 
@@ -46,8 +48,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"{len(configs)} configurations")
         return 0
     outcome = run_sweep(configs, out, force=args.force)
-    if outcome.ran:
-        print(bench_table(outcome.ran))
+    keys = {config_key(c) for c in configs}
+    latest = {config_key(r["config"]): r for r in read_records(out)
+              if r.get("status") == "ok" and config_key(r["config"]) in keys}
+    if latest:
+        print(bench_table(sorted(latest.values(), key=lambda r: (r["config"]["dataset"], r["config"]["model"],
+                                                                r["config"]["strategy"], r["config"]["workers"]))))
     for line in outcome.skipped:
         print("  skipped " + line)
     for line in outcome.failed:

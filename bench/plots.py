@@ -20,6 +20,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
@@ -71,15 +72,20 @@ def plot_speedup(df: pd.DataFrame, path: Path, order: list[str]) -> Path | None:
         d = df[df["strategy"] == s].sort_values("workers")
         if d.empty or s == "single":
             continue
-        ax.plot(d["workers"], base / d["epoch_s"], marker="o", color=_color(s, order), label=s)
-        ax.fill_between(d["workers"], base / d["epoch_s_max"], base / d["epoch_s_min"], color=_color(s, order),
-                        alpha=0.15)
+        mid = base / d["epoch_s"]
+        err = [mid - base / d["epoch_s_max"], base / d["epoch_s_min"] - mid]
+        xs, ys = [1] + list(d["workers"]), [1.0] + list(mid)
+        ax.plot(xs, ys, marker="o", color=_color(s, order), label=s)
+        ax.errorbar(d["workers"], mid, yerr=err, fmt="none", ecolor=_color(s, order), capsize=3, alpha=0.6)
+        for p, v in zip(d["workers"], mid):
+            ax.annotate(f"{v:.2f}x", (p, v), textcoords="offset points", xytext=(6, 4), fontsize=7,
+                        color=_color(s, order))
     ax.axhline(1.0, color="black", lw=0.8)
     ax.set_xscale("log", base=2)
     ax.set_xticks(ps, [str(p) for p in ps])
     ax.set_xlabel("workers P")
-    ax.set_ylabel(f"speedup over single (epoch {base * 1e3:.1f} ms)")
-    ax.set_title("Epoch-time speedup\n" + _title(df), fontsize=10)
+    ax.set_ylabel(f"speedup over single at P=1 ({base * 1e3:.1f} ms/epoch)")
+    ax.set_title("Epoch-time speedup (bars: fastest to slowest timed epoch)\n" + _title(df), fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     caption(fig, df)
@@ -96,11 +102,12 @@ def plot_breakdown(df: pd.DataFrame, path: Path, order: list[str]) -> Path:
     for col, color, name in (("compute_s", "#4c72b0", "compute"), ("comm_s", "#dd8452", "communication"),
                              ("idle_s", "#bbbbbb", "idle (barrier wait)")):
         vals = list(d[col] * 1e3)
-        ax.bar(x, vals, bottom=bottom, color=color, label=name)
+        ax.bar(x, vals, 0.6, bottom=bottom, color=color, label=name)
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.scatter(list(x), list(d["epoch_s"] * 1e3), marker="_", s=300, color="black", label="epoch (max rank)",
                zorder=3)
     ax.set_xticks(list(x), labels, fontsize=8)
+    ax.set_xlim(-0.6, max(len(d), 3) - 0.4)
     ax.set_ylabel("time per epoch (ms)")
     ax.set_title("Where an epoch goes (mean over ranks)\n" + _title(df), fontsize=10)
     ax.legend(fontsize=8)
@@ -147,6 +154,7 @@ def plot_comm(df: pd.DataFrame, path: Path, order: list[str]) -> Path | None:
     width = 0.8 / max(len(strategies), 1)
     fig, ax = plt.subplots(figsize=(6.8, 4.4))
     has_analytic = False
+    lows: list[float] = []
     for i, s in enumerate(strategies):
         for k, p in enumerate(ps):
             row = d[(d["strategy"] == s) & (d["workers"] == p)]
@@ -154,8 +162,10 @@ def plot_comm(df: pd.DataFrame, path: Path, order: list[str]) -> Path | None:
                 continue
             r = row.iloc[0]
             x = k + (i - (len(strategies) - 1) / 2) * width
-            ax.bar(x, max(r["bytes_per_epoch"], 1) / 1e6, width * 0.9, color=_color(s, order),
-                   label=s if k == 0 else None)
+            bars = ax.bar(x, max(r["bytes_per_epoch"], 1) / 1e6, width * 0.9, color=_color(s, order),
+                          label=s if k == 0 else None)
+            ax.bar_label(bars, fmt="%.3g", fontsize=7)
+            lows.append(max(r["bytes_per_epoch"], 1) / 1e6)
             a = r.get("analytic_bytes_per_epoch")
             if a is not None and pd.notna(a):
                 has_analytic = True
@@ -163,6 +173,8 @@ def plot_comm(df: pd.DataFrame, path: Path, order: list[str]) -> Path | None:
     if has_analytic:
         ax.scatter([], [], marker="D", facecolors="none", edgecolors="black", label="analytic (formula)")
     ax.set_yscale("log")
+    ax.set_ylim(bottom=min(lows) / 4)
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xticks(range(len(ps)), [f"P={p}" for p in ps])
     ax.set_ylabel("MB sent per epoch, all ranks (log)")
     ax.set_title("Communication volume per training epoch\n" + _title(df), fontsize=10)

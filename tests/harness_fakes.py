@@ -13,7 +13,7 @@ ENV = {"git_sha": "abc123", "host": "h", "cores": 2, "python": "3.11", "torch": 
 
 def fake_record(strategy: str, workers: int, compute_s: float = 0.1, tags: dict[str, tuple[str, int, int]] | None = None,
                 comm_s: float = 0.0, epochs: int = 4, imbalance: float = 1.0, info: dict | None = None,
-                dataset: str = "toy", time_scale: float = 1.0) -> dict[str, Any]:
+                dataset: str = "toy", time_scale: float = 1.0, **cfg_overrides: Any) -> dict[str, Any]:
     """A record of ``workers`` ranks: rank 0 computes ``compute_s * imbalance``, others ``compute_s``;
     ``tags`` maps tag -> (op, calls per epoch, sent bytes per call); every epoch is identical."""
     tags = tags or {}
@@ -36,5 +36,5 @@ def fake_record(strategy: str, workers: int, compute_s: float = 0.1, tags: dict[
                       "peak_memory_bytes": 1000 + r, "local_vertices": 1000 // workers,
                       "local_edges": 8000 // workers, "info": info or {}})
     cfg = {"strategy": strategy, "dataset": dataset, "workers": workers, "model": "gcn", "layers": 2, "hidden": 16,
-           "epochs": epochs, "warmup_epochs": 1, "seed": 0, "device": "cpu", "options": {}}
+           "epochs": epochs, "warmup_epochs": 1, "seed": 0, "device": "cpu", "options": {}, **cfg_overrides}
     return build_record(cfg, {**DATASET, "name": dataset}, ranks, env=ENV)

@@ -146,3 +146,26 @@ def test_project_cli_prints_table(runs_file, capsys):
 def test_record_json_roundtrip_keeps_idle(runs_file):
     line = runs_file.read_text().splitlines()[1]
     assert "idle_s" in json.loads(line)["workers"][0]
+
+
+def test_paper_reports_from_recorded_runs(tmp_path):
+    from graphpar.bench.paper import write_report
+
+    path = tmp_path / "runs.jsonl"
+    append_record(fake_record("single", 1, compute_s=0.2, dataset="rmat-arxiv", hidden=64), path)
+    for p in (2, 4):
+        append_record(fake_record("alpha", p, compute_s=0.2 / p, tags=A2A, dataset="rmat-arxiv", hidden=64), path)
+        append_record(fake_record("beta", p, compute_s=0.3 / p, tags={"x": ("all_to_all", 1, 9_000)},
+                                  dataset="rmat-arxiv", hidden=64, model="decoupled"), path)
+    gp = "rmat:nodes=40000,edges=320000,feat=64,classes=16,seed=0"
+    for layers in (4, 8):
+        append_record(fake_record("alpha", 4, tags={"h": ("all_to_all", layers, 50_000)}, dataset=gp, hidden=64,
+                                  layers=layers), path)
+        append_record(fake_record("beta", 4, tags={"s": ("send", 2, 30_000)}, dataset=gp, hidden=64, layers=layers), path)
+    report = write_report("neutrontp", path, tmp_path, 15.0, 20.0, 16)
+    text = report.read_text()
+    assert "alpha (gcn)" in text and "beta (decoupled)" in text and "speedup of each strategy" in text
+    assert (tmp_path / "figures" / "neutrontp_epoch_vs_workers.png").stat().st_size > 10_000
+    text = write_report("gnnpipe", path, tmp_path, 15.0, 20.0, 16).read_text()
+    assert "| 4 | 8 |" in text and "x |" in text
+    assert (tmp_path / "figures" / "gnnpipe_volume_vs_layers.png").stat().st_size > 10_000

@@ -17,7 +17,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.distributed as dist
@@ -48,13 +48,17 @@ class CommTimeout(RuntimeError):
 class PendingOp:
     """An asynchronous operation: ``wait()`` returns its result and books its time under its tag."""
 
-    def __init__(self, comm: "Communicator", tag: str, work, result: Tensor | None, start: float):
+    def __init__(self, comm: "Communicator", tag: str, work, result: Tensor | None, start: float,
+                 finish: Callable[[], None] | None = None):
         self._comm, self._tag, self._work, self._result, self._start = comm, tag, work, result, start
+        self._finish = finish  # runs once the transfer is done (copy a host staging buffer to the device)
         self._done = work is None
 
     def wait(self) -> Tensor | None:
         if not self._done:
             self._comm._wait(self._work, self._tag)
+            if self._finish is not None:
+                self._finish()
             self._done = True
             self._comm._stats[self._tag].seconds += time.perf_counter() - self._start
         return self._result
@@ -72,6 +76,12 @@ class Communicator:
         self.distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank(self.group) if self.distributed else 0
         self.world_size = dist.get_world_size(self.group) if self.distributed else 1
+        self.backend = str(dist.get_backend(self.group)) if self.distributed else "none"
+
+    def _host_staged(self, x: Tensor) -> bool:
+        """gloo's send/recv read the tensor's memory from the host: CUDA tensors go through a CPU copy.
+        (gloo's collectives take CUDA tensors themselves; NCCL takes them everywhere.)"""
+        return self.backend == "gloo" and x.is_cuda
 
     @classmethod
     def from_env(cls, timeout_s: float = DEFAULT_TIMEOUT_S) -> "Communicator":
@@ -167,8 +177,10 @@ class Communicator:
         """Point-to-point send to global rank ``dst``."""
         self._book(tag, "send", x.numel() * x.element_size(), 0)
         start = time.perf_counter()
-        work = dist.isend(x.contiguous(), dst, group=self.group)
+        payload = x.contiguous().cpu() if self._host_staged(x) else x.contiguous()
+        work = dist.isend(payload, dst, group=self.group)
         pending = PendingOp(self, tag, work, None, start)
+        pending._payload = payload  # keep the (staged) buffer alive until the send is waited on
         if async_op:
             return pending
         pending.wait()
@@ -178,14 +190,22 @@ class Communicator:
         """Point-to-point receive from global rank ``src`` into ``out``."""
         self._book(tag, "recv", 0, out.numel() * out.element_size())
         start = time.perf_counter()
-        work = dist.irecv(out, src, group=self.group)
-        pending = PendingOp(self, tag, work, out, start)
+        if self._host_staged(out):
+            buf = torch.empty(out.shape, dtype=out.dtype)
+            work = dist.irecv(buf, src, group=self.group)
+            pending = PendingOp(self, tag, work, out, start, finish=lambda: out.copy_(buf))
+        else:
+            work = dist.irecv(out, src, group=self.group)
+            pending = PendingOp(self, tag, work, out, start)
         return pending if async_op else pending.wait()
 
     def barrier(self) -> None:
         """Synchronise (not counted: carries no payload)."""
         if self.distributed:
-            dist.barrier(group=self.group)
+            if self.backend == "nccl":  # name this rank's GPU (NCCL otherwise guesses rank % device_count)
+                dist.barrier(group=self.group, device_ids=[torch.cuda.current_device()])
+            else:
+                dist.barrier(group=self.group)
 
 
 class _AllToAllFn(torch.autograd.Function):

@@ -8,8 +8,9 @@ import pytest
 import torch
 from conftest import slow
 
-from graphpar.bench.check import check_local
-from graphpar.bench.training_loop import train_local
+from graphpar.bench.check import check_config, check_local, compare, run_reference
+from graphpar.bench.spmd import run_spmd
+from graphpar.bench.training_loop import train_local, train_rank
 from graphpar.strategies import ConfigError, TrainConfig, get_strategy
 from graphpar.strategies.kernels import CSRMatrix, spmm
 from graphpar.strategies.models import aggregation_edges, init_params
@@ -107,28 +108,34 @@ def test_chunking_changes_nothing_but_the_footprint(small_directed, model, mode)
 
 
 # -- exactness against the DGL reference: widths not divisible by P (hidden = 2P+1) ---------------
-FAST = [("cora", "decoupled", "decoupled", 2, 1), ("small_directed", "gcn", "naive", 3, 3),
-        ("small_directed", "sage", "naive", 4, 1)]
+def _train_many(comm, cfg_dicts: list[dict], graph) -> list[dict]:
+    """Several runs in one process group (spawning ranks dominates a small test's time)."""
+    return [train_rank(comm, TrainConfig.from_dict(c), graph, keep_params=True) for c in cfg_dicts]
+
+
+def _launch(graph, cfgs: list[TrainConfig]) -> list[list[dict]]:
+    """Per config, its per-rank results; every config is also checked against the DGL reference."""
+    cfgs = [check_config(c) for c in cfgs]
+    per_rank = run_spmd(_train_many, cfgs[0].workers, ([c.as_dict() for c in cfgs], graph))
+    runs = [[per_rank[r][i] for r in range(len(per_rank))] for i in range(len(cfgs))]
+    for cfg, results in zip(cfgs, runs):
+        ref_losses, ref_params = run_reference(cfg, graph)
+        check = compare([e["loss"] for e in results[0]["epochs"]], results[0]["params"], ref_losses, ref_params)
+        assert check.passed, f"{cfg.model}/{cfg.options}: {check.summary()}"
+    return runs
+
+
 SLOW = [(g, model, mode, P, k) for g in ("cora", "small_directed")
         for model, mode in (("decoupled", "decoupled"), ("gcn", "naive"), ("sage", "naive"))
-        for P in (2, 3, 4) for k in (1, 4) if (g, model, mode, P, k) not in FAST]
-
-
-def _check(request, graph_name, model, mode, P, chunks):
-    graph = request.getfixturevalue(graph_name)
-    result = check_local(_cfg(graph, model, mode, P, 2 * P + 1, chunks=chunks), graph)
-    assert result.passed, result.summary()
-
-
-@pytest.mark.parametrize("graph_name,model,mode,P,chunks", FAST)
-def test_matches_reference(request, graph_name, model, mode, P, chunks):
-    _check(request, graph_name, model, mode, P, chunks)
+        for P in (2, 3, 4) for k in (1, 4)]
 
 
 @slow
 @pytest.mark.parametrize("graph_name,model,mode,P,chunks", SLOW)
 def test_matches_reference_full_matrix(request, graph_name, model, mode, P, chunks):
-    _check(request, graph_name, model, mode, P, chunks)
+    graph = request.getfixturevalue(graph_name)
+    result = check_local(_cfg(graph, model, mode, P, 2 * P + 1, chunks=chunks), graph)
+    assert result.passed, result.summary()
 
 
 # -- communication volume: counted bytes equal the formula, per rank, per tag, per epoch --------
@@ -147,12 +154,16 @@ def _assert_epochs(results, expected_for_rank):
         assert all(t.startswith("eval/") for t in res["eval_comm"])
 
 
-def test_decoupled_moves_four_all_to_alls_of_n_by_c(small_directed):
-    g, P, chunks = small_directed, 3, 2
-    cfg = _cfg(g, "decoupled", "decoupled", P, 7, epochs=2, chunks=chunks)
-    results = train_local(cfg, g)
-    N, C = g.num_nodes, g.num_classes
-    grad = 4 * sum(p.numel() for p in init_params(cfg.model_spec(g.num_features, C), 0).values())
+def _grad_bytes(cfg: TrainConfig, g) -> int:
+    return 4 * sum(p.numel() for p in init_params(cfg.model_spec(g.num_features, g.num_classes), 0).values())
+
+
+def test_decoupled_exact_and_four_all_to_alls_of_n_by_c(cora):
+    """P=3 on Cora: N, F, C and hidden all leave a remainder; chunked and unchunked."""
+    g, P, chunks = cora, 3, 2
+    cfgs = [_cfg(g, "decoupled", "decoupled", P, 7, epochs=2, chunks=k) for k in (chunks, 1)]
+    runs = _launch(g, cfgs)
+    N, C, grad = g.num_nodes, g.num_classes, _grad_bytes(cfgs[0], g)
 
     def expected(r):
         split, gath = _conversion(N, P, r, C)
@@ -160,20 +171,22 @@ def test_decoupled_moves_four_all_to_alls_of_n_by_c(small_directed):
                 "prop/split/bwd": (split, gath), "prop/gather/bwd": (gath, split),
                 "grad/allreduce": (grad, grad), "loss/allreduce": (8, 8)}
 
-    _assert_epochs(results, expected)
-    calls = {t: s["calls"] for t, s in results[0]["epochs"][0]["comm"].items() if t.startswith("prop/")}
-    assert calls == {"prop/split/fwd": 1, "prop/gather/fwd": chunks, "prop/split/bwd": 1, "prop/gather/bwd": chunks}
-    total = sum(sum(s["sent_bytes"] for t, s in results[r]["epochs"][0]["comm"].items() if t.startswith("prop/"))
+    for results, k in zip(runs, (chunks, 1)):
+        _assert_epochs(results, expected)
+        calls = {t: s["calls"] for t, s in results[0]["epochs"][0]["comm"].items() if t.startswith("prop/")}
+        assert calls == {"prop/split/fwd": 1, "prop/gather/fwd": k, "prop/split/bwd": 1, "prop/gather/bwd": k}
+    total = sum(sum(s["sent_bytes"] for t, s in runs[0][r]["epochs"][0]["comm"].items() if t.startswith("prop/"))
                 for r in range(P))
     assert total == 4 * 4 * (N * C - sum(_block(N, P, r) * _block(C, P, r) for r in range(P)))
+    assert [e["loss"] for e in runs[0][0]["epochs"]] == [e["loss"] for e in runs[1][0]["epochs"]]
 
 
-def test_naive_moves_one_split_and_gather_per_layer(small_directed):
-    g, P, hidden = small_directed, 3, 16  # layer 0 aggregates the raw 13 input columns: no split
-    cfg = _cfg(g, "gcn", "naive", P, hidden, epochs=2)
-    results = train_local(cfg, g)
-    N, dims = g.num_nodes, (g.num_features, hidden, hidden, g.num_classes)
-    grad = 4 * sum(p.numel() for p in init_params(cfg.model_spec(g.num_features, g.num_classes), 0).values())
+def test_naive_exact_and_one_split_and_gather_per_layer(small_directed):
+    """P=2 on the directed graph: gcn (volume; layer 0 aggregates the raw 13 columns) and chunked sage."""
+    g, P, hidden = small_directed, 2, 15
+    cfgs = [_cfg(g, "gcn", "naive", P, hidden, epochs=2), _cfg(g, "sage", "naive", P, 5, epochs=2, chunks=3)]
+    results = _launch(g, cfgs)[0]
+    N, dims, grad = g.num_nodes, (g.num_features, hidden, hidden, g.num_classes), _grad_bytes(cfgs[0], g)
 
     def expected(r):
         out = {"grad/allreduce": (grad, grad), "loss/allreduce": (8, 8)}

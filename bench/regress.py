@@ -114,8 +114,8 @@ def run_ci(spec: dict[str, Any], runner: Callable[[dict], dict] = _launch_runner
     records, calib = [], []
     bar = tqdm(total=len(configs) * spec["rounds"], desc="bench-ci", unit="run", disable=not progress)
     for _ in range(spec["rounds"]):
-        calib.append(calibrate())
         for cfg in configs:
+            calib.append(calibrate())
             try:
                 records.append(runner(cfg))
             except (RunFailed, RuntimeError) as e:

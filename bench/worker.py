@@ -34,7 +34,8 @@ def worker_main(cfg_dict: dict[str, Any], keep_params: bool = False) -> Any:
     cfg = TrainConfig.from_dict(cfg_dict)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // local_world))
+    # GRAPHPAR_THREADS pins threads per rank (bench-ci: 1, so P=1 and P=2 runs do not differ in OpenMP spinning)
+    torch.set_num_threads(int(os.environ.get("GRAPHPAR_THREADS", "0")) or max(1, (os.cpu_count() or 1) // local_world))
     if cfg.device == "cuda":
         torch.cuda.set_device(local_rank % max(torch.cuda.device_count(), 1))
     dist.init_process_group(_backend(cfg.device), timeout=timedelta(seconds=cfg.timeout_s))

@@ -1,0 +1,147 @@
+"""The ``pipeline`` strategy: stage cut, 1F1B order, exactness without staleness, history semantics,
+bytes per epoch against the formula, accuracy with historical embeddings (slow tier)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import slow
+from graphpar.bench.check import check_local
+from graphpar.bench.training_loop import train_local
+from graphpar.strategies import Communicator, ConfigError, TrainConfig, get_strategy
+from graphpar.strategies.models import ModelSpec
+from graphpar.strategies.pipeline import layer_costs, one_f_one_b, stage_cut
+
+
+def cfg_for(graph, workers: int, layers: int, model: str = "gcn", **opts) -> TrainConfig:
+    extra = {k: opts.pop(k) for k in ("epochs", "residual", "hidden", "dropout", "lr") if k in opts}
+    base = dict(epochs=3, hidden=8, residual=True)
+    return TrainConfig(strategy="pipeline", dataset=graph.name, workers=workers, model=model, layers=layers,
+                       options=opts, timeout_s=60, **{**base, **extra})
+
+
+def test_stage_cut_is_contiguous_and_puts_the_wide_first_layer_alone():
+    spec = ModelSpec.build("gcn", 1433, 16, 7, 8)
+    costs = layer_costs(spec, 2708, 13264)
+    cut = stage_cut(costs, 4)
+    assert cut[0][0] == 0 and cut[-1][1] == 8 and all(a[1] == b[0] for a, b in zip(cut, cut[1:]))
+    assert all(e > b for b, e in cut)
+    assert cut[0] == (0, 1), "the F-wide first layer outweighs the others: it is a stage on its own"
+    assert stage_cut([1.0] * 8, 4) == [(0, 2), (2, 4), (4, 6), (6, 8)]
+
+
+@pytest.mark.parametrize("stages,chunks", [(4, 4), (4, 2), (2, 5), (1, 3)])
+def test_one_f_one_b_order(stages, chunks):
+    for s in range(stages):
+        ops = one_f_one_b(s, stages, chunks)
+        assert [c for op, c in ops if op == "F"] == list(range(chunks))
+        assert [c for op, c in ops if op == "B"] == list(range(chunks))
+        assert all(ops.index(("F", c)) < ops.index(("B", c)) for c in range(chunks))
+        inflight = max(sum(1 for op, _ in ops[:i + 1] if op == "F") - sum(1 for op, _ in ops[:i + 1] if op == "B")
+                       for i in range(len(ops)))
+        assert inflight <= min(stages - s, chunks)
+    assert one_f_one_b(stages - 1, stages, 2) == [("F", 0), ("B", 0), ("F", 1), ("B", 1)]
+
+
+def test_validate_names_the_fix(small_directed):
+    summary = {"nodes": small_directed.num_nodes, "edges": small_directed.num_edges}
+    cls = get_strategy("pipeline")
+    with pytest.raises(ConfigError, match="--layers"):
+        cls.validate(cfg_for(small_directed, 4, 2), summary)
+    with pytest.raises(ConfigError, match="--chunks"):
+        cls.validate(cfg_for(small_directed, 2, 2, chunks=0), summary)
+    with pytest.raises(ConfigError, match="--model"):
+        cls.validate(cfg_for(small_directed, 2, 2, model="decoupled"), summary)
+
+
+def _epoch_grads(graph, model: str, opts: dict, epochs: int) -> tuple[list[float], dict]:
+    """Train in-process on one stage with lr 0 (weights fixed); losses and the last epoch's gradients."""
+    cfg = cfg_for(graph, 1, 4, model, dropout=0.0, lr=0.0, **opts)
+    strat = get_strategy("pipeline")(cfg, graph, Communicator(), torch.device("cpu"))
+    strat.setup()
+    strat.optimizer.param_groups[0]["weight_decay"] = 0.0
+    grads: dict = {}
+    real_step = strat._step
+
+    def capture():
+        grads.update({n: p.grad.clone() for n, p in strat.params.items()})
+        real_step()
+    strat._step = capture
+    return [strat.train_epoch(e) for e in range(epochs)], grads
+
+
+@pytest.mark.parametrize("model", ["gcn", "sage"])
+def test_history_equals_fresh_when_weights_do_not_move(small_directed, model):
+    """With fixed weights the history converges to this epoch's values: layer i's rows are exact from epoch
+    i on (epoch 0 reads zeros), the gradients L epochs later; then K=4 chunks with history give the exact
+    loss and gradients of the 4-layer model."""
+    exact_losses, exact = _epoch_grads(small_directed, model, {"staleness": 0}, 8)
+    stale_losses, stale = _epoch_grads(small_directed, model, {"chunks": 4}, 8)
+    assert stale_losses[0] != pytest.approx(exact_losses[0], rel=1e-4)
+    assert stale_losses[4:] == pytest.approx(exact_losses[4:], rel=1e-5)
+    for n, g in exact.items():
+        torch.testing.assert_close(stale[n], g, rtol=1e-4, atol=1e-6)
+
+
+def test_staleness0_equals_reference(small_directed):
+    result = check_local(cfg_for(small_directed, 2, 4, staleness=0), small_directed)
+    assert result.passed, result.summary()
+
+
+@slow
+@pytest.mark.parametrize("model", ["gcn", "sage"])
+@pytest.mark.parametrize("workers,layers", [(2, 4), (2, 8), (4, 4), (4, 8)])
+def test_staleness0_equals_reference_matrix(small_directed, model, workers, layers):
+    result = check_local(cfg_for(small_directed, workers, layers, model, staleness=0), small_directed)
+    assert result.passed, result.summary()
+
+
+def test_bytes_per_epoch_match_formula(small_directed):
+    """Every row crosses every cut once forward (activations) and once backward (gradients): N x H x 4 bytes
+    per cut and direction, whatever the chunking; plus an 8-byte loss sum per rank."""
+    g, p, h = small_directed, 3, 8
+    results = train_local(cfg_for(g, p, 3, chunks=3, epochs=2, hidden=h), g, keep_params=False)
+    for epoch in range(2):
+        per_tag: dict[str, int] = {}
+        for r in results:
+            for tag, st in r["epochs"][epoch]["comm"].items():
+                per_tag[tag] = per_tag.get(tag, 0) + st["sent_bytes"]
+                assert st["sent_bytes"] == 0 or st["calls"] == (3 if tag.startswith("pipe/cut") else 1)
+        expected = {f"pipe/cut{s}/{d}": g.num_nodes * h * 4 for s in range(1, p) for d in ("fwd", "bwd")}
+        expected["pipe/loss"] = 8 * p
+        assert per_tag == expected
+    info = results[0]["info"]
+    assert info["cut_bytes_per_epoch"] == 2 * (p - 1) * g.num_nodes * h * 4
+    assert [r["stage_layers"] for r in results] == info["cut"]
+    assert all(0.0 <= r["bubble_fraction"] < 1.0 for r in results)
+
+
+def _accuracy(graph, cfg: TrainConfig) -> float:
+    return train_local(cfg, graph, keep_params=False, timeout_s=1200)[0]["accuracy"]["test_acc"]
+
+
+def _parity(graph, workers: int, layers: int, model: str = "gcn", residual: bool = False, **opts) -> None:
+    base = TrainConfig(strategy="single", dataset=graph.name, model=model, layers=layers, residual=residual,
+                       options={"single_impl": "dgl"})
+    ref = _accuracy(graph, base)
+    pipe = _accuracy(graph, TrainConfig(strategy="pipeline", dataset=graph.name, workers=workers, model=model,
+                                        layers=layers, residual=residual, options=opts, timeout_s=120))
+    assert abs(pipe - ref) <= 0.015, f"pipeline {pipe:.3f} vs reference {ref:.3f} test accuracy"
+
+
+@slow
+@pytest.mark.parametrize("model", ["gcn", "sage"])
+def test_historical_embeddings_keep_cora_accuracy(cora, model):
+    _parity(cora, 4, 4, model)
+
+
+@slow
+def test_historical_embeddings_keep_coauthor_cs_accuracy():
+    from graphpar.datasets import load_dataset
+
+    _parity(load_dataset("coauthor-cs"), 4, 4)
+
+
+@slow
+def test_sixteen_layers_with_residuals(cora):
+    _parity(cora, 4, 16, residual=True)

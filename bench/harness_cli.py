@@ -19,7 +19,16 @@ DEFAULT_RESULTS = "results/runs.jsonl"
 
 
 def _csv(value: str | None, cast=str) -> list | None:
-    return [cast(v) for v in value.split(",")] if value else None
+    """Comma list; a piece like ``edges=E`` continues the previous spec (``rmat:nodes=N,edges=E``)."""
+    if not value:
+        return None
+    out: list[str] = []
+    for piece in value.split(","):
+        if out and "=" in piece and ":" not in piece and ":" in out[-1]:
+            out[-1] += "," + piece
+        else:
+            out.append(piece)
+    return [cast(v) for v in out]
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

@@ -110,6 +110,13 @@ def run_ci(spec: dict[str, Any], runner: Callable[[dict], dict] = _launch_runner
     from .launcher import RunFailed  # noqa: PLC0415
     from .record import failed_record  # noqa: PLC0415
 
+    import os  # noqa: PLC0415
+
+    import torch  # noqa: PLC0415
+
+    if spec.get("threads"):  # same threads per rank for every run and the calibration
+        os.environ["GRAPHPAR_THREADS"] = str(spec["threads"])
+        torch.set_num_threads(int(spec["threads"]))
     configs, skipped = ci_configs(spec)
     records, calib = [], []
     bar = tqdm(total=len(configs) * spec["rounds"], desc="bench-ci", unit="run", disable=not progress)

@@ -169,3 +169,10 @@ def test_paper_reports_from_recorded_runs(tmp_path):
     text = write_report("gnnpipe", path, tmp_path, 15.0, 20.0, 16).read_text()
     assert "| 4 | 8 |" in text and "x |" in text
     assert (tmp_path / "figures" / "gnnpipe_volume_vs_layers.png").stat().st_size > 10_000
+
+
+def test_grid_flags_keep_dataset_specs_whole():
+    from graphpar.bench.harness_cli import _csv
+
+    assert _csv("cora,rmat:nodes=20,edges=80,seed=0,pubmed") == ["cora", "rmat:nodes=20,edges=80,seed=0", "pubmed"]
+    assert _csv("1,2,4", int) == [1, 2, 4]

@@ -107,6 +107,15 @@ def run_multi_host(strategy: str, args: argparse.Namespace, work: Path, fault: s
     """
     out = work / f"{strategy}-multi{'-fault' if fault else ''}.jsonl"
     logs = [work / f"{strategy}-host{i}{'-fault' if fault else ''}.log" for i in range(args.hosts)]
+    try:
+        return _run_in_namespaces(strategy, args, out, logs, fault, alongside)
+    finally:
+        if alongside is not None and alongside.poll() is None:  # interrupted: do not leave it behind
+            _kill_group(alongside)
+
+
+def _run_in_namespaces(strategy: str, args: argparse.Namespace, out: Path, logs: list[Path], fault: str | None,
+                       alongside: subprocess.Popen | None) -> tuple[list[int], Path, list[Path]]:
     with Hosts(args.hosts) as hosts:
         master = hosts.address(0)
         procs = []
@@ -278,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     if not names:
         print("multinode: no strategy other than single is registered; nothing to prove across hosts")
         return EXIT_MISMATCH
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # finally blocks (namespaces, launchers) run on these too
+        signal.signal(sig, lambda signum, frame: sys.exit(128 + signum))
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="graphpar-multinode-"))
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()

@@ -178,9 +178,15 @@ def measure_link(workers: int = 2, small: int = 4096, large: int = 32 << 20, rep
             "allreduce_latency_s": ar_alpha, "raw_s": t}
 
 
-def validate(records: list[dict[str, Any]], link: Link) -> list[dict[str, Any]]:
-    """Predicted vs measured epoch time: each multi-rank record at its own P, and each P=2 record
-    projected to the P=4 run of the same configuration (when there is one)."""
+def overlapping_comm(rec: dict[str, Any]) -> bool:
+    """True when a rank's timed communication exceeds its epoch (asynchronous ops overlapping each other and
+    compute, e.g. a pipeline's receives): its compute time is then unknown and the projection unreliable."""
+    return any(r["comm_s"] > 0.98 * r["wall_s"] for r in rank_medians(rec))
+
+
+def validate(records: list[dict[str, Any]], link: Link | dict[int, Link]) -> list[dict[str, Any]]:
+    """Predicted vs measured epoch time: each multi-rank record at its own P, and each record projected to
+    the larger-P runs of the same configuration. ``link`` may map P to the link measured with P ranks."""
     from .results import config_key  # noqa: PLC0415
 
     ok = [r for r in records if r.get("status") == "ok" and r["config"]["workers"] > 1]
@@ -194,9 +200,10 @@ def validate(records: list[dict[str, Any]], link: Link) -> list[dict[str, Any]]:
             measured = r["summary"]["epoch_s"]
             sources = [(p, r)] + [(q, s) for q, s in sorted(group.items()) if q < p]
             for q, src in sources:
-                pred = project(src, p, link)
+                pred = project(src, p, link[p] if isinstance(link, dict) else link)
                 rows.append({"strategy": r["config"]["strategy"], "dataset": r["config"]["dataset"],
                              "from_P": q, "P": p, "measured_s": measured, "predicted_s": pred.epoch_no_overlap_s,
                              "predicted_overlap_s": pred.epoch_overlap_s, "comm_s": pred.comm_s,
-                             "error": pred.epoch_no_overlap_s / measured - 1.0})
+                             "error": pred.epoch_no_overlap_s / measured - 1.0,
+                             "note": "overlapping async comm" if overlapping_comm(src) else ""})
     return rows

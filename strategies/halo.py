@@ -129,6 +129,14 @@ def build_all_views(graph, part_id: Tensor, spec: ModelSpec | str, num_parts: in
     return [_view_from_edges(src, dst, w, part_id, r, p) for r in range(p)]
 
 
+def halo_volume_bytes(halo_rows: int, dims: tuple[int, ...] | list[int], element_size: int = 4) -> int:
+    """Bytes one training epoch's halo exchanges send over all ranks: ``halo_rows`` (sum of the ranks'
+    halo sizes, i.e. ``sum(partition_stats(...)["halo_vertices"])``) rows of every layer input width
+    forward, and the same backward for every layer but the first (input features need no gradient)."""
+    layers = len(dims) - 1
+    return halo_rows * element_size * (sum(dims[:layers]) + sum(dims[1:layers]))
+
+
 def halo_exchange(comm: Communicator, view: LocalView, h_owned: Tensor, tag: str) -> Tensor:
     """``[h_owned; rows of the halo]`` in local order, one all_to_all with split sizes.
 

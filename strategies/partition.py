@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .base import ConfigError, Option, Strategy, TrainConfig, register
-from .halo import StaleHalo, build_local_view, halo_exchange
+from .halo import StaleHalo, build_local_view, halo_exchange, halo_volume_bytes
 from .kernels import default_backend
 from .models import activate, conv_layer, dropout, init_params
 from .partitioning import METHODS, partition_stats, shared_partition
@@ -118,8 +118,19 @@ class GraphPartition(Strategy):
         return {**self.view.stats(), "exchange_bytes_per_epoch": self.exchange_bytes(),
                 "stale_epochs": self.stale_epochs, "stale_saved_bytes": self.stale_saved_bytes}
 
+    def analytic_bytes_per_epoch(self) -> float:
+        """Sent bytes per training epoch over all ranks by the formula (rank 0, which holds the stats):
+        halo rows x widths (``halo_volume_bytes``) + P x (gradient all_reduce + 8-byte loss sum).
+        With ``--stale K`` the halo part is averaged over a K-epoch cycle (one refresh in K)."""
+        if self.num_parts == 1:
+            return 0
+        n_params = sum(p.numel() for p in self.params.values())
+        halo = halo_volume_bytes(sum(self.quality["halo_vertices"]), self.spec.dims)
+        return halo / self.stale_k + self.num_parts * (n_params * 4 + 8)
+
     def info(self) -> dict[str, Any]:
         q = self.quality
         return {"partition_method": self.part.method, "stale": self.stale_k, **self.part.info(),
+                "analytic_bytes_per_epoch": self.analytic_bytes_per_epoch(),
                 **{k: q[k] for k in ("edge_cut", "edge_cut_fraction", "replication_factor", "vertex_imbalance",
                                      "edge_imbalance", "halo_vertices", "owned_vertices") if k in q}}

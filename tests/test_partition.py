@@ -191,7 +191,9 @@ def test_bytes_per_tag_equal_the_formula(two_workers, cora, small_directed, i):
             assert got == want, f"rank {rank} epoch {ep['epoch']}"
         assert res["exchange_bytes_per_epoch"] == sum(v for k, v in want.items() if "/halo/" in k)
         assert res["local_vertices"] == int((part_id == rank).sum())
-    assert results[i][0]["info"]["edge_cut"] == int((part_id[graph.src] != part_id[graph.dst]).sum())
+    info = results[i][0]["info"]
+    assert info["edge_cut"] == int((part_id[graph.src] != part_id[graph.dst]).sum())
+    assert info["analytic_bytes_per_epoch"] == sum(res["epochs"][0]["sent_bytes"] for res in results[i])
 
 
 def test_stale_epochs_skip_the_exchange_and_count_the_savings(two_workers):

@@ -50,7 +50,8 @@ def _title(df: pd.DataFrame) -> str:
     nodes = r.get("graph.nodes")
     edges = r.get("graph.edges")
     size = f" ({int(nodes):,} vertices, {int(edges):,} edges)" if pd.notna(nodes) and pd.notna(edges) else ""
-    return f"{r['dataset']}{size}, {r['layers']}-layer {r['model'].upper()}, hidden {r['hidden']}"
+    name = r["dataset"] if len(r["dataset"]) <= 24 else r["dataset"].split(":")[0].upper()
+    return f"{name}{size}, {r['layers']}-layer {r['model'].upper()}, hidden {r['hidden']}"
 
 
 def _save(fig, path: Path) -> Path:
@@ -74,7 +75,9 @@ def plot_speedup(df: pd.DataFrame, path: Path, order: list[str]) -> Path | None:
             continue
         mid = base / d["epoch_s"]
         err = [mid - base / d["epoch_s_max"], base / d["epoch_s_min"] - mid]
-        xs, ys = [1] + list(d["workers"]), [1.0] + list(mid)
+        has_p1 = 1 in set(d["workers"])
+        xs = ([] if has_p1 else [1]) + list(d["workers"])
+        ys = ([] if has_p1 else [1.0]) + list(mid)
         ax.plot(xs, ys, marker="o", color=_color(s, order), label=s)
         ax.errorbar(d["workers"], mid, yerr=err, fmt="none", ecolor=_color(s, order), capsize=3, alpha=0.6)
         for p, v in zip(d["workers"], mid):
@@ -127,10 +130,17 @@ def plot_load(df: pd.DataFrame, ranks: pd.DataFrame, path: Path, order: list[str
         rr = ranks[ranks["run_id"] == row["run_id"]].sort_values("rank")
         color = _color(row["strategy"], order)
         ax = axes[0][j]
-        ax.bar(rr["rank"], rr["compute_s"] * 1e3, color=color)
+        bottom = [0.0] * len(rr)
+        for col, c, name in (("compute_s", "#4c72b0", "compute"), ("comm_s", "#dd8452", "communication"),
+                             ("idle_s", "#bbbbbb", "idle")):
+            vals = list(rr[col] * 1e3)
+            ax.bar(rr["rank"], vals, bottom=bottom, color=c, label=name)
+            bottom = [b + v for b, v in zip(bottom, vals)]
         ax.set_title(f"{row['strategy']} P={row['workers']}\ncompute max/mean {row['compute_max_over_mean']:.2f}",
                      fontsize=9)
-        ax.set_ylabel("compute per epoch (ms)" if j == 0 else "")
+        ax.set_ylabel("ms per epoch (median)" if j == 0 else "")
+        if j == 0:
+            ax.legend(fontsize=7)
         ax.set_xticks(list(rr["rank"]))
         ax = axes[1][j]
         edges = rr["local_edges"].fillna(0)
@@ -234,7 +244,7 @@ def plot_all(source: Any = "results/runs.jsonl", out_dir: str | Path = "results/
             continue
         order = sorted(g["strategy"].unique(), key=lambda s: (s != "single", s))
         g = g.sort_values(["strategy", "workers"]).drop_duplicates(["strategy", "workers"], keep="last")
-        tag = prefix + _slug(f"{ds}_{md}{layers}_h{hidden}")
+        tag = prefix + _slug(ds.replace("rmat:", "rmat_"))[:40] + f"_{md}{layers}_h{hidden}"
         for path in (plot_speedup(g, out / f"speedup_{tag}.png", order),
                      plot_breakdown(g, out / f"breakdown_{tag}.png", order),
                      plot_load(g, ranks, out / f"load_{tag}.png", order),

@@ -176,3 +176,11 @@ def test_grid_flags_keep_dataset_specs_whole():
 
     assert _csv("cora,rmat:nodes=20,edges=80,seed=0,pubmed") == ["cora", "rmat:nodes=20,edges=80,seed=0", "pubmed"]
     assert _csv("1,2,4", int) == [1, 2, 4]
+
+
+def test_validate_flags_overlapping_async_comm_and_takes_per_p_links():
+    rec = fake_record("gamma", 2, compute_s=0.001, tags={"stage/act": ("recv", 4, 10_000)}, comm_s=0.2)
+    assert projection.overlapping_comm(rec)
+    rows = projection.validate([rec], {2: projection.Link(1e9, 1e-5)})
+    assert rows[0]["note"] == "overlapping async comm"
+    assert not projection.overlapping_comm(fake_record("alpha", 2, tags=A2A, comm_s=0.01))

@@ -36,12 +36,15 @@ def _entry(rank: int, world_size: int, port: int, fn: Callable, args: tuple, que
         result = fn(Communicator(timeout_s=timeout_s), *args)
         buffer = io.BytesIO()
         torch.save(result, buffer)  # bytes, not shared-memory tensors: the rank may exit before the parent reads
+        dist.barrier()
         queue.put((rank, True, buffer.getvalue()))
     except BaseException:  # noqa: BLE001  (report every failure to the parent)
         queue.put((rank, False, traceback.format_exc()))
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        return  # peers may be stuck in a collective: no teardown handshake, the parent reaps us
+    if dist.is_initialized():
+        from .worker import _destroy_process_group  # noqa: PLC0415
+
+        _destroy_process_group()
 
 
 def run_spmd(fn: Callable, world_size: int, args: tuple = (), timeout_s: float = 120.0) -> list[Any]:

@@ -72,13 +72,34 @@ class DecoupledPropagate(torch.autograd.Function):
         return g, None, None, None, None, None
 
 
+def dense_bytes_for(spec, mode: str, lay: Layout) -> int:
+    """Bytes of the dense tensors an epoch keeps alive on rank 0 (the largest row block)."""
+    N, n0 = lay.num_nodes, lay.row_count(0)
+    if mode == "decoupled":  # x rows, MLP activations + grads, z ping-pong, gathered rows
+        C = spec.dims[-1]
+        return F32 * (n0 * spec.dims[0] + 2 * n0 * sum(spec.dims[1:]) + 2 * N * lay.col_count(C, 0) + n0 * C)
+    total = n0 * spec.dims[0] + N * lay.col_count(spec.dims[0], 0)
+    for i in range(spec.layers):  # per layer: input, split slice, aggregated slice, gathered rows, output
+        m = min(spec.dims[i], spec.dims[i + 1])
+        total += n0 * spec.dims[i] + 2 * N * lay.col_count(m, 0) + n0 * m + n0 * spec.dims[i + 1]
+    return F32 * 2 * total  # activations and their gradients
+
+
+def resolve_mode(cfg: TrainConfig) -> str:
+    """``auto``: decoupled for the decoupled model (NeutronTP's default), naive for gcn/sage."""
+    mode = cfg.options.get("tp_mode", "auto")
+    if mode == "auto":
+        return "decoupled" if cfg.model == "decoupled" else "naive"
+    return mode
+
+
 @register
 class TensorParallel(Strategy):
     name = "tensor"
     description = "NeutronTP tensor parallelism: feature-sliced aggregation, decoupled training, chunking"
     options = (
-        Option("--tp-mode", str, "decoupled", "tensor: 'naive' per-layer split/gather (gcn, sage) or "
-               "'decoupled' MLP-then-propagate (model decoupled)", MODES),
+        Option("--tp-mode", str, "auto", "tensor: 'naive' per-layer split/gather (gcn, sage), "
+               "'decoupled' MLP-then-propagate (model decoupled); 'auto' picks by --model", ("auto", *MODES)),
         Option("--chunks", int, 1, "tensor: destination-row blocks the aggregation streams through"),
         Option("--memory-budget", int, 0, "tensor: device bytes per worker; derives --chunks (0: off)"),
     )
@@ -86,7 +107,7 @@ class TensorParallel(Strategy):
     @classmethod
     def validate(cls, cfg: TrainConfig, graph_summary: dict) -> None:
         super().validate(cfg, graph_summary)
-        mode = cfg.options.get("tp_mode", "decoupled")
+        mode = resolve_mode(cfg)
         if mode not in MODES:
             raise ConfigError(f"--tp-mode {mode!r} is not one of {', '.join(MODES)}")
         if mode == "naive" and cfg.model == "decoupled":
@@ -99,11 +120,17 @@ class TensorParallel(Strategy):
             raise ConfigError(f"--chunks {chunks} must be in [1, {graph_summary['nodes']}] (the vertex count)")
         if budget < 0 or (budget and chunks != 1):
             raise ConfigError(f"--memory-budget {budget} with --chunks {chunks}: give one of them (budget >= 0)")
+        if budget:  # the dense tensors alone are a floor no chunking can go below
+            spec = cfg.model_spec(graph_summary["features"], graph_summary["classes"])
+            floor = dense_bytes_for(spec, mode, Layout(graph_summary["nodes"], cfg.workers, 0))
+            if budget < floor:
+                raise ConfigError(f"--memory-budget {budget} is below this worker's minimum {floor} bytes of dense "
+                                  f"tensors; raise it (or use more --workers)")
 
     # -- setup ------------------------------------------------------------------------------------
     def setup(self) -> None:
         g, dev, spec = self.graph, self.device, self.spec
-        self.mode = self.opt["tp_mode"]
+        self.mode = resolve_mode(self.cfg)
         self.layout = Layout(g.num_nodes, self.comm.world_size, self.comm.rank)
         self.lo, self.hi = self.layout.row_range()
         s, d, w = aggregation_edges(spec, g.src, g.dst, g.num_nodes)
@@ -130,16 +157,7 @@ class TensorParallel(Strategy):
 
     def dense_bytes(self) -> int:
         """Analytic bytes of the dense tensors an epoch keeps alive (rank 0's blocks: the largest)."""
-        lay, spec, N = self.layout, self.spec, self.layout.num_nodes
-        n0 = lay.row_count(0)
-        if self.mode == "decoupled":  # x rows, MLP activations + grads, z ping-pong, gathered rows
-            C = spec.dims[-1]
-            return F32 * (n0 * spec.dims[0] + 2 * n0 * sum(spec.dims[1:]) + 2 * N * lay.col_count(C, 0) + n0 * C)
-        total = n0 * spec.dims[0] + N * lay.col_count(spec.dims[0], 0)
-        for i in range(spec.layers):  # per layer: input, split slice, aggregated slice, gathered rows, output
-            m = min(spec.dims[i], spec.dims[i + 1])
-            total += n0 * spec.dims[i] + 2 * N * lay.col_count(m, 0) + n0 * m + n0 * spec.dims[i + 1]
-        return F32 * 2 * total  # activations and their gradients
+        return dense_bytes_for(self.spec, self.mode, self.layout)
 
     # -- forward ------------------------------------------------------------------------------------
     def _aggregate(self, sliced: Tensor) -> Tensor:

@@ -16,7 +16,7 @@ rank p line up with p's halo rows of owner q without any negotiation.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -41,7 +41,6 @@ class LocalView:
     send_idx: Tensor  # int64 [sum(send_counts)] local owned indices, concatenated by destination rank
     send_counts: list[int]  # rows this rank sends to each rank (0 to itself)
     recv_counts: list[int]  # halo rows received from each rank (0 from itself)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_owned(self) -> int:

@@ -21,7 +21,7 @@ import pandas as pd  # noqa: E402
 
 from . import results  # noqa: E402
 from .plots import caption  # noqa: E402
-from .projection import Link, project  # noqa: E402
+from .projection import Link, overlapping_comm, project  # noqa: E402
 from .sweep import load_spec  # noqa: E402
 
 # The papers' reported numbers (PAPERS.md section 3), quoted in the reports.
@@ -53,15 +53,23 @@ def _runs(which: str, source: str | Path) -> tuple[pd.DataFrame, dict[str, Any],
     return df, spec, [by_id[i] for i in df["run_id"]]
 
 
-def _label(row) -> str:
-    return f"{row['strategy']} ({row['model']})"
+def _accepts(rec: dict[str, Any], workers: int) -> bool:
+    """Whether the record's strategy accepts its configuration at ``workers`` ranks (its own validate)."""
+    from graphpar.strategies import ConfigError, TrainConfig, get_strategy  # noqa: PLC0415
+
+    cfg = TrainConfig.from_dict({**rec["config"], "workers": workers})
+    try:
+        get_strategy(cfg.strategy).validate(cfg, rec["dataset"])
+    except (ConfigError, KeyError, ValueError):
+        return False
+    return True
 
 
 def neutrontp(source, out_dir: Path, link: Link, target: int) -> Path:
     df, spec, recs = _runs("neutrontp", source)
     by_id = {r["run_id"]: r for r in recs}
     fig_path = out_dir / "figures" / "neutrontp_epoch_vs_workers.png"
-    fig, ax = plt.subplots(figsize=(7.2, 4.8))
+    fig, ax = plt.subplots(figsize=(10.5, 4.8))
     projected_ps = sorted({p for p in (2, 4, 8, 16, target) if p <= target})
     rows = []
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -76,13 +84,16 @@ def neutrontp(source, out_dir: Path, link: Link, target: int) -> Path:
             continue
         ax.plot(g["workers"], g["epoch_s"] * 1e3, "o-", color=color, label=f"{label}, measured (loopback)")
         src = by_id[g["run_id"].iloc[-1]]
-        preds = [project(src, p, link) for p in projected_ps]
-        ax.plot(projected_ps, [pr.epoch_s * 1e3 for pr in preds], "s--", color=color, alpha=0.7,
-                label=f"{label}, projected from P={src['config']['workers']}")
-        rows.append((label, g, src, project(src, target, link)))
+        other = by_id[g["run_id"].iloc[-2]] if len(g) >= 2 and g["workers"].iloc[-2] > 1 else None
+        ps = [p for p in projected_ps if p >= src["config"]["workers"] and _accepts(src, p)]
+        preds = [project(src, p, link, other) for p in ps]
+        note = " (overlapping async comm: compute unknown)" if overlapping_comm(src) else ""
+        ax.plot(ps, [pr.epoch_s * 1e3 for pr in preds], "s--", color=color, alpha=0.7,
+                label=f"{label}, projected from P={src['config']['workers']}{note}")
+        rows.append((label, g, src, project(src, target, link, other) if _accepts(src, target) else None))
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xticks(projected_ps, [str(p) for p in projected_ps])
+    ax.set_xticks([1] + projected_ps, [str(p) for p in [1] + projected_ps])
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel("workers P")
     ax.set_ylabel("epoch time (ms, log)")
@@ -90,7 +101,7 @@ def neutrontp(source, out_dir: Path, link: Link, target: int) -> Path:
     ax.set_title(f"NeutronTP-style comparison: epoch time vs workers\n{r0['dataset']} ({int(r0['graph.nodes']):,} "
                  f"vertices, {int(r0['graph.edges']):,} edges), {r0['layers']} layers, hidden {r0['hidden']}; "
                  f"projection: {link.describe()}", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3, which="both")
     caption(fig, df)
     fig.tight_layout(rect=(0, 0.03, 1, 1))
@@ -111,7 +122,8 @@ def neutrontp(source, out_dir: Path, link: Link, target: int) -> Path:
         meas = ", ".join(f"P={p}: {t * 1e3:.1f}" for p, t in zip(g["workers"], g["epoch_s"]))
         last = g.iloc[-1]
         if pr is None:
-            lines.append(f"| {label} | {meas} | 0 | - | - |")
+            why = "-" if src is None else f"cannot run at P={target}"
+            lines.append(f"| {label} | {meas} | {last.get('bytes_per_epoch', 0) / 1e6:.2f} | {why} | - |")
             continue
         projected[label] = pr.epoch_s
         lines.append(f"| {label} | {meas} | {last['bytes_per_epoch'] / 1e6:.2f} | {pr.epoch_no_overlap_s * 1e3:.1f} / "

@@ -19,7 +19,9 @@ Scaling from the measured P to P' (assumptions, also in the README):
 - all_reduce payloads are replicated model state: unchanged; send/recv per rank is a pipeline cut of
   N x H rows: unchanged; all_to_all moves a fixed N x d block spread over the ranks: per-rank bytes scale
   by ((P'-1)/P'^2) / ((P-1)/P^2); all_gather payloads are shards of a fixed whole: scale by P/P'.
-Bytes at P' are therefore a model unless the run was measured at P' (then they are exact).
+Bytes at P' are therefore a model unless the run was measured at P' (then they are exact). When the same
+configuration was measured at two worker counts, per-tag bytes follow the power law through both instead
+(``project(rec, P', link, other=rec_at_other_P)``: halo volumes grow with P in a graph-dependent way).
 """
 from __future__ import annotations
 
@@ -98,19 +100,44 @@ def per_rank_tags(rec: dict[str, Any]) -> list[dict[str, dict[str, float]]]:
             for w in rec["workers"]]
 
 
-def project(rec: dict[str, Any], workers: int | None, link: Link) -> Projection:
-    """Predicted epoch time of ``rec`` at ``workers`` ranks (default: as measured) on ``link``."""
+def fitted_scales(rec: dict[str, Any], other: dict[str, Any], target: int) -> dict[str, float]:
+    """Per tag, the factor on ``rec``'s per-rank bytes at ``target`` ranks from a power law through the
+    mean per-rank bytes measured at two worker counts (``rec``'s and ``other``'s)."""
+    import math  # noqa: PLC0415
+
+    p1, p2 = rec["config"]["workers"], other["config"]["workers"]
+
+    def mean_bytes(r: dict[str, Any]) -> dict[str, float]:
+        tags = per_rank_tags(r)
+        names = {t for rt in tags for t in rt}
+        return {t: sum(rt.get(t, {}).get("sent", 0.0) for rt in tags) / len(tags) for t in names}
+
+    b1, b2 = mean_bytes(rec), mean_bytes(other)
+    out = {}
+    for tag, v1 in b1.items():
+        v2 = b2.get(tag, 0.0)
+        if v1 > 0 and v2 > 0 and p1 != p2:
+            k = math.log(v1 / v2) / math.log(p1 / p2)
+            out[tag] = (target / p1) ** k
+    return out
+
+
+def project(rec: dict[str, Any], workers: int | None, link: Link, other: dict[str, Any] | None = None) -> Projection:
+    """Predicted epoch time of ``rec`` at ``workers`` ranks (default: as measured) on ``link``. With
+    ``other`` (the same configuration at another P), per-tag bytes follow the power law through both
+    measurements instead of the per-op rule."""
     measured = rec["config"]["workers"]
     target = workers or measured
     info = rec.get("info") or {}
     compute = [r["compute_s"] for r in rank_medians(rec)]
     tags = per_rank_tags(rec)
+    fitted = fitted_scales(rec, other, target) if other is not None and target != measured else {}
     comm = []
     sent_rank = []
     for rank_tags in tags:
         t, sent_total = 0.0, 0.0
-        for st in rank_tags.values():
-            f = byte_scale(st["op"], measured, target)
+        for tag, st in rank_tags.items():
+            f = fitted.get(tag, byte_scale(st["op"], measured, target))
             t += call_cost(st["op"], st["sent"] * f, st["recv"] * f, st["calls"], target, link)
             sent_total += st["sent"] * f
         comm.append(t)

@@ -8,9 +8,11 @@ raises with the failing rank's traceback (workers are wrapped in ``@record``).
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import socket
+import struct
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -76,6 +78,21 @@ def _route_address(master_addr: str, master_port: int) -> str | None:
         return None
 
 
+def _interface_of(addr: str | None) -> str | None:
+    """Name of this host's network interface holding IPv4 ``addr`` (SIOCGIFADDR), or None."""
+    if not addr:
+        return None
+    for _, name in socket.if_nameindex():
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                packed = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
+            if socket.inet_ntoa(packed[20:24]) == addr:
+                return name
+        except OSError:
+            continue
+    return None
+
+
 def _multinode_settings(cluster: Cluster) -> dict[str, Any]:
     """Rendezvous settings of one host of a multi-host run.
 
@@ -101,6 +118,12 @@ def launch(cfg: TrainConfig, cluster: Cluster | None = None, keep_params: bool =
     os.environ.setdefault("OUTDATED_IGNORE", "1")
     local = cluster.nnodes == 1
     multi = {} if local else _multinode_settings(cluster)
+    if not local and os.environ.get("GLOO_SOCKET_IFNAME", "lo") == "lo":  # loopback reaches no other host
+        iface = _interface_of(multi["local_addr"])
+        if iface:
+            os.environ["GLOO_SOCKET_IFNAME"] = iface
+        else:
+            os.environ.pop("GLOO_SOCKET_IFNAME", None)  # gloo falls back to the hostname's address
     endpoint = f"{'localhost' if local else cluster.master_addr}:{cluster.master_port if not local else 0}"
     config = LaunchConfig(
         min_nodes=cluster.nnodes, max_nodes=cluster.nnodes, nproc_per_node=cfg.workers // cluster.nnodes,

@@ -87,3 +87,22 @@ def test_three_hosts_kill():
     """Three hosts, a rank killed (no traceback to show): every launcher still exits nonzero."""
     res = _run("--strategies", _first_strategy(), "--hosts", "3", "--workers", "6", "--fault", "4:1:kill")
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+@slow
+def test_slurm_template_over_namespaces(tmp_path):
+    """slurm/graphpar.sbatch with a fake srun/scontrol whose nodes are namespaces: one record, rc 0."""
+    from netns import Hosts
+
+    fake = HERE / "multinode" / "fakeslurm"
+    out = tmp_path / "runs.jsonl"
+    with Hosts(2) as hosts:
+        env = dict(os.environ, PATH=f"{fake}:{os.environ['PATH']}", NS_PREFIX=hosts.names[0][:-2],
+                   FAKE_SLURM_LOGS=str(tmp_path), SLURM_JOB_NODELIST="n0,n1", SLURM_JOB_ID="7",
+                   SLURM_JOB_NUM_NODES="2", STRATEGY="partition", DATASET="cora", DEVICE="cpu",
+                   WORKERS_PER_NODE="2", EPOCHS="2", OUT=str(out), OUTDATED_IGNORE="1")
+        res = subprocess.run(["bash", str(HERE.parent / "slurm" / "graphpar.sbatch")], env=env, cwd=HERE.parent,
+                             capture_output=True, text=True, timeout=240)
+    logs = "\n".join(p.read_text() for p in sorted(tmp_path.glob("node*.log")))
+    assert res.returncode == 0, res.stdout + res.stderr + logs
+    assert len(out.read_text().splitlines()) == 1, logs

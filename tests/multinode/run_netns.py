@@ -121,6 +121,8 @@ def _run_in_namespaces(strategy: str, args: argparse.Namespace, out: Path, logs:
         procs = []
         for i in range(args.hosts):
             env = dict(base_env(), GLOO_SOCKET_IFNAME=IFACE, MASTER_ADDR=master)
+            if args.gloo_iface == "lo":  # as `make` exports it: the launcher must find eth0 itself
+                env["GLOO_SOCKET_IFNAME"] = "lo"
             if fault:
                 env["GRAPHPAR_FAULT"] = fault
             argv = run_args(strategy, args, out) + ["--nnodes", str(args.hosts), "--node-rank", str(i),
@@ -265,6 +267,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=60.0, help="graphpar's collective timeout (s)")
     p.add_argument("--run-timeout", type=float, default=120.0, help="wall limit of one run (s)")
     p.add_argument("--rel-tol", type=float, default=0.0, help="loss tolerance (default: bitwise equal)")
+    p.add_argument("--gloo-iface", default=IFACE, choices=(IFACE, "lo"),
+                   help="GLOO_SOCKET_IFNAME in the hosts; 'lo' proves the launcher picks the route's interface")
     p.add_argument("--fault", default="", help="RANK:EPOCH:kill|raise: prove fail-fast instead of equality")
     p.add_argument("--keep", default="", help="directory to keep records and logs in")
     p.add_argument("extra", nargs="*", help="more graphpar run flags, after --")

@@ -11,6 +11,7 @@ export GLOO_SOCKET_IFNAME := lo
 GRAPHPAR := $(VENV)/bin/graphpar
 
 .PHONY: help setup test test-full bench bench-quick bench-tensor bench-partition bench-pipeline clean
+TP := $(GRAPHPAR) bench --strategies tensor --epochs 3 --hidden 64
 
 help:  ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -36,6 +37,17 @@ bench: $(STAMP)  ## default benchmark: every strategy, P=1,2,4 on rmat-arxiv, ta
 
 bench-quick: $(STAMP)  ## a one-minute smoke benchmark on Cora
 	$(GRAPHPAR) bench --dataset cora --workers 1,2 --epochs 3
+
+bench-tensor: $(STAMP)  ## NeutronTP: naive vs decoupled, P=1,2,4 on rmat-arxiv and coauthor-physics; memory with/without budget on rmat-products
+	for d in rmat-arxiv coauthor-physics; do \
+	  $(TP) --dataset $$d --model decoupled --tp-mode decoupled --workers 1,2,4 && \
+	  $(TP) --dataset $$d --model gcn --tp-mode naive --workers 1,2,4 || exit 1; done
+	$(TP) --dataset rmat-products --model decoupled --epochs 2 --workers 2
+	$(TP) --dataset rmat-products --model decoupled --epochs 2 --workers 2 --chunks 16
+
+bench-pipeline: $(STAMP)  ## GNNPipe: pipeline vs partition for L=4,8,16 at P=4 (DATASET=... to shrink on small machines)
+	for L in 4 8 16; do $(GRAPHPAR) bench --strategies pipeline,partition --dataset $${DATASET:-rmat-arxiv} \
+	  --workers 4 --layers $$L --hidden 64 --epochs 3 || exit 1; done
 
 clean:  ## remove the virtual environment and caches
 	rm -rf $(VENV) *.egg-info .pytest_cache

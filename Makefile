@@ -45,6 +45,11 @@ bench-tensor: $(STAMP)  ## NeutronTP: naive vs decoupled, P=1,2,4 on rmat-arxiv 
 	$(TP) --dataset rmat-products --model decoupled --epochs 2 --workers 2
 	$(TP) --dataset rmat-products --model decoupled --epochs 2 --workers 2 --chunks 16
 
+bench-partition: $(STAMP)  ## graph-partition DP on rmat-arxiv, P=1,2,4: METIS vs random (epoch time, bytes, edge cut, imbalance)
+	$(GRAPHPAR) bench --strategies partition --dataset rmat-arxiv --workers 1,2,4 --epochs 3 --partition metis
+	$(GRAPHPAR) bench --strategies partition --dataset rmat-arxiv --workers 1,2,4 --epochs 3 --partition random
+	$(GRAPHPAR) bench --strategies partition --dataset rmat-arxiv --workers 2,4 --epochs 3 --partition metis --balance-edges 1
+
 bench-pipeline: $(STAMP)  ## GNNPipe: pipeline vs partition for L=4,8,16 at P=4 (DATASET=... to shrink on small machines)
 	for L in 4 8 16; do $(GRAPHPAR) bench --strategies pipeline,partition --dataset $${DATASET:-rmat-arxiv} \
 	  --workers 4 --layers $$L --hidden 64 --epochs 3 || exit 1; done

@@ -174,7 +174,7 @@ def plot_comm(df: pd.DataFrame, path: Path, order: list[str]) -> Path | None:
             x = k + (i - (len(strategies) - 1) / 2) * width
             bars = ax.bar(x, max(r["bytes_per_epoch"], 1) / 1e6, width * 0.9, color=_color(s, order),
                           label=s if k == 0 else None)
-            ax.bar_label(bars, fmt="%.3g", fontsize=7)
+            ax.bar_label(bars, fmt="%.3g", fontsize=7, label_type="center", color="white")
             lows.append(max(r["bytes_per_epoch"], 1) / 1e6)
             a = r.get("analytic_bytes_per_epoch")
             if a is not None and pd.notna(a):
@@ -184,7 +184,9 @@ def plot_comm(df: pd.DataFrame, path: Path, order: list[str]) -> Path | None:
         ax.scatter([], [], marker="D", facecolors="none", edgecolors="black", label="analytic (formula)")
     ax.set_yscale("log")
     ax.set_ylim(bottom=min(lows) / 4)
+    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xticks(range(len(ps)), [f"P={p}" for p in ps])
     ax.set_ylabel("MB sent per epoch, all ranks (log)")
     ax.set_title("Communication volume per training epoch\n" + _title(df), fontsize=10)
@@ -200,7 +202,7 @@ def plot_accuracy(df: pd.DataFrame, acc: pd.DataFrame, records: dict[str, dict],
     picks = [df[df["strategy"] == s].sort_values("workers").iloc[-1] for s in order if s in set(df["strategy"])]
     if not picks:
         return None
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.2), sharex=True)
     for row in picks:
         s = row["strategy"]
         style = "--" if s == "single" else "-"
@@ -213,7 +215,12 @@ def plot_accuracy(df: pd.DataFrame, acc: pd.DataFrame, records: dict[str, dict],
         a2.plot(range(1, len(losses) + 1), losses, style, color=_color(s, order), label=label)
     a1.set_xlabel("epoch")
     a1.set_ylabel("test accuracy")
-    a1.set_title("Test accuracy", fontsize=10)
+    sparse = acc[acc["run_id"].isin([r["run_id"] for r in picks])].groupby("run_id").size().max() <= 1 \
+        if len(acc) else True
+    a1.set_title("Test accuracy" + (" (final only: run with --eval-every 1 for a curve)" if sparse else ""),
+                 fontsize=10)
+    for ax in (a1, a2):
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     a2.set_xlabel("epoch")
     a2.set_ylabel("training loss (global mean)")
     a2.set_title("Training loss (single = DGL reference, dashed)", fontsize=10)

@@ -24,7 +24,7 @@ from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 from graphpar.strategies import TrainConfig
 
-from .worker import worker_main
+from .worker import PEER_DIED, worker_main
 
 
 # The agent logs a SIGTERM warning for every clean shutdown; real failures still surface as RunFailed.
@@ -47,7 +47,11 @@ class Cluster:
 
 
 def _root_cause(err: ChildFailedError) -> str:
-    rank, failure = err.get_first_failure()
+    def secondary(f) -> bool:  # a rank that failed only because a peer died first
+        text = str(f.message)
+        return any(m in text for m in PEER_DIED)
+
+    rank, failure = min(err.failures.items(), key=lambda kv: (secondary(kv[1]), kv[1].timestamp, kv[0]))
     message = failure.message
     if isinstance(message, dict):
         message = message.get("message", "") + "\n" + message.get("extraInfo", {}).get("py_callstack", "")

@@ -46,8 +46,16 @@ def worker_main(cfg_dict: dict[str, Any], keep_params: bool = False) -> Any:
         dist.gather_object(result, gathered, dst=0)
         dist.barrier()
         return gathered if dist.get_rank() == 0 else None
+    except RuntimeError as err:
+        if any(m in str(err) for m in PEER_DIED):  # let the launcher see the rank that died first
+            time.sleep(2.0)
+        raise
     finally:
         _destroy_process_group()
+
+
+# A rank failing with one of these only lost a peer; the launcher reports the first rank to exit.
+PEER_DIED = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
 
 
 def _destroy_process_group() -> None:

@@ -10,7 +10,8 @@ export MASTER_ADDR := 127.0.0.1
 export GLOO_SOCKET_IFNAME := lo
 GRAPHPAR := $(VENV)/bin/graphpar
 
-.PHONY: help setup test test-full test-multinode bench bench-quick bench-tensor bench-partition bench-pipeline clean
+.PHONY: help setup test test-full test-multinode bench bench-quick bench-ci bench-baseline bench-tensor bench-partition \
+	bench-pipeline figures figures-neutrontp figures-gnnpipe clean
 TP := $(GRAPHPAR) bench --strategies tensor --epochs 3 --hidden 64
 
 help:  ## list the targets
@@ -36,11 +37,30 @@ test-multinode: $(STAMP)  ## every strategy across 2 hosts made of network names
 	@$(PY) tests/multinode/run_netns.py; rc=$$?; \
 	if [ $$rc -eq 77 ]; then echo "test-multinode: SKIPPED: cannot create network namespaces here (needs root / CAP_SYS_ADMIN and iproute2)"; exit 0; fi; exit $$rc
 
-bench: $(STAMP)  ## default benchmark: every strategy, P=1,2,4 on rmat-arxiv, table in the terminal
-	$(GRAPHPAR) bench --dataset rmat-arxiv --workers 1,2,4 --epochs 5
+bench: $(STAMP)  ## default sweep (every strategy, P=1,2,4, rmat-arxiv): table, speedup/load figures
+	$(GRAPHPAR) sweep results/configs/default.yaml
+	$(GRAPHPAR) plot --dataset rmat-arxiv
 
-bench-quick: $(STAMP)  ## a one-minute smoke benchmark on Cora
-	$(GRAPHPAR) bench --dataset cora --workers 1,2 --epochs 3
+bench-quick: $(STAMP)  ## smoke sweep on Cora, P=1,2, with figures
+	$(GRAPHPAR) sweep results/configs/quick.yaml
+	$(GRAPHPAR) plot --dataset cora
+
+bench-ci: $(STAMP)  ## CI gate: exact bytes + same-run throughput ratios vs results/baseline.json
+	$(GRAPHPAR) regress
+
+bench-baseline: $(STAMP)  ## refresh results/baseline.json on purpose
+	$(GRAPHPAR) regress --update
+
+figures: $(STAMP)  ## every figure from results/runs.jsonl (+ CSV tables in results/csv)
+	$(GRAPHPAR) plot --csv results/csv
+
+figures-neutrontp: $(STAMP)  ## NeutronTP-shaped epoch time vs workers, projected to 16 workers at 15 Gbps
+	$(GRAPHPAR) sweep results/configs/neutrontp.yaml
+	$(GRAPHPAR) paper neutrontp
+
+figures-gnnpipe: $(STAMP)  ## GNNPipe-shaped communication volume vs depth
+	$(GRAPHPAR) sweep results/configs/gnnpipe.yaml
+	$(GRAPHPAR) paper gnnpipe
 
 bench-tensor: $(STAMP)  ## NeutronTP: naive vs decoupled, P=1,2,4 on rmat-arxiv and coauthor-physics; memory with/without budget on rmat-products
 	for d in rmat-arxiv coauthor-physics; do \

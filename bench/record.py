@@ -85,9 +85,10 @@ def _tag_totals(epochs: list[dict]) -> dict[str, dict[str, Any]]:
     total: dict[str, dict[str, Any]] = {}
     for e in epochs:
         for tag, st in e["comm"].items():
-            t = total.setdefault(tag, {"op": st["op"], "calls": 0, "sent_bytes": 0, "recv_bytes": 0, "seconds": 0.0})
-            for k in ("calls", "sent_bytes", "recv_bytes", "seconds"):
-                t[k] += st[k]
+            t = total.setdefault(tag, {"op": st["op"], "calls": 0, "sent_bytes": 0, "recv_bytes": 0, "seconds": 0.0,
+                                       "blocked_seconds": 0.0})
+            for k in ("calls", "sent_bytes", "recv_bytes", "seconds", "blocked_seconds"):
+                t[k] += st.get(k, 0.0)
     return total
 
 

@@ -46,12 +46,15 @@ def _slowdown(strategy: str) -> float:
     return float(factor) if name in ("", strategy) else 1.0
 
 
+COUNTERS = ("calls", "sent_bytes", "recv_bytes", "seconds", "blocked_seconds")
+
+
 def _delta(after: dict, before: dict) -> dict:
     out = {}
     for tag, st in after.items():
-        b = before.get(tag, {"calls": 0, "sent_bytes": 0, "recv_bytes": 0, "seconds": 0.0})
+        b = before.get(tag, {"calls": 0, "sent_bytes": 0, "recv_bytes": 0, "seconds": 0.0, "blocked_seconds": 0.0})
         if st["calls"] != b["calls"]:
-            out[tag] = {"op": st["op"], **{k: st[k] - b[k] for k in ("calls", "sent_bytes", "recv_bytes", "seconds")}}
+            out[tag] = {"op": st["op"], **{k: st[k] - b[k] for k in COUNTERS}}
     return out
 
 
@@ -81,7 +84,7 @@ def train_rank(comm: Communicator, cfg: TrainConfig, graph, keep_params: bool = 
         comm.barrier()
         wall = time.perf_counter() - start
         moved = _delta(comm.stats(), before)
-        comm_s = sum(st["seconds"] for st in moved.values())
+        comm_s = sum(st["blocked_seconds"] for st in moved.values())  # exposed (not overlapped) comm
         epochs.append({"epoch": epoch, "loss": loss, "wall_s": wall, "comm_s": comm_s,
                        "compute_s": max(wall - comm_s, 0.0), "idle_s": max(wall - busy, 0.0),
                        "sent_bytes": sum(st["sent_bytes"] for st in moved.values()),

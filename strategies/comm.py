@@ -34,11 +34,12 @@ class TagStats:
     calls: int = 0
     sent_bytes: int = 0
     recv_bytes: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # issue to completion, per call (async calls may overlap each other and compute)
+    blocked_seconds: float = 0.0  # time the caller actually waited inside the communicator
 
     def as_dict(self) -> dict[str, Any]:
         return {"op": self.op, "calls": self.calls, "sent_bytes": self.sent_bytes,
-                "recv_bytes": self.recv_bytes, "seconds": self.seconds}
+                "recv_bytes": self.recv_bytes, "seconds": self.seconds, "blocked_seconds": self.blocked_seconds}
 
 
 class CommTimeout(RuntimeError):
@@ -54,13 +55,18 @@ class PendingOp:
         self._finish = finish  # runs once the transfer is done (copy a host staging buffer to the device)
         self._done = work is None
 
-    def wait(self) -> Tensor | None:
+    def wait(self, from_start: bool = False) -> Tensor | None:
+        """Block until done; ``from_start``: the caller has been blocked since the call was issued (sync)."""
         if not self._done:
+            waiting_since = self._start if from_start else time.perf_counter()
             self._comm._wait(self._work, self._tag)
             if self._finish is not None:
                 self._finish()
             self._done = True
-            self._comm._stats[self._tag].seconds += time.perf_counter() - self._start
+            now = time.perf_counter()
+            st = self._comm._stats[self._tag]
+            st.seconds += now - self._start
+            st.blocked_seconds += now - waiting_since
         return self._result
 
 
@@ -151,7 +157,7 @@ class Communicator:
             return PendingOp(self, tag, None, out, start) if async_op else out
         work = dist.all_to_all_single(out, x.contiguous(), recv_rows, send_rows, group=self.group, async_op=True)
         pending = PendingOp(self, tag, work, out, start)
-        return pending if async_op else pending.wait()
+        return pending if async_op else pending.wait(from_start=True)
 
     def all_reduce(self, x: Tensor, tag: str, async_op: bool = False) -> Tensor | PendingOp:
         """In-place sum over ranks; counts the payload once."""
@@ -160,7 +166,7 @@ class Communicator:
         start = time.perf_counter()
         work = dist.all_reduce(x, group=self.group, async_op=True) if self.distributed else None
         pending = PendingOp(self, tag, work, x, start)
-        return pending if async_op else pending.wait()
+        return pending if async_op else pending.wait(from_start=True)
 
     def all_gather(self, x: Tensor, tag: str) -> list[Tensor]:
         """Every rank's tensor (same shape on all ranks), in rank order."""
@@ -170,7 +176,8 @@ class Communicator:
             return [x.clone()]
         out = [torch.empty_like(x) for _ in range(self.world_size)]
         start = time.perf_counter()
-        PendingOp(self, tag, dist.all_gather(out, x.contiguous(), group=self.group, async_op=True), None, start).wait()
+        work = dist.all_gather(out, x.contiguous(), group=self.group, async_op=True)
+        PendingOp(self, tag, work, None, start).wait(from_start=True)
         return out
 
     def send(self, x: Tensor, dst: int, tag: str, async_op: bool = False) -> PendingOp | None:
@@ -183,7 +190,7 @@ class Communicator:
         pending._payload = payload  # keep the (staged) buffer alive until the send is waited on
         if async_op:
             return pending
-        pending.wait()
+        pending.wait(from_start=True)
         return None
 
     def recv(self, out: Tensor, src: int, tag: str, async_op: bool = False) -> Tensor | PendingOp:
@@ -197,7 +204,7 @@ class Communicator:
         else:
             work = dist.irecv(out, src, group=self.group)
             pending = PendingOp(self, tag, work, out, start)
-        return pending if async_op else pending.wait()
+        return pending if async_op else pending.wait(from_start=True)
 
     def barrier(self) -> None:
         """Synchronise (not counted: carries no payload)."""

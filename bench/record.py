@@ -61,7 +61,9 @@ def summarize(epochs: list[dict], workers: list[dict], warmup: int) -> dict[str,
     def per_worker(key: str) -> list[float]:
         return [statistics.median(w[key][start:]) for w in workers if w[key][start:]]
 
-    compute, comm = per_worker("compute_s"), per_worker("comm_s")
+    comm = per_worker("comm_s")
+    compute = [statistics.median([max(c - i, 0.0) for c, i in zip(w["compute_s"], w.get("idle_s") or [0.0] * len(w["compute_s"]))][start:])
+               for w in workers if w["compute_s"][start:]]  # compute excludes the end-of-epoch barrier wait
     sent = [statistics.mean(w["sent_bytes"][start:]) for w in workers if w["sent_bytes"][start:]]
 
     def imbalance(values: list[float]) -> float:

@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import results  # noqa: E402
-from .plots import caption  # noqa: E402
+from .plots import caption, save_figure  # noqa: E402
 from .projection import Link, overlapping_comm, project  # noqa: E402
 from .sweep import load_spec  # noqa: E402
 
@@ -106,10 +106,7 @@ def neutrontp(source, out_dir: Path, link: Link, target: int) -> Path:
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.grid(alpha=0.3, which="both")
     caption(fig, df)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(fig_path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, fig_path)
 
     lines = [f"# NeutronTP comparison, reproduced in shape ({time.strftime('%Y-%m-%d')})", "",
              f"Command: `make figures-neutrontp` (sweep `results/configs/neutrontp.yaml`, then `graphpar paper "
@@ -200,10 +197,7 @@ def gnnpipe(source, out_dir: Path, link: Link, target: int) -> Path:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, which="both")
     caption(fig, df)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(fig_path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, fig_path)
 
     lines = [f"# GNNPipe comparison, reproduced in shape ({time.strftime('%Y-%m-%d')})", "",
              "Command: `make figures-gnnpipe` (sweep `results/configs/gnnpipe.yaml`, then `graphpar paper gnnpipe`). "

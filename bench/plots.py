@@ -54,8 +54,10 @@ def _title(df: pd.DataFrame) -> str:
     return f"{name}{size}, {r['layers']}-layer {r['model'].upper()}, hidden {r['hidden']}"
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path) -> Path:
+    """Lay out (room for the caption), write the PNG (creating its folder) and free the figure."""
     fig.tight_layout(rect=(0, 0.03, 1, 1))
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
@@ -92,7 +94,7 @@ def plot_speedup(df: pd.DataFrame, path: Path, order: list[str]) -> Path | None:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     caption(fig, df)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_breakdown(df: pd.DataFrame, path: Path, order: list[str]) -> Path:
@@ -116,7 +118,7 @@ def plot_breakdown(df: pd.DataFrame, path: Path, order: list[str]) -> Path:
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
     caption(fig, df)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_load(df: pd.DataFrame, ranks: pd.DataFrame, path: Path, order: list[str]) -> Path | None:
@@ -151,7 +153,7 @@ def plot_load(df: pd.DataFrame, ranks: pd.DataFrame, path: Path, order: list[str
         ax.set_xticks(list(rr["rank"]))
     fig.suptitle("Per-worker load\n" + _title(df), fontsize=10)
     caption(fig, df)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_comm(df: pd.DataFrame, path: Path, order: list[str]) -> Path | None:
@@ -193,7 +195,7 @@ def plot_comm(df: pd.DataFrame, path: Path, order: list[str]) -> Path | None:
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3, which="both")
     caption(fig, df)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_accuracy(df: pd.DataFrame, acc: pd.DataFrame, records: dict[str, dict], path: Path,
@@ -229,7 +231,7 @@ def plot_accuracy(df: pd.DataFrame, acc: pd.DataFrame, records: dict[str, dict],
         ax.legend(fontsize=8)
     fig.suptitle("Convergence\n" + _title(df), fontsize=10)
     caption(fig, df)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_all(source: Any = "results/runs.jsonl", out_dir: str | Path = "results/figures",

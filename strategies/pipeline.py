@@ -26,6 +26,8 @@ from torch import Tensor
 from .base import ConfigError, Option, Strategy, TrainConfig, register
 from .kernels import default_backend
 from .models import ModelSpec, aggregation_edges, init_params, layer_param_names
+from .partitioning import METHODS
+from .pipeline_hybrid import HybridStage
 from .pipeline_stage import StageEngine, chunk_bounds
 from .training import global_accuracy, global_sum, make_optimizer, make_params
 
@@ -59,6 +61,25 @@ def stage_cut(costs: list[float], stages: int) -> list[tuple[int, int]]:
     return cut[::-1]
 
 
+def vertex_order(num_nodes: int, how: str, seed: int) -> Tensor | None:
+    """Which old vertex id becomes new id i (None: keep ids). Chunks are contiguous ranges of the new ids, so
+    a seeded permutation spreads the training rows (often a low id range, e.g. Cora's 0-139) over every
+    chunk instead of leaving one chunk with all of the loss and all of the stale reads."""
+    if how == "contiguous":
+        return None
+    return torch.randperm(num_nodes, generator=torch.Generator().manual_seed(seed + 7919))
+
+
+def relabel(g, order: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor, list[Tensor]]:
+    """(src, dst, feat, label, [train, val, test] masks) with vertex ``order[i]`` renamed i."""
+    masks = [g.train_mask, g.val_mask, g.test_mask]
+    if order is None:
+        return g.src, g.dst, g.feat, g.label, masks
+    new_id = torch.empty_like(order)
+    new_id[order] = torch.arange(order.numel())
+    return new_id[g.src], new_id[g.dst], g.feat[order], g.label[order], [m[order] for m in masks]
+
+
 def one_f_one_b(stage: int, stages: int, chunks: int) -> list[tuple[str, int]]:
     """PipeDream-flush order for one stage: warm-up forwards, alternating F/B, cool-down backwards."""
     ops, f, b = [], 0, 0
@@ -82,6 +103,11 @@ class LayerPipeline(Strategy):
         Option("--staleness", int, 1, "pipeline: 1 = historical embeddings of later chunks, 0 = exact", (0, 1)),
         Option("--pipe-warmup", int, 0, "pipeline: first N epochs without staleness (one chunk)"),
         Option("--grad-clip", float, 0.0, "pipeline: clamp weight gradients elementwise to +-V (0: off)"),
+        Option("--chunk-order", str, "contiguous", "pipeline: vertices into chunks by a seeded 'random' permutation "
+               "(training rows spread over all chunks) or by 'contiguous' id ranges", ("random", "contiguous")),
+        Option("--graph-parts", int, 1, "pipeline: G-way graph partition inside every stage (P = S x G; "
+               "hybrid, needs --staleness 0)"),
+        Option("--pipe-partition", str, "metis", "pipeline: partitioner of the hybrid's graph parts", METHODS),
         Option("--pipe-update", str, "epoch", "pipeline: optimiser step per 'epoch' or per 'chunk' "
                "(weight stashing)", ("epoch", "chunk")),
     )
@@ -90,9 +116,18 @@ class LayerPipeline(Strategy):
     def validate(cls, cfg: TrainConfig, graph_summary: dict) -> None:
         super().validate(cfg, graph_summary)
         o = {x.key: cfg.options.get(x.key, x.default) for x in cls.options}
-        if cfg.layers < cfg.workers:
-            raise ConfigError(f"pipeline needs a layer per stage: --layers {cfg.layers} < --workers {cfg.workers}; "
-                              f"pass --layers >= {cfg.workers}")
+        parts = o["graph_parts"]
+        if parts < 1 or cfg.workers % parts:
+            raise ConfigError(f"--workers {cfg.workers} must be stages x --graph-parts {parts}; pass a divisor")
+        stages = cfg.workers // parts
+        if cfg.layers < stages:
+            raise ConfigError(f"pipeline needs a layer per stage: --layers {cfg.layers} < stages {stages} "
+                              f"(--workers {cfg.workers} / --graph-parts {parts}); pass --layers >= {stages}")
+        if parts > 1 and o["staleness"] != 0:
+            raise ConfigError(f"--graph-parts {parts} (hybrid) streams the whole graph as one chunk; "
+                              "pass --staleness 0")
+        if parts > 1 and o["pipe_partition"] == "metis" and default_backend() != "dgl":
+            raise ConfigError("--pipe-partition metis needs DGL; pass --pipe-partition random or contiguous")
         if not 1 <= o["chunks"] <= graph_summary["nodes"]:
             raise ConfigError(f"--chunks {o['chunks']} must be in [1, {graph_summary['nodes']}] (the vertex count)")
         if o["staleness"] not in (0, 1):
@@ -102,7 +137,10 @@ class LayerPipeline(Strategy):
 
     def setup(self) -> None:
         g, dev, cfg, comm = self.graph, self.device, self.cfg, self.comm
-        self.stages, self.stage = comm.world_size, comm.rank
+        self.parts = int(self.opt["graph_parts"])
+        self.stages, self.stage = comm.world_size // self.parts, comm.rank // self.parts
+        if comm.rank > 0:  # every rank starts from the same seed: without this, stages of equal width would
+            torch.manual_seed(cfg.seed + 1_000_003 * comm.rank)  # draw identical dropout masks (correlated)
         self.costs = layer_costs(self.spec, g.num_nodes, g.num_edges + g.num_nodes)
         self.cut = stage_cut(self.costs, self.stages)
         b, e = self.cut[self.stage]
@@ -110,15 +148,22 @@ class LayerPipeline(Strategy):
         mine = [n for i in range(b, e) for n in layer_param_names(self.spec, i)]
         self.params = make_params({n: init[n] for n in mine}, dev)
         self.optimizer = make_optimizer(self.params, cfg.lr, cfg.weight_decay)
-        kernel = cfg.kernel if cfg.kernel != "auto" else ("torch" if dev.type == "cuda" else default_backend())
-        edges = aggregation_edges(self.spec, g.src, g.dst, g.num_nodes)
-        self.label, self.masks = g.label.to(dev), [m.to(dev) for m in (g.train_mask, g.val_mask, g.test_mask)]
-        self.engine = StageEngine(self.spec, b, e, self.params, edges, g.num_nodes, kernel, dev,
-                                  g.feat.to(dev) if b == 0 else None, self.label, self.masks[0],
-                                  int(g.train_mask.sum()))
-        self.k = 1 if self.opt["staleness"] == 0 else int(self.opt["chunks"])
         self.times: list[dict[str, float]] = []
         self.gathered: dict[str, Tensor] = {}
+        kernel = cfg.kernel if cfg.kernel != "auto" else ("torch" if dev.type == "cuda" else default_backend())
+        self.k = 1 if self.opt["staleness"] == 0 else int(self.opt["chunks"])
+        self.hybrid = None
+        if self.parts > 1:
+            self.hybrid = HybridStage(comm, self.spec, g, self.cut, self.parts, self.opt["pipe_partition"],
+                                      cfg.seed, self.params, kernel, dev)
+            return
+        order = vertex_order(g.num_nodes, self.opt["chunk_order"] if self.k > 1 else "contiguous", cfg.seed)
+        src, dst, feat, label, masks = relabel(g, order)
+        edges = aggregation_edges(self.spec, src, dst, g.num_nodes)
+        self.label, self.masks = label.to(dev), [m.to(dev) for m in masks]
+        self.engine = StageEngine(self.spec, b, e, self.params, edges, g.num_nodes, kernel, dev,
+                                  feat.to(dev) if b == 0 else None, self.label, self.masks[0],
+                                  int(g.train_mask.sum()))
 
     # -- one epoch ---------------------------------------------------------------------------------
     def _recv(self, rows: int, width: int, src: int, tag: str, clock: dict) -> Tensor:
@@ -128,6 +173,8 @@ class LayerPipeline(Strategy):
         return x
 
     def train_epoch(self, epoch: int) -> float:
+        if self.hybrid is not None:
+            return self._hybrid_epoch()
         k = 1 if epoch < self.opt["pipe_warmup"] else self.k
         per_chunk = self.opt["pipe_update"] == "chunk"
         s, eng, dims = self.stage, self.engine, self.spec.dims
@@ -167,6 +214,16 @@ class LayerPipeline(Strategy):
         self.times.append({**clock, "chunks": k})
         return total
 
+    def _hybrid_epoch(self) -> float:
+        clock = {"compute_s": 0.0, "idle_s": 0.0}
+        loss = self.hybrid.train_epoch(clock)
+        self._step()
+        t = time.perf_counter()
+        total = global_sum(self.comm, [loss], "pipe/loss")[0]
+        clock["idle_s"] += time.perf_counter() - t
+        self.times.append({**clock, "chunks": 1})
+        return total
+
     def _step(self) -> None:
         clip = self.opt["grad_clip"]
         if clip:
@@ -175,10 +232,15 @@ class LayerPipeline(Strategy):
                     p.grad.clamp_(-clip, clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self.engine.version += 1
+        if self.hybrid is None:
+            self.engine.version += 1
 
     # -- evaluation: exact layer-wise forward, whole graph per stage ----------------------------------
     def evaluate(self) -> dict[str, float]:
+        if self.hybrid is not None:
+            acc = self.hybrid.evaluate()
+            self._gather_params()
+            return acc
         s, eng, n = self.stage, self.engine, self.graph.num_nodes
         with torch.no_grad():
             x_in = None
@@ -196,6 +258,8 @@ class LayerPipeline(Strategy):
 
     def _gather_params(self) -> None:
         """Every stage's weights to rank 0 (for full_parameters, which only rank 0 calls)."""
+        if self.comm.rank % self.parts:  # the stage's other graph parts hold the same weights
+            return
         if self.stage > 0:
             for n, p in self.params.items():
                 self.comm.send(p.detach(), 0, "eval/params")
@@ -205,7 +269,8 @@ class LayerPipeline(Strategy):
         for r in range(1, self.stages):
             b, e = self.cut[r]
             for n in (n for i in range(b, e) for n in layer_param_names(self.spec, i)):
-                self.gathered[n] = self.comm.recv(torch.empty_like(init[n], device=self.device), r, "eval/params").cpu()
+                self.gathered[n] = self.comm.recv(torch.empty_like(init[n], device=self.device), r * self.parts,
+                                                  "eval/params").cpu()
 
     def full_parameters(self) -> dict[str, Tensor]:
         return dict(self.gathered) or {n: p.detach().cpu().clone() for n, p in self.params.items()}
@@ -219,7 +284,9 @@ class LayerPipeline(Strategy):
         return {"local_vertices": self.graph.num_nodes, "local_edges": self.graph.num_edges, "stage": self.stage,
                 "stage_layers": [b, e], "stage_compute_s": comp, "stage_idle_s": idle,
                 "bubble_fraction": idle / (comp + idle) if comp + idle > 0 else 0.0,
-                "stage_epochs": self.times, "weight_versions_stashed": self.engine.stash_stashed}
+                "stage_epochs": self.times, "graph_part": self.comm.rank % self.parts,
+                "weight_versions_stashed": self.engine.stash_stashed if self.hybrid is None else 0,
+                **(self.hybrid.view.stats() if self.hybrid is not None else {})}
 
     def info(self) -> dict[str, Any]:
         n, h, s = self.graph.num_nodes, self.spec.dims, self.stages
@@ -228,4 +295,6 @@ class LayerPipeline(Strategy):
                 "layer_cost": self.costs, "chunks": self.k, "staleness": self.opt["staleness"],
                 "pipe_update": self.opt["pipe_update"],
                 "cut_bytes_per_epoch": sum(2 * n * h[b] * 4 for b, _ in self.cut[1:]),
-                "ideal_bubble_fraction": (s - 1) / (self.k + s - 1)}
+                "ideal_bubble_fraction": (s - 1) / (self.k + s - 1),
+                "chunk_order": self.opt["chunk_order"] if self.k > 1 else "contiguous",
+                **(self.hybrid.info() if self.hybrid is not None else {})}

@@ -112,20 +112,22 @@ class StageEngine:
         cg, spec = self.chunks(k)[c], self.spec
         version, w = self.weights(stash and training)
         ctx = ChunkContext(c, w, version)
+        # evaluation writes into scratch buffers: the training history (post-dropout rows) stays intact
+        X = self.X if training else {i: (t if i == 0 else torch.empty_like(t)) for i, t in self.X.items()}
         with torch.set_grad_enabled(training):
             if self.b > 0:
                 r = x_in.requires_grad_(training)
                 xb = dropout(spec, self.b, r, training)
-                self.X[self.b][cg.lo:cg.hi] = xb.detach()
+                X[self.b][cg.lo:cg.hi] = xb.detach()
                 ctx.entry = (r, xb)
             for i in range(self.b, self.e):
                 need = training and i > 0
-                xs = self.X[i].index_select(0, cg.src_ids).requires_grad_(need)
-                xd = self.X[i][cg.lo:cg.hi].clone().requires_grad_(need)
+                xs = X[i].index_select(0, cg.src_ids).requires_grad_(need)
+                xd = X[i][cg.lo:cg.hi].clone().requires_grad_(need)
                 y = activate(spec, i, conv_layer(spec, w, i, cg.agg, xs, xd), xd)
                 if i + 1 < self.e:
                     y = dropout(spec, i + 1, y, training)
-                    self.X[i + 1][cg.lo:cg.hi] = y.detach()
+                    X[i + 1][cg.lo:cg.hi] = y.detach()
                 ctx.layers.append((xs, xd, y))
             if self.last and training:
                 loss = local_loss(y, self.label[cg.lo:cg.hi], self.train_mask[cg.lo:cg.hi], self.n_train)

@@ -116,6 +116,77 @@ def test_bytes_per_epoch_match_formula(small_directed):
     assert all(0.0 <= r["bubble_fraction"] < 1.0 for r in results)
 
 
+def test_evaluate_leaves_the_training_history_alone(small_directed):
+    """evaluate() runs without dropout on scratch buffers: the post-dropout rows later chunks read stay put."""
+    cfg = cfg_for(small_directed, 1, 3, dropout=0.5, chunks=3)
+    strat = get_strategy("pipeline")(cfg, small_directed, Communicator(), torch.device("cpu"))
+    strat.setup()
+    strat.train_epoch(0)
+    before = {i: x.clone() for i, x in strat.engine.X.items()}
+    strat.evaluate()
+    for i, x in strat.engine.X.items():
+        assert torch.equal(x, before[i])
+
+
+def test_validate_hybrid_names_the_fix(small_directed):
+    summary = {"nodes": small_directed.num_nodes, "edges": small_directed.num_edges}
+    cls = get_strategy("pipeline")
+    with pytest.raises(ConfigError, match="--graph-parts"):
+        cls.validate(cfg_for(small_directed, 4, 4, graph_parts=3, staleness=0), summary)
+    with pytest.raises(ConfigError, match="--staleness 0"):
+        cls.validate(cfg_for(small_directed, 4, 4, graph_parts=2), summary)
+    with pytest.raises(ConfigError, match="stages 4"):
+        cls.validate(cfg_for(small_directed, 8, 2, graph_parts=2, staleness=0), summary)
+
+
+HYBRID = dict(staleness=0, graph_parts=2, pipe_partition="random")
+
+
+def test_hybrid_staleness0_equals_reference(small_directed):
+    """P = 4 = 2 stages x 2 graph parts: halo exchange inside each stage, owned rows between stages."""
+    result = check_local(cfg_for(small_directed, 4, 4, **HYBRID), small_directed)
+    assert result.passed, result.summary()
+
+
+@slow
+@pytest.mark.parametrize("model", ["gcn", "sage"])
+@pytest.mark.parametrize("workers,parts,layers", [(4, 2, 8), (4, 4, 2), (6, 2, 3)])
+def test_hybrid_equals_reference_matrix(small_directed, model, workers, parts, layers):
+    opts = {**HYBRID, "graph_parts": parts}
+    result = check_local(cfg_for(small_directed, workers, layers, model, **opts), small_directed)
+    assert result.passed, result.summary()
+
+
+def test_hybrid_bytes_per_epoch_match_formula(small_directed):
+    """Cuts: every vertex's row once per cut and direction (each part sends its owned rows); halo: the
+    partition's halo rows at every layer's width forward, and backward for layers >= 1; the stage's weight
+    gradients all_reduced within each stage group (payload per rank); 8 bytes of loss per rank."""
+    from graphpar.strategies.halo import build_all_views
+    from graphpar.strategies.models import init_params
+    from graphpar.strategies.partitioning import random_partition
+
+    g, h, layers = small_directed, 8, 3
+    cfg = cfg_for(g, 4, layers, hidden=h, epochs=2, **HYBRID)
+    results = train_local(cfg, g, keep_params=False)
+    spec = cfg.model_spec(g.feat.shape[1], g.num_classes)
+    views = build_all_views(g, random_partition(g.num_nodes, 2, cfg.seed), spec, 2)
+    halo_rows = sum(v.num_halo for v in views)
+    b1 = results[0]["info"]["cut"][1][0]
+    n_params = sum(p.numel() for p in init_params(spec, cfg.seed).values())
+    expected = {f"pipe/cut1/{d}": g.num_nodes * h * 4 for d in ("fwd", "bwd")}
+    expected |= {f"layer{i}/halo/fwd": halo_rows * spec.dims[i] * 4 for i in range(layers)}
+    expected |= {f"layer{i}/halo/bwd": halo_rows * spec.dims[i] * 4 for i in range(1, layers)}
+    expected |= {"grad/allreduce": 2 * n_params * 4, "pipe/loss": 8 * 4}
+    for epoch in range(2):
+        per_tag: dict[str, int] = {}
+        for r in results:
+            for tag, st in r["epochs"][epoch]["comm"].items():
+                per_tag[tag] = per_tag.get(tag, 0) + st["sent_bytes"]
+        assert per_tag == expected
+    info = results[0]["info"]
+    assert b1 >= 1 and info["halo_bytes_per_epoch"] == sum(v for k, v in expected.items() if "/halo/" in k)
+
+
 def _accuracy(graph, cfg: TrainConfig) -> float:
     return train_local(cfg, graph, keep_params=False, timeout_s=1200)[0]["accuracy"]["test_acc"]
 

@@ -16,20 +16,22 @@ def run_line(rec: dict[str, Any]) -> str:
             f"loss {s['final_loss']:.4f}, test acc {a['test_acc']:.3f}")
 
 
+def _shape(c: dict[str, Any]) -> tuple:
+    return c["dataset"], c["model"], c["layers"], c["hidden"]
+
+
 def bench_table(records: list[dict[str, Any]]) -> str:
-    """One row per record; speedup against ``single`` on the same dataset and model when it ran."""
-    base = {}
-    for r in records:
-        if r["config"]["strategy"] == "single":
-            base[(r["config"]["dataset"], r["config"]["model"])] = r["summary"]["epoch_s"]
-    head = (f"{'strategy':<10} {'P':>2} {'epoch ms':>9} {'speedup':>7} {'compute':>8} {'comm':>7} "
-            f"{'MB/epoch':>9} {'cmp max/mean':>12} {'test acc':>8}")
+    """One row per record; speedup against ``single`` on the same graph and model shape when it ran."""
+    base = {_shape(r["config"]): r["summary"]["epoch_s"] for r in records if r["config"]["strategy"] == "single"}
+    head = (f"{'strategy':<10} {'model':<9} {'L':>2} {'P':>2} {'epoch ms':>9} {'speedup':>7} {'compute':>8} "
+            f"{'comm':>7} {'MB/epoch':>9} {'cmp max/mean':>12} {'test acc':>8}")
     lines = [head, "-" * len(head)]
     for r in records:
         s, c = r["summary"], r["config"]
-        ref = base.get((c["dataset"], c["model"]))
+        ref = base.get(_shape(c))
         speed = f"{ref / s['epoch_s']:.2f}x" if ref else "-"
-        lines.append(f"{c['strategy']:<10} {c['workers']:>2} {s['epoch_s'] * 1e3:>9.1f} {speed:>7} "
-                     f"{s['compute_s_mean'] * 1e3:>8.1f} {s['comm_s_mean'] * 1e3:>7.1f} {_mb(s['bytes_per_epoch']):>9} "
+        lines.append(f"{c['strategy']:<10} {c['model']:<9} {c['layers']:>2} {c['workers']:>2} "
+                     f"{s['epoch_s'] * 1e3:>9.1f} {speed:>7} {s['compute_s_mean'] * 1e3:>8.1f} "
+                     f"{s['comm_s_mean'] * 1e3:>7.1f} {_mb(s['bytes_per_epoch']):>9} "
                      f"{s['compute_imbalance']:>12.2f} {r['accuracy']['test_acc']:>8.3f}")
     return "\n".join(lines)

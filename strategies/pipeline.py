@@ -26,7 +26,7 @@ from torch import Tensor
 from .base import ConfigError, Option, Strategy, TrainConfig, register
 from .kernels import default_backend
 from .models import ModelSpec, aggregation_edges, init_params, layer_param_names
-from .partitioning import METHODS
+from .partitioning import METHODS, shared_partition
 from .pipeline_hybrid import HybridStage
 from .pipeline_stage import StageEngine, chunk_bounds
 from .training import global_accuracy, global_sum, make_optimizer, make_params
@@ -61,13 +61,16 @@ def stage_cut(costs: list[float], stages: int) -> list[tuple[int, int]]:
     return cut[::-1]
 
 
-def vertex_order(num_nodes: int, how: str, seed: int) -> Tensor | None:
-    """Which old vertex id becomes new id i (None: keep ids). Chunks are contiguous ranges of the new ids, so
-    a seeded permutation spreads the training rows (often a low id range, e.g. Cora's 0-139) over every
-    chunk instead of leaving one chunk with all of the loss and all of the stale reads."""
-    if how == "contiguous":
+def vertex_order(comm, g, k: int, how: str, seed: int) -> Tensor | None:
+    """Which old vertex id becomes new id i (None: keep ids); chunks are contiguous ranges of the new ids.
+    'metis': vertices sorted by a K-way METIS part (rank 0 partitions, shared), so few edges cross chunks and
+    few reads are historical; 'random': a seeded permutation (spreads training rows over all chunks)."""
+    if how == "contiguous" or k == 1:
         return None
-    return torch.randperm(num_nodes, generator=torch.Generator().manual_seed(seed + 7919))
+    if how == "random":
+        return torch.randperm(g.num_nodes, generator=torch.Generator().manual_seed(seed + 7919))
+    part = shared_partition(comm, g, k, how, seed=seed, tag="setup/chunk-order")
+    return torch.argsort(part.part_id, stable=True)
 
 
 def relabel(g, order: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor, list[Tensor]]:
@@ -103,8 +106,8 @@ class LayerPipeline(Strategy):
         Option("--staleness", int, 1, "pipeline: 1 = historical embeddings of later chunks, 0 = exact", (0, 1)),
         Option("--pipe-warmup", int, 0, "pipeline: first N epochs without staleness (one chunk)"),
         Option("--grad-clip", float, 0.0, "pipeline: clamp weight gradients elementwise to +-V (0: off)"),
-        Option("--chunk-order", str, "contiguous", "pipeline: vertices into chunks by a seeded 'random' permutation "
-               "(training rows spread over all chunks) or by 'contiguous' id ranges", ("random", "contiguous")),
+        Option("--chunk-order", str, "metis", "pipeline: vertices into chunks by K-way 'metis' parts (fewest "
+               "historical reads), 'contiguous' id ranges or a 'random' permutation", ("metis", "contiguous", "random")),
         Option("--graph-parts", int, 1, "pipeline: G-way graph partition inside every stage (P = S x G; "
                "hybrid, needs --staleness 0)"),
         Option("--pipe-partition", str, "metis", "pipeline: partitioner of the hybrid's graph parts", METHODS),
@@ -132,6 +135,8 @@ class LayerPipeline(Strategy):
             raise ConfigError(f"--chunks {o['chunks']} must be in [1, {graph_summary['nodes']}] (the vertex count)")
         if o["staleness"] not in (0, 1):
             raise ConfigError(f"--staleness {o['staleness']} must be 0 (exact) or 1 (historical embeddings)")
+        if o["chunk_order"] == "metis" and o["staleness"] and o["chunks"] > 1 and default_backend() != "dgl":
+            raise ConfigError("--chunk-order metis needs DGL; pass --chunk-order random or contiguous")
         if o["pipe_warmup"] < 0 or o["grad_clip"] < 0:
             raise ConfigError(f"--pipe-warmup {o['pipe_warmup']} and --grad-clip {o['grad_clip']} must be >= 0")
 
@@ -157,7 +162,7 @@ class LayerPipeline(Strategy):
             self.hybrid = HybridStage(comm, self.spec, g, self.cut, self.parts, self.opt["pipe_partition"],
                                       cfg.seed, self.params, kernel, dev)
             return
-        order = vertex_order(g.num_nodes, self.opt["chunk_order"] if self.k > 1 else "contiguous", cfg.seed)
+        order = vertex_order(comm, g, self.k, self.opt["chunk_order"], cfg.seed)
         src, dst, feat, label, masks = relabel(g, order)
         edges = aggregation_edges(self.spec, src, dst, g.num_nodes)
         self.label, self.masks = label.to(dev), [m.to(dev) for m in masks]
@@ -175,7 +180,9 @@ class LayerPipeline(Strategy):
     def train_epoch(self, epoch: int) -> float:
         if self.hybrid is not None:
             return self._hybrid_epoch()
-        k = 1 if epoch < self.opt["pipe_warmup"] else self.k
+        warm = self.opt["pipe_warmup"]
+        k = 1 if epoch < warm else self.k
+        seed_k = self.k if k == 1 < self.k and epoch == warm - 1 else 0  # last warm-up epoch seeds the history
         per_chunk = self.opt["pipe_update"] == "chunk"
         s, eng, dims = self.stage, self.engine, self.spec.dims
         bounds = chunk_bounds(self.graph.num_nodes, k)
@@ -195,7 +202,7 @@ class LayerPipeline(Strategy):
             else:
                 g = None if eng.last else self._recv(rows, dims[eng.e], s + 1, f"pipe/cut{s + 1}/bwd", clock)
                 t = time.perf_counter()
-                dx = eng.backward_chunk(ctxs.pop(c), k, g)
+                dx = eng.backward_chunk(ctxs.pop(c), k, g, seed_k)
                 if per_chunk:
                     self._step()
                 clock["compute_s"] += time.perf_counter() - t

@@ -66,6 +66,7 @@ class ChunkContext:
     weights: dict[str, Tensor]
     version: int
     layers: list[tuple[Tensor, Tensor, Tensor]] = field(default_factory=list)  # (xs, xd, out) per layer
+    pre: list[Tensor] = field(default_factory=list)  # each layer's output before activation
     entry: tuple[Tensor, Tensor] | None = None  # (received rows, their dropout) at the stage's first layer
 
 
@@ -87,6 +88,7 @@ class StageEngine:
         self.G_late = {i: torch.zeros_like(t) for i, t in self.G_fresh.items()}
         self.G_hist = {i: torch.zeros_like(t) for i, t in self.G_fresh.items()}
         self._chunks: dict[int, list[ChunkGraph]] = {}
+        self._late_aggs: dict[int, object] = {}
         self.version = 0  # bumped by every optimiser step
         self._stash: tuple[int, dict[str, Tensor]] | None = None
         self.stash_stashed = 0  # weight copies made (for the record)
@@ -124,7 +126,9 @@ class StageEngine:
                 need = training and i > 0
                 xs = X[i].index_select(0, cg.src_ids).requires_grad_(need)
                 xd = X[i][cg.lo:cg.hi].clone().requires_grad_(need)
-                y = activate(spec, i, conv_layer(spec, w, i, cg.agg, xs, xd), xd)
+                z = conv_layer(spec, w, i, cg.agg, xs, xd)
+                ctx.pre.append(z)
+                y = activate(spec, i, z, xd)
                 if i + 1 < self.e:
                     y = dropout(spec, i + 1, y, training)
                     X[i + 1][cg.lo:cg.hi] = y.detach()
@@ -137,14 +141,20 @@ class StageEngine:
         return ctx, y
 
     # -- backward --------------------------------------------------------------------------------
-    def backward_chunk(self, ctx: ChunkContext, k: int, grad_out: Tensor | None) -> Tensor | None:
+    def backward_chunk(self, ctx: ChunkContext, k: int, grad_out: Tensor | None, seed_k: int = 0) -> Tensor | None:
         """Chunk c's backward through its stashed graph; accumulates weight grads into the live params'
-        ``.grad``; returns the gradient of the rows it received (None on the first stage)."""
+        ``.grad``; returns the gradient of the rows it received (None on the first stage).
+
+        ``seed_k`` (a whole-graph epoch, k=1, right before the first K-chunk epoch): also record the
+        contributions that K chunks would deliver late (edges from an earlier chunk into a later one), so
+        the first stale epoch starts with the historical gradients it would have had, not zeros."""
         cg, g = self.chunks(k)[ctx.chunk], grad_out
         for i in reversed(range(self.b, self.e)):
             xs, xd, out = ctx.layers[i - self.b]
             names = layer_param_names(self.spec, i)
             inputs = ([xs, xd] if i > 0 else []) + [ctx.weights[n] for n in names]
+            if seed_k and i > 0:
+                self._seed_late(i, ctx, out, g, seed_k)
             grads = torch.autograd.grad(out, inputs, g, allow_unused=True)
             for n, gr in zip(names, grads[len(inputs) - len(names):]):
                 if gr is not None:
@@ -164,6 +174,22 @@ class StageEngine:
                 self.G_late[i].index_add_(0, cg.src_ids[cg.late_pos], gs[cg.late_pos])
         if gd is not None:
             self.G_fresh[i][cg.lo:cg.hi] += gd
+
+    def _seed_late(self, i: int, ctx: ChunkContext, out: Tensor, g: Tensor | None, k: int) -> None:
+        """Add to ``G_late[i]`` layer i's gradient through the edges a K-chunk epoch reads late."""
+        z = ctx.pre[i - self.b]
+        g_z = torch.autograd.grad(out, z, g, retain_graph=True)[0]
+        if k not in self._late_aggs:
+            src, dst, w = self.edges
+            ends = torch.tensor([hi for _, hi in chunk_bounds(self.num_rows, k)])
+            chunk_of = torch.bucketize(torch.arange(self.num_rows), ends, right=True)
+            late = chunk_of[src] < chunk_of[dst]
+            self._late_aggs[k] = make_aggregator(src[late], dst[late], w[late], self.num_rows, self.num_rows,
+                                                 self.backend, self.device)
+        x = self.X[i].detach().requires_grad_(True)
+        with torch.enable_grad():
+            z_late = conv_layer(self.spec, ctx.weights, i, self._late_aggs[k], x, x.detach())
+            self.G_late[i] += torch.autograd.grad(z_late, x, g_z)[0]
 
     def end_epoch(self) -> None:
         """Epoch barrier: late gradient contributions become next epoch's history."""

@@ -5,15 +5,18 @@
 
 The L layers are cut into S = P contiguous stages balanced by an estimated cost (``stage_cut``); each
 stage holds the whole graph and full-size activation buffers for its layers (``pipeline_stage``).
-Vertices are cut into K = ``--chunks`` contiguous chunks; chunk c's rows go stage to stage by
+Vertices are cut into K = ``--chunks`` chunks (``--chunk-order``: K-way METIS parts by default, so few
+edges cross chunks and few reads are historical); chunk c's rows go stage to stage by
 send/recv (tags ``pipe/cut{s}/fwd``, gradients back under ``pipe/cut{s}/bwd``) in a one-forward-one-
 backward order, with an epoch barrier. ``--staleness 1``: a chunk reads last epoch's rows (and
-gradients) of chunks not yet done this epoch. ``--staleness 0``: one chunk = the whole graph: plain
+gradients) of chunks not yet done this epoch; ``--pipe-warmup N`` runs N whole-graph epochs first, the last
+of which seeds the historical gradients. Each rank draws its own dropout masks. ``--staleness 0``: one chunk = the whole graph: plain
 layer-wise model parallelism, equal to the reference. ``--pipe-update chunk`` steps each stage's
 optimiser after every chunk's backward (weight stashing keeps each chunk's backward on the weights its
 forward used); ``epoch`` (default) steps once per epoch. Bytes per epoch, exact, summed over ranks:
 sent = 2 * (S - 1) * N * H * 4 (every row crosses every cut once each way), plus an 8-byte loss sum
-per rank. Evaluation moves N x H rows per cut under ``eval/``.
+per rank. Evaluation moves N x H rows per cut under ``eval/``. ``--graph-parts G``: P = S x G, each
+stage a G-way graph partition group (``pipeline_hybrid``).
 """
 from __future__ import annotations
 
@@ -26,9 +29,9 @@ from torch import Tensor
 from .base import ConfigError, Option, Strategy, TrainConfig, register
 from .kernels import default_backend
 from .models import ModelSpec, aggregation_edges, init_params, layer_param_names
-from .partitioning import METHODS, shared_partition
+from .partitioning import METHODS
 from .pipeline_hybrid import HybridStage
-from .pipeline_stage import StageEngine, chunk_bounds
+from .pipeline_stage import StageEngine, chunk_bounds, relabel, vertex_order
 from .training import global_accuracy, global_sum, make_optimizer, make_params
 
 
@@ -59,28 +62,6 @@ def stage_cut(costs: list[float], stages: int) -> list[tuple[int, int]]:
         cut.append((arg[s][e], e))
         e = arg[s][e]
     return cut[::-1]
-
-
-def vertex_order(comm, g, k: int, how: str, seed: int) -> Tensor | None:
-    """Which old vertex id becomes new id i (None: keep ids); chunks are contiguous ranges of the new ids.
-    'metis': vertices sorted by a K-way METIS part (rank 0 partitions, shared), so few edges cross chunks and
-    few reads are historical; 'random': a seeded permutation (spreads training rows over all chunks)."""
-    if how == "contiguous" or k == 1:
-        return None
-    if how == "random":
-        return torch.randperm(g.num_nodes, generator=torch.Generator().manual_seed(seed + 7919))
-    part = shared_partition(comm, g, k, how, seed=seed, tag="setup/chunk-order")
-    return torch.argsort(part.part_id, stable=True)
-
-
-def relabel(g, order: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor, list[Tensor]]:
-    """(src, dst, feat, label, [train, val, test] masks) with vertex ``order[i]`` renamed i."""
-    masks = [g.train_mask, g.val_mask, g.test_mask]
-    if order is None:
-        return g.src, g.dst, g.feat, g.label, masks
-    new_id = torch.empty_like(order)
-    new_id[order] = torch.arange(order.numel())
-    return new_id[g.src], new_id[g.dst], g.feat[order], g.label[order], [m[order] for m in masks]
 
 
 def one_f_one_b(stage: int, stages: int, chunks: int) -> list[tuple[str, int]]:

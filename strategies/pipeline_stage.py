@@ -3,7 +3,8 @@
     graphpar run --strategy pipeline --dataset cora --workers 2 --layers 4 --chunks 4
 
 A stage owns layers [b, e). It keeps the whole graph structure and full-size row buffers: ``X[i]``
-holds layer i's (post-dropout) input for every vertex. Vertices are cut into K contiguous chunks.
+holds layer i's (post-dropout) input for every vertex. Vertices are cut into K contiguous chunks of ids
+(``vertex_order``/``relabel`` renumber them first, e.g. by METIS parts).
 Forward of chunk c runs each layer on the chunk's destination rows, gathering in-neighbour rows from
 ``X[i]``: rows of chunks already done this epoch are fresh, the others still hold last epoch's values
 (historical embeddings). Backward pushes each chunk's input gradients into two buffers per layer:
@@ -22,8 +23,31 @@ import torch
 from torch import Tensor
 
 from .kernels import make_aggregator
+from .partitioning import shared_partition
 from .models import ModelSpec, activate, conv_layer, dropout, layer_param_names
 from .training import local_loss
+
+
+def vertex_order(comm, g, k: int, how: str, seed: int) -> Tensor | None:
+    """Which old vertex id becomes new id i (None: keep ids); chunks are contiguous ranges of the new ids.
+    'metis': vertices sorted by a K-way METIS part (rank 0 partitions, shared), so few edges cross chunks and
+    few reads are historical; 'random': a seeded permutation (spreads training rows over all chunks)."""
+    if how == "contiguous" or k == 1:
+        return None
+    if how == "random":
+        return torch.randperm(g.num_nodes, generator=torch.Generator().manual_seed(seed + 7919))
+    part = shared_partition(comm, g, k, how, seed=seed, tag="setup/chunk-order")
+    return torch.argsort(part.part_id, stable=True)
+
+
+def relabel(g, order: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor, list[Tensor]]:
+    """(src, dst, feat, label, [train, val, test] masks) with vertex ``order[i]`` renamed i."""
+    masks = [g.train_mask, g.val_mask, g.test_mask]
+    if order is None:
+        return g.src, g.dst, g.feat, g.label, masks
+    new_id = torch.empty_like(order)
+    new_id[order] = torch.arange(order.numel())
+    return new_id[g.src], new_id[g.dst], g.feat[order], g.label[order], [m[order] for m in masks]
 
 
 @dataclass

@@ -1,14 +1,10 @@
-"""graphpar.strategies: the registry and every strategy (each module registers itself on import)."""
-from . import single  # noqa: F401
+"""graphpar.strategies: the registry and every strategy (each module registers itself on import).
+
+Adding a strategy: write one module here with a ``@register``-ed ``Strategy`` subclass and import it below.
+"""
+from . import partition, pipeline, single, tensor  # noqa: F401  (registration happens on import)
 from .base import ConfigError, Option, Strategy, TrainConfig, get_strategy, register, registered
 from .comm import Communicator
-
-for _module in ("tensor", "partition", "pipeline"):
-    try:
-        __import__(f"{__name__}.{_module}")
-    except ModuleNotFoundError as _e:  # a strategy not written yet is simply absent from the registry
-        if _e.name != f"{__name__}.{_module}":
-            raise
 
 __all__ = ["Communicator", "ConfigError", "Option", "Strategy", "TrainConfig", "get_strategy", "register",
            "registered"]

@@ -8,11 +8,8 @@ raises with the failing rank's traceback (workers are wrapped in ``@record``).
 """
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
-import socket
-import struct
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +21,7 @@ from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 from graphpar.strategies import TrainConfig
 
+from .netaddr import interface_of, multinode_settings
 from .worker import PEER_DIED, worker_main
 
 
@@ -61,73 +59,24 @@ def _root_cause(err: ChildFailedError) -> str:
     return f"rank {rank} (exit {failure.exitcode}): {message}"
 
 
-def _is_local_address(host: str) -> bool:
-    """True when ``host`` is an address of this machine (network namespace): binding to it succeeds."""
-    try:
-        addr = socket.gethostbyname(host)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind((addr, 0))
-        return True
-    except OSError:
-        return False
-
-
-def _route_address(master_addr: str, master_port: int) -> str | None:
-    """This host's address on the route to the master (what the other hosts can reach us by)."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect((socket.gethostbyname(master_addr), master_port or 29500))
-            return s.getsockname()[0]
-    except OSError:
-        return None
-
-
-def _interface_of(addr: str | None) -> str | None:
-    """Name of this host's network interface holding IPv4 ``addr`` (SIOCGIFADDR), or None."""
-    if not addr:
-        return None
-    for _, name in socket.if_nameindex():
-        try:
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                packed = fcntl.ioctl(s.fileno(), 0x8915, struct.pack("256s", name[:15].encode()))
-            if socket.inet_ntoa(packed[20:24]) == addr:
-                return name
-        except OSError:
-            continue
-    return None
-
-
-def _multinode_settings(cluster: Cluster) -> dict[str, Any]:
-    """Rendezvous settings of one host of a multi-host run.
-
-    The c10d store is hosted by node rank 0 on the host that owns ``master_addr`` (tested by binding to
-    it; torch's hostname heuristic says "not me" when the master address is not the hostname's).
-    ``local_addr`` (env GRAPHPAR_LOCAL_ADDR, else this host's address on the route to the master) is
-    what the rank-0 host publishes as the process group's MASTER_ADDR; torch's default, the FQDN, can
-    resolve to an interface the other hosts cannot reach.
-    """
-    local_addr = os.environ.get("GRAPHPAR_LOCAL_ADDR") or _route_address(cluster.master_addr, cluster.master_port)
-    is_host = cluster.node_rank == 0 and _is_local_address(cluster.master_addr)
-    return {"is_host": is_host, "local_addr": local_addr}
-
-
 def launch(cfg: TrainConfig, cluster: Cluster | None = None, keep_params: bool = False) -> list[dict[str, Any]] | None:
     """Run ``cfg`` on cfg.workers ranks; rank results on the host holding rank 0, else None."""
     cluster = cluster or Cluster()
     if cfg.workers % cluster.nnodes:
         raise ValueError(f"--workers {cfg.workers} is not divisible by --nnodes {cluster.nnodes}")
-    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo" if cluster.nnodes == 1 else os.environ.get("GLOO_SOCKET_IFNAME", ""))
-    if not os.environ["GLOO_SOCKET_IFNAME"]:
-        del os.environ["GLOO_SOCKET_IFNAME"]
     os.environ.setdefault("OUTDATED_IGNORE", "1")
     local = cluster.nnodes == 1
-    multi = {} if local else _multinode_settings(cluster)
-    if not local and os.environ.get("GLOO_SOCKET_IFNAME", "lo") == "lo":  # loopback reaches no other host
-        iface = _interface_of(multi["local_addr"])
-        if iface:
-            os.environ["GLOO_SOCKET_IFNAME"] = iface
-        else:
-            os.environ.pop("GLOO_SOCKET_IFNAME", None)  # gloo falls back to the hostname's address
+    multi: dict[str, Any] = {}
+    if local:
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+    else:
+        multi = multinode_settings(cluster.master_addr, cluster.master_port, cluster.node_rank)
+        if os.environ.get("GLOO_SOCKET_IFNAME", "lo") in ("", "lo"):  # loopback reaches no other host
+            iface = interface_of(multi["local_addr"])
+            if iface:
+                os.environ["GLOO_SOCKET_IFNAME"] = iface
+            else:
+                os.environ.pop("GLOO_SOCKET_IFNAME", None)  # gloo falls back to the hostname's address
     endpoint = f"{'localhost' if local else cluster.master_addr}:{cluster.master_port if not local else 0}"
     config = LaunchConfig(
         min_nodes=cluster.nnodes, max_nodes=cluster.nnodes, nproc_per_node=cfg.workers // cluster.nnodes,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA = "graphpar.run/1"
+COUNTERS = ("calls", "sent_bytes", "recv_bytes", "seconds", "blocked_seconds")  # per-tag communicator counters
 _REPO = Path(__file__).resolve().parent.parent
 
 
@@ -87,10 +88,9 @@ def _tag_totals(epochs: list[dict]) -> dict[str, dict[str, Any]]:
     total: dict[str, dict[str, Any]] = {}
     for e in epochs:
         for tag, st in e["comm"].items():
-            t = total.setdefault(tag, {"op": st["op"], "calls": 0, "sent_bytes": 0, "recv_bytes": 0, "seconds": 0.0,
-                                       "blocked_seconds": 0.0})
-            for k in ("calls", "sent_bytes", "recv_bytes", "seconds", "blocked_seconds"):
-                t[k] += st.get(k, 0.0)
+            t = total.setdefault(tag, {"op": st["op"], **{k: 0 for k in COUNTERS}})
+            for k in COUNTERS:
+                t[k] += st.get(k, 0)
     return total
 
 

@@ -141,12 +141,15 @@ def load_runs(source: str | Path | Iterable[dict] = "results/runs.jsonl", latest
     return _add_speedup(df.reset_index(drop=True))
 
 
+def _ok_runs(records: Iterable[dict]) -> Iterable[dict]:
+    """The records of runs that completed (failed runs carry no samples)."""
+    return (rec for rec in records if rec.get("status") == "ok")
+
+
 def workers_table(records: Iterable[dict]) -> pd.DataFrame:
     """One row per (run, rank): per-rank medians (compute/comm/idle seconds, bytes) and load facts."""
     rows = []
-    for rec in records:
-        if rec.get("status") != "ok":
-            continue
+    for rec in _ok_runs(records):
         for r in rank_medians(rec):
             rows.append({"run_id": rec["run_id"], "strategy": rec["config"]["strategy"],
                          "dataset": rec["config"]["dataset"], "workers": rec["config"]["workers"], **r})
@@ -156,9 +159,7 @@ def workers_table(records: Iterable[dict]) -> pd.DataFrame:
 def epochs_table(records: Iterable[dict]) -> pd.DataFrame:
     """One row per (run, epoch, rank): the raw samples (wall, compute incl. idle, comm, idle, bytes, loss)."""
     rows = []
-    for rec in records:
-        if rec.get("status") != "ok":
-            continue
+    for rec in _ok_runs(records):
         for w in rec["workers"]:
             for i, e in enumerate(rec["epochs"]):
                 rows.append({"run_id": rec["run_id"], "strategy": rec["config"]["strategy"],
@@ -172,9 +173,7 @@ def epochs_table(records: Iterable[dict]) -> pd.DataFrame:
 def comm_table(records: Iterable[dict]) -> pd.DataFrame:
     """One row per (run, rank, scope, tag): op, calls, bytes (scope: setup | train | eval; train = all epochs)."""
     rows = []
-    for rec in records:
-        if rec.get("status") != "ok":
-            continue
+    for rec in _ok_runs(records):
         n = len(rec["epochs"])
         for w in rec["workers"]:
             for scope, key in (("setup", "setup_comm"), ("train", "comm_by_tag"), ("eval", "eval_comm")):
@@ -183,6 +182,7 @@ def comm_table(records: Iterable[dict]) -> pd.DataFrame:
                                  "workers": rec["config"]["workers"], "rank": w.get("rank"), "scope": scope,
                                  "tag": tag, "op": st["op"], "calls": st["calls"], "sent_bytes": st["sent_bytes"],
                                  "recv_bytes": st["recv_bytes"], "seconds": st["seconds"],
+                                 "blocked_seconds": st.get("blocked_seconds", st["seconds"]),
                                  "epochs": n if scope == "train" else 1})
     return pd.DataFrame(rows)
 
@@ -190,9 +190,7 @@ def comm_table(records: Iterable[dict]) -> pd.DataFrame:
 def accuracy_table(records: Iterable[dict]) -> pd.DataFrame:
     """One row per (run, evaluated epoch): train/val/test accuracy and that epoch's loss."""
     rows = []
-    for rec in records:
-        if rec.get("status") != "ok":
-            continue
+    for rec in _ok_runs(records):
         for point in rec.get("accuracy_curve") or []:
             rows.append({"run_id": rec["run_id"], "strategy": rec["config"]["strategy"],
                          "dataset": rec["config"]["dataset"], "workers": rec["config"]["workers"], **point,

@@ -16,6 +16,8 @@ import torch
 
 from graphpar.strategies import Communicator, TrainConfig, get_strategy
 
+from .record import COUNTERS
+
 
 def peak_memory_bytes(device: torch.device) -> int:
     """Peak resident memory of this process (CPU) or peak allocated CUDA memory."""
@@ -46,13 +48,10 @@ def _slowdown(strategy: str) -> float:
     return float(factor) if name in ("", strategy) else 1.0
 
 
-COUNTERS = ("calls", "sent_bytes", "recv_bytes", "seconds", "blocked_seconds")
-
-
 def _delta(after: dict, before: dict) -> dict:
     out = {}
     for tag, st in after.items():
-        b = before.get(tag, {"calls": 0, "sent_bytes": 0, "recv_bytes": 0, "seconds": 0.0, "blocked_seconds": 0.0})
+        b = before.get(tag, dict.fromkeys(COUNTERS, 0))
         if st["calls"] != b["calls"]:
             out[tag] = {"op": st["op"], **{k: st[k] - b[k] for k in COUNTERS}}
     return out

@@ -133,7 +133,9 @@ def load_dataset(spec: str, use_cache: bool = True) -> GraphData:
     path = cache_path(spec)
     file_backed = spec.startswith(("npz:", "planetoid:"))
     if use_cache and path.exists() and not file_backed:
-        return GraphData.load(path)
+        cached = GraphData.load(path)  # None when damaged, stale or edited: rebuilt below
+        if cached is not None:
+            return cached
     try:
         graph = _build(spec)
     except (FileNotFoundError, ValueError) as e:

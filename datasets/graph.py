@@ -12,8 +12,10 @@ Conventions (documented in the README):
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import tempfile
+import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-CACHE_FORMAT_VERSION = 2  # bump when a loader changes what it builds
+CACHE_FORMAT_VERSION = 3  # bump when a loader changes what it builds (3: tensors + JSON header)
 
 
 @dataclass
@@ -92,6 +94,18 @@ class GraphData:
         for ok, why in checks:
             if not ok:
                 raise ValueError(f"dataset {self.name}: {why}")
+        labelled = self.label[self.train_mask]
+        semantic = [
+            (n >= 1 and self.num_classes >= 1, f"needs at least one vertex and one class, has {n} and "
+             f"{self.num_classes}"),
+            (n == 0 or (int(self.label.min()) >= -1 and int(self.label.max()) < self.num_classes),
+             f"labels must lie in -1..{self.num_classes - 1} (-1 = unlabelled)"),
+            (bool((labelled >= 0).any()), "no training vertex has a label (all -1): nothing to train on"),
+            (bool(torch.isfinite(self.feat).all()), "features hold NaN or infinity"),
+        ]
+        for ok, why in semantic:
+            if not ok:
+                raise ValueError(f"dataset {self.name}: {why}")
 
     def to_dgl(self):
         """The same graph as a DGLGraph with ndata feat/label/masks (imports DGL lazily)."""
@@ -113,29 +127,85 @@ class GraphData:
 
     # -- cache -----------------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        """Write atomically (temp file + rename) so a crash never leaves a half cache."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {k: getattr(self, k) for k in (
-            "name", "num_nodes", "src", "dst", "feat", "label", "train_mask", "val_mask", "test_mask",
-            "num_classes")}
-        payload["meta"] = {k: v for k, v in self.meta.items()}
-        payload["format"] = CACHE_FORMAT_VERSION
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        """Plain tensors + JSON metadata (no pickled objects), written atomically (temp file + rename)."""
+        meta = {k: v for k, v in self.meta.items() if k != "_hash"}
+        header = {"format": CACHE_FORMAT_VERSION, "name": self.name, "num_nodes": self.num_nodes,
+                  "num_classes": self.num_classes, "hash": self.content_hash(), "meta": meta}
+        payload = {"header": json.dumps(header, default=str), **{k: getattr(self, k) for k in TENSORS}}
+        atomic_save(payload, path)
 
     @classmethod
-    def load(cls, path: Path) -> "GraphData":
-        payload = torch.load(path, weights_only=False)
-        if payload.get("format") != CACHE_FORMAT_VERSION:
-            raise ValueError(f"{path}: cache format {payload.get('format')} is stale; delete the file")
-        payload.pop("format")
-        return cls(**payload)
+    def load(cls, path: Path) -> "GraphData | None":
+        """The cached graph, or None (with one line on stderr) when the file is damaged, stale or edited.
+
+        Read with ``torch.load(weights_only=True)``: tensors, strings and numbers only, never code. The
+        content hash is recomputed and must equal the one stored at build time."""
+        payload, why = safe_load(path)
+        if payload is None:
+            return _stale(path, why)
+        try:
+            if "header" not in payload:
+                return _stale(path, "written by an older graphpar (no header)")
+            header = json.loads(payload["header"])
+            if header.get("format") != CACHE_FORMAT_VERSION:
+                return _stale(path, f"cache format {header.get('format')}, expected {CACHE_FORMAT_VERSION}")
+            graph = cls(name=header["name"], num_nodes=int(header["num_nodes"]),
+                        num_classes=int(header["num_classes"]), meta=dict(header["meta"]),
+                        **{k: payload[k] for k in TENSORS})
+            graph.validate()
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            return _stale(path, f"{type(e).__name__}: {e}")
+        if graph.content_hash() != header.get("hash"):
+            return _stale(path, f"content hash {graph.content_hash()} differs from the stored {header.get('hash')}")
+        return graph
+
+
+TENSORS = ("src", "dst", "feat", "label", "train_mask", "val_mask", "test_mask")
+
+
+def _stale(path: Path, why: str) -> None:
+    print(f"graphpar: dataset cache {path} is unusable ({why}); rebuilding it", file=sys.stderr)
+    return None
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+
+
+def _remove_orphans(folder: Path) -> None:
+    """Delete temp files left by a process of this host that was killed mid-write (its pid is gone)."""
+    host = socket.gethostname()
+    for tmp in folder.glob(f".*.{host}.*.tmp"):
+        try:
+            os.kill(int(tmp.name.rsplit(".", 2)[-2]), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except (ValueError, PermissionError, OSError):
+            continue
+
+
+def atomic_save(payload: dict, path: Path) -> None:
+    """torch.save to a temp file beside ``path`` and rename it into place; the temp file never outlives a
+    failure, and temp files of killed writers on this host are removed on the next write."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_orphans(path.parent)
+    tmp = _tmp_name(path)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def safe_load(path: Path) -> tuple[dict | None, str]:
+    """(payload, "") from ``torch.load(weights_only=True)``, or (None, why) when unreadable or not a dict."""
+    try:
+        payload = torch.load(path, weights_only=True)
+    except Exception as e:  # noqa: BLE001  (truncated, garbled, emptied, or holding objects: all mean rebuild)
+        return None, f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else 'unreadable'}"
+    if not isinstance(payload, dict):
+        return None, f"holds a {type(payload).__name__}, not a dict of tensors"
+    return payload, ""
 
 
 def canonical_edges(src: Tensor, dst: Tensor, num_nodes: int, symmetrize: bool) -> tuple[Tensor, Tensor]:

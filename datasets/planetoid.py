@@ -4,23 +4,29 @@
 
 Follows the GCN paper's loader: test ids from ``test.index``, CiteSeer's 15 missing test rows padded
 with zero features and no label, features row-normalised, the standard 140/500/1000-style split.
+The files are pickles: they are read with ``safeload``'s restricted unpickler (numpy/scipy data only),
+so a planted file cannot run code.
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .graph import GraphData, canonical_edges
+from .safeload import restricted_load
 
 PARTS = ("x", "y", "tx", "ty", "allx", "ally", "graph")
 
 
 def _read(directory: Path, name: str, part: str):
-    with open(directory / f"ind.{name}.{part}", "rb") as f:
-        return pickle.load(f, encoding="latin1")
+    path = directory / f"ind.{name}.{part}"
+    with open(path, "rb") as f:
+        try:
+            return restricted_load(f, encoding="latin1")
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
 
 
 def _dense(m) -> np.ndarray:
@@ -38,6 +44,14 @@ def load_planetoid(directory: Path, name: str) -> GraphData:
         raise FileNotFoundError(
             f"planetoid {name}: missing {', '.join('ind.' + name + '.' + p for p in missing)} in {directory}; "
             f"copy the Planetoid files there (see README, Datasets)")
+    try:
+        return _assemble(directory, name, missing, notes)
+    except (IndexError, TypeError, AttributeError, KeyError) as e:  # files that do not fit together
+        raise ValueError(f"planetoid {name} in {directory}: the ind.* files do not fit together "
+                         f"({type(e).__name__}: {e}); restore the original files") from None
+
+
+def _assemble(directory: Path, name: str, missing: list[str], notes: list[str]) -> GraphData:
     x, y, tx, ty, ally, graph = (_read(directory, name, p) for p in ("x", "y", "tx", "ty", "ally", "graph"))
     test_idx = np.loadtxt(directory / f"ind.{name}.test.index", dtype=np.int64)
     test_sorted = np.sort(test_idx)

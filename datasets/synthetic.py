@@ -29,6 +29,8 @@ PRESETS = {
 }
 _FIELDS = {"nodes": int, "edges": int, "feat": int, "classes": int, "seed": int, "noise": float}
 _DEFAULTS = {"feat": 64, "classes": 8, "seed": 0, "noise": 1.0}
+# Beyond these a spec is a typo, not a benchmark: 2^32 vertices, 2^36 edges, 2^36 feature values (256 GiB).
+MAX_NODES, MAX_EDGES, MAX_FEATURE_VALUES = 1 << 32, 1 << 36, 1 << 36
 
 
 def parse_rmat_spec(spec: str) -> dict:
@@ -51,6 +53,15 @@ def parse_rmat_spec(spec: str) -> dict:
     if n < 2 or e < 1 or e > n * (n - 1) // 2 or params["classes"] < 2 or params["feat"] < 1:
         raise ValueError(f"bad synthetic spec {spec!r}: need nodes>=2, 1<=edges<=nodes*(nodes-1)/2, "
                          "classes>=2, feat>=1")
+    if params["classes"] > n:
+        raise ValueError(f"bad synthetic spec {spec!r}: classes={params['classes']} exceeds nodes={n}; "
+                         "pass classes<=nodes")
+    if not (math.isfinite(params["noise"]) and 0 <= params["noise"] <= 1e6):
+        raise ValueError(f"bad synthetic spec {spec!r}: noise must be a finite number in [0, 1e6], "
+                         f"got {params['noise']}")
+    if params["seed"] < 0 or n > MAX_NODES or e > MAX_EDGES or n * params["feat"] > MAX_FEATURE_VALUES:
+        raise ValueError(f"bad synthetic spec {spec!r}: need seed>=0, nodes<={MAX_NODES:.0e}, "
+                         f"edges<={MAX_EDGES:.0e}, nodes*feat<={MAX_FEATURE_VALUES:.0e}")
     return params
 
 

@@ -10,17 +10,26 @@ A partition assigns every vertex one owner. ``metis`` is DGL's own ``metis_parti
 (edge-cut objective, vertex-balanced, optionally also balanced on in-edges); ``random`` is a seeded
 balanced shuffle; ``contiguous`` cuts the id range into P equal chunks (the "chunk" partition of
 NeutronTP's motivation). METIS results are cached under ``$GRAPHPAR_DATA/partitions/`` keyed by the
-graph's content hash, P, method and balance flag (atomic write), together with the time and peak memory
-the computation took, because users of DistDGL find partitioning can cost more than training.
+graph's content hash, P, method and balance flag (atomic write, plain tensors + a JSON header read with
+``weights_only=True``), together with the time and peak memory the computation took, because users of
+DistDGL find partitioning can cost more than training. A cache that is damaged, edited or does not fit
+the graph (ids out of range, wrong size, hash mismatch) is recomputed with one line saying so.
 DGL is imported only when METIS is actually computed.
+
+Determinism: DGL's bundled METIS reads heap memory it never wrote, so the same graph gave different
+partitions from run to run (and different byte counts). ``metis_partition`` sets glibc's M_PERTURB
+around the call, which fills every fresh allocation with a fixed byte: same graph, same partition, every
+time (checked by tests/test_faults.py). Every record carries ``partition_hash``.
 """
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import hashlib
 import io
-import os
+import json
 import resource
-import tempfile
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +39,7 @@ import torch
 from torch import Tensor
 
 METHODS = ("metis", "random", "contiguous")
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2  # 2: part_id tensor + JSON header, hash-checked
 
 
 @dataclass
@@ -48,10 +57,16 @@ class Partition:
     load_s: float = 0.0
 
     def info(self) -> dict[str, Any]:
-        """Record fields (no tensors)."""
+        """Record fields (no tensors), with the assignment's hash: equal hashes, equal partitions."""
         d = asdict(self)
         d.pop("part_id")
+        d["hash"] = part_hash(self.part_id)
         return {f"partition_{k}" if not k.startswith("partition") else k: v for k, v in d.items()}
+
+
+def part_hash(part_id: Tensor) -> str:
+    """sha256 (16 hex digits) of the owner array's bytes."""
+    return hashlib.sha256(part_id.to(torch.int64).contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
 def _peak_rss() -> int:
@@ -71,6 +86,26 @@ def random_partition(num_nodes: int, num_parts: int, seed: int = 0) -> Tensor:
     return part
 
 
+M_PERTURB, PERTURB_BYTE = -6, 0xA5  # glibc mallopt parameter; any fixed non-zero byte
+
+
+@contextlib.contextmanager
+def _fixed_heap_bytes():
+    """Fill fresh heap allocations with a fixed byte while METIS runs (glibc only; a no-op elsewhere).
+
+    DGL's METIS reads memory it never initialised; with this, what it reads is the same every run."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        yield
+        return
+    mallopt(M_PERTURB, PERTURB_BYTE)
+    try:
+        yield
+    finally:
+        mallopt(M_PERTURB, 0)
+
+
 def metis_partition(src: Tensor, dst: Tensor, num_nodes: int, num_parts: int, balance_edges: bool = False) -> Tensor:
     """DGL's METIS (k-way, edge-cut objective) on the symmetrised graph; imports DGL here only."""
     if num_parts == 1:
@@ -78,7 +113,7 @@ def metis_partition(src: Tensor, dst: Tensor, num_nodes: int, num_parts: int, ba
     import dgl  # noqa: PLC0415  (lazy: the torch-only path never needs DGL)
 
     g = dgl.graph((src, dst), num_nodes=num_nodes, idtype=torch.int64)
-    with contextlib.redirect_stdout(io.StringIO()):  # DGL prints timing lines to stdout
+    with contextlib.redirect_stdout(io.StringIO()), _fixed_heap_bytes():  # DGL prints timing lines to stdout
         part = dgl.metis_partition_assignment(g, num_parts, balance_edges=balance_edges)
     if part is None:
         raise RuntimeError(f"METIS returned no assignment for {num_nodes} vertices into {num_parts} parts")
@@ -115,27 +150,60 @@ def cache_path(graph_hash: str, num_parts: int, method: str, balance_edges: bool
     return Path(root) / "partitions" / f"{graph_hash}-p{num_parts}-{method}{suffix}.pt"
 
 
-def _save_atomic(part: Partition, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save({"format": CACHE_FORMAT_VERSION, **asdict(part)}, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def _save(part: Partition, path: Path, graph_hash: str) -> None:
+    from graphpar.datasets.graph import atomic_save  # noqa: PLC0415
+
+    header = {k: v for k, v in asdict(part).items() if k not in ("part_id", "cached", "load_s")}
+    header.update(format=CACHE_FORMAT_VERSION, graph_hash=graph_hash, num_nodes=int(part.part_id.numel()),
+                  part_hash=part_hash(part.part_id))
+    atomic_save({"header": json.dumps(header), "part_id": part.part_id.to(torch.int64).contiguous()}, path)
 
 
-def _load(path: Path, num_nodes: int) -> Partition | None:
+def check_partition(part_id: Tensor, num_nodes: int, num_parts: int) -> str:
+    """Why ``part_id`` is not a partition of ``num_nodes`` vertices into ``num_parts`` parts ("" when it is)."""
+    if not isinstance(part_id, Tensor) or part_id.dtype != torch.int64 or part_id.shape != (num_nodes,):
+        return f"owner array must be int64 [{num_nodes}], got {getattr(part_id, 'dtype', type(part_id))} " \
+               f"{tuple(getattr(part_id, 'shape', ()))}"
+    if num_nodes and (int(part_id.min()) < 0 or int(part_id.max()) >= num_parts):
+        return f"part ids must lie in 0..{num_parts - 1}, found {int(part_id.min())}..{int(part_id.max())}"
+    return ""
+
+
+def _stale(path: Path, why: str) -> None:
+    print(f"graphpar: partition cache {path} is unusable ({why}); recomputing it", file=sys.stderr)
+    return None
+
+
+def _load(path: Path, num_nodes: int, num_parts: int, method: str, balance_edges: bool,
+          graph_hash: str) -> Partition | None:
+    """The cached partition, or None (one line on stderr) when damaged, edited or not this graph's."""
+    from graphpar.datasets.graph import safe_load  # noqa: PLC0415
+
     start = time.perf_counter()
+    payload, why = safe_load(path)
+    if payload is None:
+        return _stale(path, why)
     try:
-        payload = torch.load(path, weights_only=False)
-    except (OSError, RuntimeError, EOFError):
-        return None
-    if payload.pop("format", None) != CACHE_FORMAT_VERSION or payload["part_id"].numel() != num_nodes:
-        return None
-    return Partition(**{**payload, "cached": True, "load_s": time.perf_counter() - start})
+        if "header" not in payload:
+            return _stale(path, "written by an older graphpar (no header)")
+        header, part_id = json.loads(payload["header"]), payload["part_id"]
+        if header.get("format") != CACHE_FORMAT_VERSION:
+            return _stale(path, f"cache format {header.get('format')}, expected {CACHE_FORMAT_VERSION}")
+        expected = {"graph_hash": graph_hash, "num_nodes": num_nodes, "num_parts": num_parts, "method": method,
+                    "balance_edges": balance_edges}
+        wrong = {k: header.get(k) for k, v in expected.items() if header.get(k) != v}
+        if wrong:
+            return _stale(path, f"made for {wrong}, not {({k: expected[k] for k in wrong})}")
+        why = check_partition(part_id, num_nodes, num_parts)
+        if not why and part_hash(part_id) != header.get("part_hash"):
+            why = f"assignment hash {part_hash(part_id)} differs from the stored {header.get('part_hash')}"
+        if why:
+            return _stale(path, why)
+        return Partition(part_id, num_parts, method, balance_edges, float(header["partition_s"]),
+                         int(header["peak_rss_bytes"]), int(header["peak_rss_growth_bytes"]), cached=True,
+                         load_s=time.perf_counter() - start)
+    except (KeyError, TypeError, ValueError) as e:
+        return _stale(path, f"{type(e).__name__}: {e}")
 
 
 def partition(graph, num_parts: int, method: str = "metis", balance_edges: bool = False, seed: int = 0,
@@ -145,13 +213,17 @@ def partition(graph, num_parts: int, method: str = "metis", balance_edges: bool 
     Only METIS is cached: random and contiguous are cheaper to recompute than to load."""
     if method != "metis" or num_parts == 1 or not use_cache:
         return compute_partition(graph.src, graph.dst, graph.num_nodes, num_parts, method, balance_edges, seed)
-    path = cache_path(graph.content_hash(), num_parts, method, balance_edges, seed)
+    graph_hash = graph.content_hash()
+    path = cache_path(graph_hash, num_parts, method, balance_edges, seed)
     if path.exists():
-        cached = _load(path, graph.num_nodes)
+        cached = _load(path, graph.num_nodes, num_parts, method, balance_edges, graph_hash)
         if cached is not None:
             return cached
     part = compute_partition(graph.src, graph.dst, graph.num_nodes, num_parts, method, balance_edges, seed)
-    _save_atomic(part, path)
+    why = check_partition(part.part_id, graph.num_nodes, num_parts)
+    if why:
+        raise RuntimeError(f"{method} partitioner returned a bad assignment: {why}")
+    _save(part, path, graph_hash)
     return part
 
 

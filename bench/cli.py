@@ -6,12 +6,16 @@
     graphpar datasets
 
 Bad input (unknown strategy/dataset/model, a worker count the strategy or graph cannot take, missing
-data, a malformed spec) prints one line naming the fix and exits 2 without writing a record.
+data, a malformed spec, a value out of range, an unwritable --out) prints one line naming the fix and
+exits 2 before any worker starts, without writing a record. SIGINT/SIGTERM print one line and exit
+130/143, without a record for the unfinished run.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +23,8 @@ from typing import Any, Callable
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 DEFAULT_RESULTS = Path("results/runs.jsonl")
+MAX_LOCAL_PROCESSES = 64  # worker processes on one host beyond which a run needs --force
+OVERSUBSCRIBE = 4  # a warning past cores x this many processes on one host
 
 
 class UsageError(ValueError):
@@ -51,6 +57,8 @@ def _training_args(p: argparse.ArgumentParser, strategy_required: bool = True) -
     p.add_argument("--node-rank", type=int, default=0)
     p.add_argument("--master-addr", default="127.0.0.1")
     p.add_argument("--master-port", type=int, default=29500)
+    p.add_argument("--force", action="store_true",
+                   help=f"allow more than {MAX_LOCAL_PROCESSES} worker processes on this host")
     for flag, (opt, owners) in all_options().items():
         kwargs: dict[str, Any] = {"default": None, "help": f"[{', '.join(owners)}] {opt.help} (default {opt.default})"}
         if opt.type is bool:
@@ -86,21 +94,74 @@ def config_from_args(args: argparse.Namespace, strategy: str | None = None, work
         eval_every=args.eval_every, warmup_epochs=args.warmup_epochs, timeout_s=args.timeout, options=options)
 
 
-def prepare(cfg) -> dict[str, Any]:
-    """Validate everything up front (strategy, dataset, model, P, device); returns the graph summary."""
+def check_processes(local_workers: int, force: bool = False) -> None:
+    """P against this host's cores: a warning past cores x OVERSUBSCRIBE, an error past MAX_LOCAL_PROCESSES."""
+    cores = os.cpu_count() or 1
+    if local_workers > MAX_LOCAL_PROCESSES and not force:
+        raise UsageError(f"{local_workers} worker processes on this host ({cores} cores) exceeds the limit of "
+                         f"{MAX_LOCAL_PROCESSES}; use fewer --workers, more --nnodes, or --force")
+    if local_workers > cores * OVERSUBSCRIBE:
+        print(f"graphpar: warning: {local_workers} worker processes on {cores} cores (over {OVERSUBSCRIBE} per core): "
+              "timings will mostly measure oversubscription", file=sys.stderr)
+
+
+def check_out(out: Path | None) -> None:
+    """An --out that cannot take a record fails now, not after training (creates nothing)."""
+    if out is None:
+        return
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a directory; pass a file path such as {out / 'runs.jsonl'}")
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if out.exists():
+        ok = os.access(out, os.W_OK)
+    else:
+        ok = parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
+    if not ok:
+        raise UsageError(f"--out {out} is not writable ({parent} is not a writable folder); pass a writable path")
+    if out.exists():
+        try:
+            with open(out, "ab"):
+                pass
+        except OSError as e:
+            raise UsageError(f"--out {out} cannot be appended to ({e.strerror}); pass a writable path") from None
+
+
+def check_cluster(args: argparse.Namespace, workers: list[int]) -> None:
+    """Node count, node rank and port consistent with each other and with every worker count."""
+    nnodes, rank, port = args.nnodes, args.node_rank, args.master_port
+    if nnodes < 1:
+        raise UsageError(f"--nnodes {nnodes}: pass 1 or more hosts")
+    if not 0 <= rank < nnodes:
+        raise UsageError(f"--node-rank {rank} with --nnodes {nnodes}: pass a node rank in 0..{nnodes - 1}")
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--master-port {port}: pass a TCP port in 0..65535")
+    for p in workers:
+        if p >= 1 and p % nnodes:
+            raise UsageError(f"--workers {p} is not divisible by --nnodes {nnodes}: every host runs P/nnodes ranks; "
+                             f"pass a multiple of {nnodes}")
+
+
+def prepare(cfg, local_workers: int | None = None, force: bool = False) -> dict[str, Any]:
+    """Validate everything up front (ranges, strategy, dataset, model, P, device); returns the graph summary."""
     from graphpar.datasets import load_dataset  # noqa: PLC0415
     from graphpar.strategies import get_strategy  # noqa: PLC0415
 
     cls = get_strategy(cfg.strategy)
-    if cfg.workers < 1:
-        raise UsageError(f"--workers must be >= 1, got {cfg.workers}")
-    if cfg.epochs < 1:
-        raise UsageError(f"--epochs must be >= 1, got {cfg.epochs}")
+    cfg.check()
+    check_processes(cfg.workers if local_workers is None else local_workers, force)
     if cfg.device == "cuda":
         import torch  # noqa: PLC0415
         if not torch.cuda.is_available():
             raise UsageError("--device cuda but no CUDA device is visible; use --device cpu")
-    graph = load_dataset(cfg.dataset)
+    try:
+        graph = load_dataset(cfg.dataset)
+    except ValueError as e:  # DatasetError, and a graph that breaks the conventions (GraphData.validate)
+        raise UsageError(str(e)) from None
+    except OSError as e:
+        raise UsageError(f"dataset {cfg.dataset}: {e.strerror or e} ({e.filename}); check the path and its "
+                         "permissions") from None
     summary = graph.summary()
     cls.validate(cfg, summary)
     return summary
@@ -128,7 +189,9 @@ def run_one(cfg, summary: dict, out: Path | None, cluster=None) -> dict | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
-    summary = prepare(cfg)
+    check_cluster(args, [cfg.workers])
+    check_out(Path(args.out))
+    summary = prepare(cfg, cfg.workers // args.nnodes, args.force)
     rec = run_one(cfg, summary, Path(args.out), _cluster(args))
     if rec is not None:
         from .tables import run_line  # noqa: PLC0415
@@ -143,27 +206,43 @@ def cmd_check(args: argparse.Namespace) -> int:
     from graphpar.datasets import load_dataset  # noqa: PLC0415
 
     cfg = check_config(config_from_args(args))
-    prepare(cfg)
+    if args.tolerance is not None and not (math.isfinite(args.tolerance) and args.tolerance > 0):
+        raise UsageError(f"--tolerance {args.tolerance}: pass a finite number > 0 (default {DEFAULT_TOLERANCE})")
+    check_cluster(args, [cfg.workers])
+    prepare(cfg, cfg.workers // args.nnodes, args.force)
     ranks = launch(cfg, _cluster(args), keep_params=True)
     if ranks is None:
         return EXIT_OK
     ref_losses, ref_params = run_reference(cfg, load_dataset(cfg.dataset))
     result = compare([e["loss"] for e in ranks[0]["epochs"]], ranks[0]["params"], ref_losses, ref_params,
-                     args.tolerance or DEFAULT_TOLERANCE)
+                     DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance)
     print(f"check {cfg.strategy} on {cfg.dataset}, P={cfg.workers}, model {cfg.model}, {cfg.epochs} epochs: "
           + result.summary())
     return EXIT_OK if result.passed else EXIT_FAIL
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from graphpar.strategies import ConfigError, registered  # noqa: PLC0415
+    from graphpar.strategies import ConfigError, get_strategy, registered  # noqa: PLC0415
 
     from .launcher import RunFailed  # noqa: PLC0415
     from .record import append_record, failed_record  # noqa: PLC0415
     from .tables import bench_table  # noqa: PLC0415
 
-    names = args.strategies.split(",") if args.strategies else list(registered())
-    workers = [int(w) for w in args.workers_list.split(",")]
+    names = [n.strip() for n in args.strategies.split(",")] if args.strategies else list(registered())
+    for name in names:
+        get_strategy(name)  # an unknown name fails now, listing the known ones
+    try:
+        workers = [int(w) for w in args.workers_list.split(",")]
+    except ValueError:
+        raise UsageError(f"--workers {args.workers_list!r}: pass a comma list of whole numbers, e.g. 1,2,4") from None
+    if not workers or min(workers) < 1:
+        raise UsageError(f"--workers {args.workers_list!r}: every worker count must be >= 1")
+    check_cluster(args, workers)
+    check_out(Path(args.out))
+    for p in workers:  # ranges and P against cores, once, before the first run
+        prepare_cfg = config_from_args(args, strategy=names[0], workers=p)
+        prepare_cfg.check()
+        check_processes(p // args.nnodes, args.force)
     records, skipped = [], []
     from tqdm import tqdm  # noqa: PLC0415
 
@@ -171,7 +250,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for name, p in tqdm(grid, desc="bench", unit="run", disable=not sys.stderr.isatty()):
         cfg = config_from_args(args, strategy=name, workers=p)
         try:
-            summary = prepare(cfg)
+            summary = prepare(cfg, p // args.nnodes, args.force)
         except ConfigError as e:
             skipped.append(f"{name} P={p}: {e}")
             continue
@@ -257,8 +336,12 @@ def main(argv: list[str] | None = None) -> int:
     from graphpar.datasets import DatasetError  # noqa: PLC0415
     from graphpar.strategies import ConfigError  # noqa: PLC0415
 
-    from .launcher import RunFailed  # noqa: PLC0415
+    from .launcher import Interrupted, RunFailed  # noqa: PLC0415
 
+    def on_sigterm(signum, _frame):
+        raise Interrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         return args._commands[args.command](args)
     except (UsageError, ConfigError, DatasetError) as e:
@@ -267,6 +350,13 @@ def main(argv: list[str] | None = None) -> int:
     except RunFailed as e:
         print(f"graphpar: run failed: {e}", file=sys.stderr)
         return EXIT_FAIL
+    except KeyboardInterrupt as e:  # Ctrl-C (SIGINT) or SIGTERM: workers stopped, no record of this run
+        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
+        print(f"graphpar: interrupted by {signal.Signals(signum).name}; the unfinished run was not recorded",
+              file=sys.stderr)
+        return 128 + signum
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -5,16 +5,29 @@
 
 A worker that dies ends the run on every host: max_restarts=0, the agent tears the group down and
 raises with the failing rank's traceback (workers are wrapped in ``@record``).
+
+Faults end the run, never hang it: once a worker has failed (a peer's collective timed out after
+``--timeout``, a crash), the ones still alive get STRAGGLER_GRACE_S to exit and are then SIGKILLed (a
+stopped or wedged worker ignores torch's SIGTERM, and torch 2.2 joins it without a limit). SIGINT or
+SIGTERM to the launcher stops the workers and raises ``Interrupted`` (exit 130/143 in the CLI, no
+record). torch's per-run log folders go under a temp folder of the run's own, removed afterwards.
 """
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import shutil
+import signal
+import tempfile
+import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import _EMPTY_ERROR_DATA
 from torch.distributed.elastic.rendezvous import RendezvousError
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
@@ -29,8 +42,49 @@ from .worker import PEER_DIED, worker_main
 logging.getLogger("torch.distributed.elastic.multiprocessing.api").setLevel(logging.ERROR)
 
 
+STRAGGLER_GRACE_S = 10.0  # after the first worker failure, how long the others get before SIGKILL
+
+
 class RunFailed(RuntimeError):
     """A worker failed; the message carries its traceback."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM ended the run (a KeyboardInterrupt, so no ``except Exception`` swallows it)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = int(signum)
+        self.exit_code = 128 + self.signum
+
+    def __str__(self) -> str:
+        return f"interrupted by {signal.Signals(self.signum).name}"
+
+
+class _Reaper(threading.Thread):
+    """SIGKILLs the workers still alive ``grace_s`` after one of them failed (stopped, wedged, deaf)."""
+
+    def __init__(self, grace_s: float = STRAGGLER_GRACE_S):
+        super().__init__(name="graphpar-reaper", daemon=True)
+        self.grace_s, self.done, self.killed = grace_s, threading.Event(), []
+        self._seen: dict[int, multiprocessing.Process] = {}
+
+    def run(self) -> None:
+        failed_at = None
+        while not self.done.wait(0.25):
+            for proc in multiprocessing.active_children():
+                self._seen.setdefault(proc.pid, proc)
+            procs = list(self._seen.values())
+            if failed_at is None and any(p.exitcode not in (None, 0) for p in procs):
+                failed_at = time.monotonic()
+            if failed_at is not None and time.monotonic() - failed_at > self.grace_s:
+                for p in procs:
+                    if p.exitcode is None and p.pid not in self.killed:
+                        try:
+                            os.kill(p.pid, signal.SIGKILL)
+                            self.killed.append(p.pid)
+                        except ProcessLookupError:
+                            pass
 
 
 @dataclass
@@ -62,8 +116,9 @@ def _root_cause(err: ChildFailedError) -> str:
 def launch(cfg: TrainConfig, cluster: Cluster | None = None, keep_params: bool = False) -> list[dict[str, Any]] | None:
     """Run ``cfg`` on cfg.workers ranks; rank results on the host holding rank 0, else None."""
     cluster = cluster or Cluster()
-    if cfg.workers % cluster.nnodes:
-        raise ValueError(f"--workers {cfg.workers} is not divisible by --nnodes {cluster.nnodes}")
+    if cluster.nnodes < 1 or not 0 <= cluster.node_rank < cluster.nnodes or cfg.workers % cluster.nnodes:
+        raise ValueError(f"--workers {cfg.workers}, --nnodes {cluster.nnodes}, --node-rank {cluster.node_rank}: "
+                         "need nnodes >= 1, 0 <= node-rank < nnodes and workers divisible by nnodes")
     os.environ.setdefault("OUTDATED_IGNORE", "1")
     local = cluster.nnodes == 1
     multi: dict[str, Any] = {}
@@ -78,6 +133,7 @@ def launch(cfg: TrainConfig, cluster: Cluster | None = None, keep_params: bool =
             else:
                 os.environ.pop("GLOO_SOCKET_IFNAME", None)  # gloo falls back to the hostname's address
     endpoint = f"{'localhost' if local else cluster.master_addr}:{cluster.master_port if not local else 0}"
+    log_dir = tempfile.mkdtemp(prefix="graphpar-run-")  # torch's torchelastic_* folders go here, then away
     config = LaunchConfig(
         min_nodes=cluster.nnodes, max_nodes=cluster.nnodes, nproc_per_node=cfg.workers // cluster.nnodes,
         run_id=cluster.run_id or ("local-" + uuid.uuid4().hex[:8] if local else "graphpar"),
@@ -85,16 +141,26 @@ def launch(cfg: TrainConfig, cluster: Cluster | None = None, keep_params: bool =
         rdzv_configs={"rank": cluster.node_rank, "timeout": int(cfg.timeout_s), "is_host": multi["is_host"]}
         if not local else {"timeout": 60},
         local_addr=multi.get("local_addr"),
-        max_restarts=0, monitor_interval=0.2, start_method="spawn",
+        max_restarts=0, monitor_interval=0.2, start_method="spawn", log_dir=log_dir,
     )
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}  # torch replaces them
+    reaper = _Reaper()
+    reaper.start()
     try:
         results = elastic_launch(config, worker_main)(cfg.as_dict(), keep_params)
+    except SignalException as err:  # torch's handler: it has already stopped the workers
+        raise Interrupted(err.sigval) from None
     except ChildFailedError as err:
         raise RunFailed(_root_cause(err)) from None
     except RendezvousError as err:  # another host's agent ended (its rank failed) or the master is unreachable
         raise RunFailed(f"lost the rendezvous with the other hosts at {endpoint} ({type(err).__name__}: {err}); "
                         "a rank on another host failed (see that host's output) or the master is unreachable"
                         ) from None
+    finally:
+        reaper.done.set()
+        for signum, handler in handlers.items():
+            signal.signal(signum, handler)
+        shutil.rmtree(log_dir, ignore_errors=True)
     for value in results.values():
         if value is not None:
             return value

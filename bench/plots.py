@@ -253,7 +253,8 @@ def plot_all(source: Any = "results/runs.jsonl", out_dir: str | Path = "results/
             continue
         order = sorted(g["strategy"].unique(), key=lambda s: (s != "single", s))
         g = g.sort_values(["strategy", "workers"]).drop_duplicates(["strategy", "workers"], keep="last")
-        tag = prefix + _slug(ds.replace("rmat:", "rmat_"))[:40] + f"_{md}{layers}_h{hidden}"
+        # every part from the records is slugged: a crafted record cannot name a file outside out_dir
+        tag = prefix + _slug(ds.replace("rmat:", "rmat_"))[:40] + "_" + _slug(f"{md}{layers}_h{hidden}")
         for path in (plot_speedup(g, out / f"speedup_{tag}.png", order),
                      plot_breakdown(g, out / f"breakdown_{tag}.png", order),
                      plot_load(g, ranks, out / f"load_{tag}.png", order),

@@ -63,7 +63,7 @@ def run_spmd(fn: Callable, world_size: int, args: tuple = (), timeout_s: float =
         for _ in range(world_size):
             rank, ok, value = queue.get(timeout=timeout_s + 60)
             if ok:
-                results[rank] = torch.load(io.BytesIO(value), weights_only=False)
+                results[rank] = torch.load(io.BytesIO(value), weights_only=True)
             else:
                 errors.append(f"rank {rank} failed:\n{value}")
                 break

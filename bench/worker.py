@@ -4,7 +4,9 @@
 """
 from __future__ import annotations
 
+import io
 import os
+import signal
 import time
 from datetime import timedelta
 from typing import Any
@@ -26,6 +28,8 @@ def _backend(device: str) -> str:
 def worker_main(cfg_dict: dict[str, Any], keep_params: bool = False) -> Any:
     """Entry point of one rank; rank 0 returns every rank's results, the others return None."""
     os.environ.setdefault("OUTDATED_IGNORE", "1")
+    # Ctrl-C reaches the whole process group: the launcher reports it once; a worker just leaves quietly
+    signal.signal(signal.SIGINT, lambda signum, _frame: os._exit(128 + signum))
     from graphpar.datasets import load_dataset  # noqa: PLC0415
     from graphpar.strategies import Communicator, TrainConfig  # noqa: PLC0415
 
@@ -42,16 +46,37 @@ def worker_main(cfg_dict: dict[str, Any], keep_params: bool = False) -> Any:
     try:
         graph = load_dataset(cfg.dataset)
         result = train_rank(Communicator(timeout_s=cfg.timeout_s), cfg, graph, keep_params=keep_params)
-        gathered = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
-        dist.gather_object(result, gathered, dst=0)
+        gathered = gather_results(result)
         dist.barrier()
-        return gathered if dist.get_rank() == 0 else None
+        return gathered
     except RuntimeError as err:
         if any(m in str(err) for m in PEER_DIED):  # let the launcher see the rank that died first
             time.sleep(2.0)
         raise
     finally:
         _destroy_process_group()
+
+
+def gather_results(result: Any) -> list[Any] | None:
+    """Every rank's result on rank 0 (None elsewhere), sent as ``torch.save`` bytes and read back with
+    ``weights_only=True``: tensors, numbers, strings and containers only, so a peer cannot send code
+    (``gather_object`` would unpickle whatever arrives)."""
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    buffer = io.BytesIO()
+    torch.save(result, buffer)
+    data = torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
+    world = dist.get_world_size()
+    sizes = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(world)]
+    dist.all_gather(sizes, torch.tensor([data.numel()], dtype=torch.int64, device=device))
+    longest = max(int(s) for s in sizes)
+    padded = torch.zeros(longest, dtype=torch.uint8, device=device)
+    padded[:data.numel()] = data.to(device)
+    blobs = [torch.empty(longest, dtype=torch.uint8, device=device) for _ in range(world)]
+    dist.all_gather(blobs, padded)
+    if dist.get_rank() != 0:
+        return None
+    return [torch.load(io.BytesIO(blob[:int(size)].cpu().numpy().tobytes()), weights_only=True)
+            for blob, size in zip(blobs, sizes)]
 
 
 # A rank failing with one of these only lost a peer; the launcher reports the first rank to exit.

@@ -10,6 +10,7 @@ Adding a strategy is adding one module to ``strategies/`` that registers itself 
 """
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
@@ -19,6 +20,9 @@ from torch import Tensor
 
 from .comm import Communicator
 from .models import MODELS, ModelSpec
+
+
+MAX_WORKERS, MAX_LAYERS, MAX_HIDDEN = 1 << 16, 1024, 1 << 16  # beyond these a value is a typo
 
 
 class ConfigError(ValueError):
@@ -66,6 +70,32 @@ class TrainConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def check(self) -> None:
+        """Raise ConfigError naming the flag and the fix when a value is out of range (before any work)."""
+        def bad(flag: str, value: Any, need: str) -> ConfigError:
+            return ConfigError(f"{flag} {value!r}: {need}")
+
+        ints = {"--workers": (self.workers, 1, MAX_WORKERS), "--epochs": (self.epochs, 1, 10**7),
+                "--layers": (self.layers, 1, MAX_LAYERS), "--hidden": (self.hidden, 1, MAX_HIDDEN),
+                "--eval-every": (self.eval_every, 0, 10**7), "--warmup-epochs": (self.warmup_epochs, 0, 10**7),
+                "--seed": (self.seed, 0, 2**63 - 1)}
+        if self.prop_steps is not None:
+            ints["--prop-steps"] = (self.prop_steps, 0, MAX_LAYERS)
+        for flag, (value, low, high) in ints.items():
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise bad(flag, value, f"pass a whole number in {low}..{high}")
+        floats = {"--dropout": (self.dropout, 0.0, 1.0, "in [0, 1)"), "--lr": (self.lr, 0.0, None, "> 0"),
+                  "--weight-decay": (self.weight_decay, 0.0, None, ">= 0"),
+                  "--timeout": (self.timeout_s, 0.0, None, "> 0 seconds")}
+        for flag, (value, low, high, need) in floats.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise bad(flag, value, f"pass a finite number {need}")
+            strict_low = flag in ("--lr", "--timeout")
+            if value < low or (strict_low and value == low) or (high is not None and value >= high):
+                raise bad(flag, value, f"pass a number {need}")
+        if not isinstance(self.options, dict):
+            raise ConfigError(f"options must be a mapping of strategy options, got {type(self.options).__name__}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":

@@ -43,6 +43,7 @@ logging.getLogger("torch.distributed.elastic.multiprocessing.api").setLevel(logg
 
 
 STRAGGLER_GRACE_S = 10.0  # after the first worker failure, how long the others get before SIGKILL
+# (GRAPHPAR_KILL_GRACE_S overrides it; tests shorten it)
 
 
 class RunFailed(RuntimeError):
@@ -64,8 +65,10 @@ class Interrupted(KeyboardInterrupt):
 class _Reaper(threading.Thread):
     """SIGKILLs the workers still alive ``grace_s`` after one of them failed (stopped, wedged, deaf)."""
 
-    def __init__(self, grace_s: float = STRAGGLER_GRACE_S):
+    def __init__(self, grace_s: float | None = None):
         super().__init__(name="graphpar-reaper", daemon=True)
+        if grace_s is None:
+            grace_s = float(os.environ.get("GRAPHPAR_KILL_GRACE_S", STRAGGLER_GRACE_S))
         self.grace_s, self.done, self.killed = grace_s, threading.Event(), []
         self._seen: dict[int, multiprocessing.Process] = {}
 

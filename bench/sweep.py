@@ -142,6 +142,8 @@ def run_sweep(configs: list[dict[str, Any]], out: Path, force: bool = False,
             rec = runner(cfg, out)
             if rec is not None:
                 result.ran.append(rec)
+        except KeyboardInterrupt:  # Ctrl-C/SIGTERM (launcher.Interrupted): stop; finished records stay, a rerun resumes
+            raise
         except Exception as e:  # noqa: BLE001  (a failed configuration must not stop the sweep)
             append_record(failed_record(cfg, f"{type(e).__name__}: {e}"), out)
             result.failed.append(f"{label}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")

@@ -96,11 +96,11 @@ class GraphData:
                 raise ValueError(f"dataset {self.name}: {why}")
         labelled = self.label[self.train_mask]
         semantic = [
-            (n >= 1 and self.num_classes >= 1, f"needs at least one vertex and one class, has {n} and "
-             f"{self.num_classes}"),
             (n == 0 or (int(self.label.min()) >= -1 and int(self.label.max()) < self.num_classes),
              f"labels must lie in -1..{self.num_classes - 1} (-1 = unlabelled)"),
             (bool((labelled >= 0).any()), "no training vertex has a label (all -1): nothing to train on"),
+            (n >= 1 and self.num_classes >= 1, f"needs at least one vertex and one class, has {n} and "
+             f"{self.num_classes}"),
             (bool(torch.isfinite(self.feat).all()), "features hold NaN or infinity"),
         ]
         for ok, why in semantic:

@@ -72,10 +72,7 @@ class TrainConfig:
         return asdict(self)
 
     def check(self) -> None:
-        """Raise ConfigError naming the flag and the fix when a value is out of range (before any work)."""
-        def bad(flag: str, value: Any, need: str) -> ConfigError:
-            return ConfigError(f"{flag} {value!r}: {need}")
-
+        """Raise ConfigError naming the flag and the range when a value cannot run (before any work)."""
         ints = {"--workers": (self.workers, 1, MAX_WORKERS), "--epochs": (self.epochs, 1, 10**7),
                 "--layers": (self.layers, 1, MAX_LAYERS), "--hidden": (self.hidden, 1, MAX_HIDDEN),
                 "--eval-every": (self.eval_every, 0, 10**7), "--warmup-epochs": (self.warmup_epochs, 0, 10**7),
@@ -83,17 +80,18 @@ class TrainConfig:
         if self.prop_steps is not None:
             ints["--prop-steps"] = (self.prop_steps, 0, MAX_LAYERS)
         for flag, (value, low, high) in ints.items():
-            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-                raise bad(flag, value, f"pass a whole number in {low}..{high}")
-        floats = {"--dropout": (self.dropout, 0.0, 1.0, "in [0, 1)"), "--lr": (self.lr, 0.0, None, "> 0"),
-                  "--weight-decay": (self.weight_decay, 0.0, None, ">= 0"),
-                  "--timeout": (self.timeout_s, 0.0, None, "> 0 seconds")}
-        for flag, (value, low, high, need) in floats.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise bad(flag, value, f"pass a finite number {need}")
-            strict_low = flag in ("--lr", "--timeout")
-            if value < low or (strict_low and value == low) or (high is not None and value >= high):
-                raise bad(flag, value, f"pass a number {need}")
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"{flag} must be a whole number, got {value!r}")
+            if not low <= value <= high:
+                raise ConfigError(f"{flag} must be {f'>= {low}' if value < low else f'<= {high}'}, got {value}")
+        floats = {"--dropout": (self.dropout, "in [0, 1)", lambda v: 0 <= v < 1),
+                  "--lr": (self.lr, "> 0", lambda v: v > 0),
+                  "--weight-decay": (self.weight_decay, ">= 0", lambda v: v >= 0),
+                  "--timeout": (self.timeout_s, "> 0 (seconds)", lambda v: v > 0)}
+        for flag, (value, need, ok) in floats.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or not ok(value):
+                raise ConfigError(f"{flag} must be a finite number {need}, got {value!r}")
         if not isinstance(self.options, dict):
             raise ConfigError(f"options must be a mapping of strategy options, got {type(self.options).__name__}")
 

@@ -1,0 +1,450 @@
+"""Hostile input and faults: no code runs from data files, caches check themselves, every bad input is one
+line + exit 2 before work starts, partitions are deterministic, and stopped workers or signals end a run
+cleanly. Each security payload writes a marker file when it runs; the tests assert the marker is absent.
+"""
+import io
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import slow
+from graphpar.datasets import DatasetError, load_dataset
+from graphpar.datasets.catalog import cache_path as dataset_cache_path
+
+SPEC = "rmat:nodes=400,edges=2400,feat=8,classes=4,seed=5"
+CLI = [sys.executable, "-m", "graphpar.bench.cli"]
+
+
+class Payload:
+    """Unpickling this runs ``touch marker``: what a planted data file would do."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.fixture
+def marker(tmp_path):
+    path = tmp_path / "PAYLOAD_RAN"
+    yield path
+    assert not path.exists(), "a payload from a data file ran"
+
+
+@pytest.fixture
+def data_root(tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    monkeypatch.setenv("GRAPHPAR_DATA", str(root))
+    return root
+
+
+# -- no code from data files ----------------------------------------------------------------------------
+def _npy_bytes(obj) -> bytes:
+    """An .npy member holding a pickled object array, exactly as np.save(allow_pickle=True) writes it."""
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.array(obj, dtype=object), allow_pickle=True)
+    return buf.getvalue()
+
+
+def test_npz_object_array_payload_is_refused(tmp_path, marker):
+    path = tmp_path / "evil.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("adj_matrix.npy", _npy_bytes(Payload(marker)))
+        z.writestr("node_attr.npy", _npy_bytes(Payload(marker)))
+        buf = io.BytesIO()
+        np.save(buf, np.zeros(3, dtype=np.int64))
+        z.writestr("node_label.npy", buf.getvalue())
+    with pytest.raises(DatasetError, match="refusing to load posix.system|refusing to load os.system"):
+        load_dataset(f"npz:{path}")
+
+
+def test_npz_plain_and_pickled_scipy_layouts_load(tmp_path):
+    """The plain-array layout loads with allow_pickle=False; scipy matrices in object arrays through the
+    restricted unpickler; both give the same graph."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    adj = sp.random(50, 50, density=0.1, format="csr", random_state=1)
+    attr = sp.csr_matrix(rng.random((50, 6)).astype(np.float32))
+    labels = rng.integers(0, 3, 50)
+    plain = tmp_path / "plain.npz"
+    np.savez(plain, adj_data=adj.data, adj_indices=adj.indices, adj_indptr=adj.indptr, adj_shape=adj.shape,
+             attr_data=attr.data, attr_indices=attr.indices, attr_indptr=attr.indptr, attr_shape=attr.shape,
+             labels=labels)
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, adj_matrix=np.array(adj, dtype=object), node_attr=np.array(attr, dtype=object),
+             node_label=labels)
+    a, b = load_dataset(f"npz:{plain}"), load_dataset(f"npz:{pickled}")
+    assert a.num_nodes == 50 and a.num_features == 6 and torch.equal(a.src, b.src) and torch.equal(a.feat, b.feat)
+
+
+def test_planetoid_payload_is_refused(tmp_path, marker):
+    shared = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "cora"
+    if not shared.is_dir():
+        pytest.skip("no Planetoid files beside the repo")
+    folder = tmp_path / "cora"
+    folder.mkdir()
+    for f in shared.glob("ind.cora.*"):
+        (folder / f.name).write_bytes(f.read_bytes())
+    (folder / "ind.cora.x").write_bytes(pickle.dumps(Payload(marker)))
+    with pytest.raises(DatasetError, match="refusing to load"):
+        load_dataset(f"planetoid:{folder}/cora")
+
+
+def test_dataset_cache_payload_is_not_run_and_is_rebuilt(data_root, marker, capsys):
+    fresh = load_dataset(SPEC)
+    path = dataset_cache_path(SPEC)
+    torch.save({"header": "{}", "src": Payload(marker)}, path)
+    again = load_dataset(SPEC)
+    assert again.content_hash() == fresh.content_hash()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "rebuilding" in err[0]
+
+
+def test_partition_cache_payload_is_not_run_and_is_recomputed(data_root, marker, capsys):
+    from graphpar.strategies.partitioning import cache_path, partition
+
+    g = load_dataset(SPEC)
+    first = partition(g, 3, "metis")
+    path = cache_path(g.content_hash(), 3, "metis")
+    torch.save({"header": "{}", "part_id": Payload(marker)}, path)
+    capsys.readouterr()
+    again = partition(g, 3, "metis")
+    assert torch.equal(again.part_id, first.part_id) and not again.cached
+    assert "recomputing" in capsys.readouterr().err
+
+
+def _spmd_payload(comm, marker):
+    return {"ok": 1, "evil": Payload(marker)}
+
+
+def test_peer_results_cannot_carry_code(marker):
+    """What ranks send back is read with weights_only=True: an object that would run code is refused."""
+    from graphpar.bench.spmd import run_spmd
+
+    with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
+        run_spmd(_spmd_payload, 1, (marker,), timeout_s=60)
+
+
+def test_plot_names_from_records_stay_in_the_figures_folder(tmp_path):
+    from harness_fakes import fake_record
+
+    from graphpar.bench import plots
+
+    runs = tmp_path / "runs.jsonl"
+    recs = [fake_record("single", 1, model="../../../escaped"), fake_record("single", 2, model="../../../escaped")]
+    runs.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    out = tmp_path / "a" / "b" / "fig"
+    paths = plots.plot_all(runs, out)
+    assert paths and all(p.resolve().parent == out.resolve() for p in paths)
+    assert not list(tmp_path.glob("*.png")) and not list((tmp_path / "a").glob("*.png"))
+
+
+# -- caches check themselves ----------------------------------------------------------------------------
+def _truncate(p: Path):
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+
+
+def _garble(p: Path):
+    data = bytearray(p.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = os.urandom(64)
+    p.write_bytes(bytes(data))
+
+
+def _edit_feature(p: Path):
+    payload = torch.load(p, weights_only=True)
+    payload["feat"][0, 0] += 1.0  # loadable, plausible, wrong
+    torch.save(payload, p)
+
+
+def _old_format(p: Path):
+    torch.save({"format": 2, "src": torch.zeros(3, dtype=torch.int64)}, p)
+
+
+@pytest.mark.parametrize("damage", [_truncate, _garble, _edit_feature, _old_format, lambda p: p.write_bytes(b"")],
+                         ids=["truncated", "garbled", "edited", "old-format", "emptied"])
+def test_damaged_dataset_cache_is_rebuilt_with_one_line(data_root, capsys, damage):
+    fresh = load_dataset(SPEC)
+    path = dataset_cache_path(SPEC)
+    damage(path)
+    capsys.readouterr()
+    again = load_dataset(SPEC)
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and "rebuilding" in err[0], err
+    assert again.content_hash() == fresh.content_hash() and torch.equal(again.feat, fresh.feat)
+    assert load_dataset(SPEC).content_hash() == fresh.content_hash()  # and the rebuilt cache is good
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def _ids_out_of_range(payload):
+    payload["part_id"][0] = 7
+
+
+def _wrong_size(payload):
+    payload["part_id"] = payload["part_id"][:-1]
+
+
+def _edited_ids(payload):  # ids in range, sizes right: only the stored hash tells
+    part = payload["part_id"]
+    other = int((part != part[0]).nonzero()[0])
+    part[[0, other]] = part[[other, 0]].clone()
+
+
+def _other_graph(payload):
+    header = json.loads(payload["header"])
+    header["graph_hash"] = "0" * 16
+    payload["header"] = json.dumps(header)
+
+
+@pytest.mark.parametrize("damage", [_ids_out_of_range, _wrong_size, _edited_ids, _other_graph])
+def test_bad_partition_cache_is_recomputed(data_root, capsys, damage):
+    from graphpar.strategies.partitioning import cache_path, partition
+
+    g = load_dataset(SPEC)
+    first = partition(g, 3, "metis")
+    path = cache_path(g.content_hash(), 3, "metis")
+    payload = torch.load(path, weights_only=True)
+    damage(payload)
+    torch.save(payload, path)
+    capsys.readouterr()
+    again = partition(g, 3, "metis")
+    assert "recomputing" in capsys.readouterr().err
+    assert torch.equal(again.part_id, first.part_id)
+    assert partition(g, 3, "metis").cached  # rewritten, good again
+
+
+def test_orphan_temp_files_of_dead_writers_are_removed(data_root):
+    import socket
+
+    load_dataset(SPEC)
+    folder = dataset_cache_path(SPEC).parent
+    orphan = folder / f".x.pt.{socket.gethostname()}.{2**22 + 12345}.tmp"  # above pid_max: no such process
+    orphan.write_bytes(b"half a cache")
+    load_dataset("rmat:nodes=300,edges=900,feat=4,classes=3,seed=9")  # any cache write sweeps the folder
+    assert not orphan.exists()
+
+
+# -- deterministic partitions -----------------------------------------------------------------------------
+def test_metis_gives_the_same_partition_every_time(cora):
+    """DGL's METIS read uninitialised memory: repeated calls alternated between partitions before."""
+    from graphpar.strategies.partitioning import compute_partition, part_hash
+
+    for parts, balance in ((4, True), (3, False)):
+        hashes = {part_hash(compute_partition(cora.src, cora.dst, cora.num_nodes, parts, "metis", balance).part_id)
+                  for _ in range(5)}
+        assert len(hashes) == 1, f"P={parts} balance_edges={balance}: {hashes}"
+
+
+@slow
+def test_metis_is_deterministic_across_processes(tmp_path):
+    code = ("from graphpar.datasets import load_dataset\n"
+            "from graphpar.strategies.partitioning import compute_partition, part_hash\n"
+            "g = load_dataset('pubmed')\n"
+            "print(part_hash(compute_partition(g.src, g.dst, g.num_nodes, 3, 'metis').part_id))\n")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           timeout=300).stdout.strip() for _ in range(5)}
+    assert len(outs) == 1, outs
+
+
+# -- every input checked before work starts ---------------------------------------------------------------
+RUN = ["run", "--strategy", "tensor", "--dataset", "cora", "--epochs", "1"]
+BAD = [
+    (RUN + ["--layers", "0"], "--layers must be >= 1"),
+    (RUN + ["--layers", "-1"], "--layers must be >= 1"),
+    (RUN + ["--hidden", "0"], "--hidden must be >= 1"),
+    (RUN + ["--hidden", "-5"], "--hidden must be >= 1"),
+    (RUN + ["--hidden", "10000000"], "--hidden must be <="),
+    (RUN + ["--dropout", "1.5"], "--dropout must be a finite number in [0, 1)"),
+    (RUN + ["--dropout", "nan"], "--dropout must be a finite number"),
+    (RUN + ["--lr", "-1"], "--lr must be a finite number > 0"),
+    (RUN + ["--lr", "inf"], "--lr must be a finite number > 0"),
+    (RUN + ["--weight-decay", "-0.1"], "--weight-decay must be"),
+    (RUN + ["--timeout", "0"], "--timeout must be a finite number > 0"),
+    (RUN + ["--timeout", "-1"], "--timeout must be a finite number > 0"),
+    (RUN + ["--eval-every", "-1"], "--eval-every must be >= 0"),
+    (RUN + ["--warmup-epochs", "-1"], "--warmup-epochs must be >= 0"),
+    (RUN + ["--prop-steps", "-1"], "--prop-steps must be >= 0"),
+    (RUN + ["--epochs", "0"], "--epochs must be >= 1"),
+    (RUN + ["--workers", "0"], "--workers must be >= 1"),
+    (RUN + ["--seed", "-3"], "--seed must be >= 0"),
+    (RUN + ["--nnodes", "0"], "--nnodes 0: pass 1 or more hosts"),
+    (RUN + ["--workers", "3", "--nnodes", "2"], "--workers 3 is not divisible by --nnodes 2"),
+    (RUN + ["--workers", "2", "--node-rank", "5", "--nnodes", "2"], "--node-rank 5 with --nnodes 2"),
+    (RUN + ["--master-port", "70000"], "--master-port 70000"),
+    (RUN + ["--workers", "1000"], "exceeds the limit of 64"),
+    (RUN + ["--out", "{tmp}"], "is a directory"),
+    (RUN + ["--out", "{tmp}/file.txt/runs.jsonl"], "is not writable"),
+    (["run", "--strategy", "tensor", "--epochs", "1", "--dataset", "rmat:nodes=100,edges=300,noise=1e400"],
+     "noise must be a finite number"),
+    (["run", "--strategy", "tensor", "--epochs", "1", "--dataset", "rmat:nodes=10,edges=30,classes=20"],
+     "classes=20 exceeds nodes=10"),
+    (["run", "--strategy", "tensor", "--epochs", "1", "--dataset", "npz:{tmp}/unlabelled.npz"],
+     "no training vertex has a label"),
+    (["run", "--strategy", "tensor", "--epochs", "1", "--dataset", "npz:{tmp}"], "not a readable npz file"),
+    (["bench", "--dataset", "cora", "--workers", "1,0", "--strategies", "single"], "every worker count must be >= 1"),
+    (["bench", "--dataset", "cora", "--workers", "1,x", "--strategies", "single"], "comma list of whole numbers"),
+    (["bench", "--dataset", "cora", "--workers", "1", "--strategies", "single,nope"], "unknown strategy 'nope'"),
+    (["check", "--strategy", "tensor", "--dataset", "cora", "--tolerance", "0"], "--tolerance 0.0: pass a finite"),
+    (["check", "--strategy", "tensor", "--dataset", "cora", "--tolerance", "-1"], "--tolerance -1.0: pass a finite"),
+    (["check", "--strategy", "tensor", "--dataset", "cora", "--layers", "0"], "--layers must be >= 1"),
+]
+
+
+@pytest.mark.parametrize("args, expect", BAD, ids=[" ".join(a[3:] if a[0] == "run" else a)[:60] for a, _ in BAD])
+def test_bad_input_is_one_line_exit_2_before_any_work(tmp_path, capsys, monkeypatch, args, expect):
+    """In-process (the parser and the checks are what run): one line naming the fix, exit 2, nothing
+    written, and no worker process started (the launcher would raise)."""
+    from graphpar.bench import cli, launcher
+
+    (tmp_path / "file.txt").write_text("x")
+    labels = np.full(20, -1)
+    np.savez(tmp_path / "unlabelled.npz", adj_data=np.ones(19), adj_indices=np.arange(1, 20),
+             adj_indptr=np.r_[np.arange(20), 19], adj_shape=(20, 20), attr_matrix=np.ones((20, 3)), labels=labels)
+
+    def no_launch(*a, **k):
+        raise AssertionError("a worker was launched for bad input")
+
+    monkeypatch.setattr(launcher, "launch", no_launch)
+    monkeypatch.chdir(tmp_path)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    out = tmp_path / "runs.jsonl"
+    if "--out" not in argv and argv[0] != "check":
+        argv += ["--out", str(out)]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    rc = cli.main(argv)
+    captured = capsys.readouterr()
+    lines = [line for line in captured.err.splitlines() if line.strip()]
+    assert rc == 2, captured.err
+    assert len(lines) == 1 and expect in lines[0], captured.err
+    assert lines[0].startswith("graphpar: error: ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "bad input wrote something"
+
+
+def test_many_workers_warn_past_cores_and_force_lifts_the_limit(monkeypatch, capsys):
+    from graphpar.bench import cli
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    cli.check_processes(9)
+    assert "over 4 per core" in capsys.readouterr().err
+    with pytest.raises(cli.UsageError, match="--force"):
+        cli.check_processes(65)
+    cli.check_processes(65, force=True)
+
+
+# -- faults end cleanly -----------------------------------------------------------------------------------
+def _children(pid: int) -> list[int]:
+    kids = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids += [int(k) for k in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def _start_run(tmp_path, *extra, epochs=100000, env_extra=None):
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir(exist_ok=True)
+    env = dict(os.environ, TMPDIR=str(tmp), **(env_extra or {}))
+    out = tmp_path / "runs.jsonl"
+    proc = subprocess.Popen(CLI + ["run", "--strategy", "tensor", "--dataset", "cora", "--workers", "2", "--hidden", "8",
+                                   "--epochs", str(epochs), "--out", str(out), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # both workers started (the resource tracker may be a third child)
+        workers = [k for k in _children(proc.pid) if "spawn_main" in Path(f"/proc/{k}/cmdline").read_text()
+                   and "--multiprocessing-fork" in Path(f"/proc/{k}/cmdline").read_text()] \
+            if Path(f"/proc/{proc.pid}").exists() else []
+        if len(workers) >= 2:
+            time.sleep(3)  # into the training loop
+            return proc, workers, out, tmp
+        time.sleep(0.5)
+    proc.kill()
+    raise AssertionError("workers never started")
+
+
+def _gone(pids, within=15.0) -> bool:
+    deadline = time.time() + within
+    while time.time() < deadline:
+        alive = [p for p in pids if Path(f"/proc/{p}").exists()
+                 and Path(f"/proc/{p}/stat").read_text().split()[2] != "Z"]
+        if not alive:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["SIGTERM", "SIGINT"])
+def test_signal_ends_the_run_with_one_line_and_no_record(tmp_path, sig, code):
+    proc, workers, out, tmp = _start_run(tmp_path)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("[")]
+    assert proc.returncode == code, err[-3000:]
+    assert len(lines) == 1 and f"interrupted by {sig.name}" in lines[0], err[-3000:]
+    assert not out.exists(), "an interrupted run wrote a record"
+    assert _gone(workers), "workers outlived the launcher"
+    assert not list(tmp.iterdir()), f"left in TMPDIR: {list(tmp.iterdir())}"
+
+
+def test_stopped_worker_ends_the_run_within_timeout_plus_grace(tmp_path):
+    timeout, grace = 4, 3
+    proc, workers, out, tmp = _start_run(tmp_path, "--timeout", str(timeout),
+                                         env_extra={"GRAPHPAR_KILL_GRACE_S": str(grace)})
+    os.kill(max(workers), signal.SIGSTOP)
+    start = time.time()
+    try:
+        _, err = proc.communicate(timeout=timeout + grace + 60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        for w in workers:
+            os.kill(w, signal.SIGKILL)
+        raise AssertionError("the launcher hung on a stopped worker")
+    elapsed = time.time() - start
+    assert proc.returncode == 1 and "run failed" in err, err[-3000:]
+    assert elapsed < timeout + grace + 30, f"took {elapsed:.0f}s"
+    assert not out.exists()
+    assert _gone(workers), "the stopped worker was left behind"
+    assert not list(tmp.iterdir()), f"left in TMPDIR: {list(tmp.iterdir())}"
+
+
+def test_sweep_stops_on_ctrl_c_keeps_finished_records_and_resumes(tmp_path, monkeypatch):
+    from harness_fakes import fake_record
+
+    from graphpar.bench import sweep
+    from graphpar.bench.launcher import Interrupted
+    from graphpar.bench.record import append_record, read_records
+
+    monkeypatch.setattr(sweep, "git_sha", lambda: "abc123")
+    configs = [fake_record("single", 1, dataset=d)["config"] for d in ("g1", "g2", "g3")]
+    calls = []
+
+    def runner(cfg, out, interrupt_at="g2"):
+        calls.append(cfg["dataset"])
+        if cfg["dataset"] == interrupt_at:
+            raise Interrupted(signal.SIGINT)
+        rec = fake_record("single", 1, dataset=cfg["dataset"])
+        rec["config"] = cfg
+        append_record(rec, out)
+        return rec
+
+    out = tmp_path / "runs.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep(configs, out, runner=runner, validator=lambda c: None, progress=False)
+    assert calls == ["g1", "g2"], "the sweep went on after Ctrl-C"
+    assert [(r["status"], r["config"]["dataset"]) for r in read_records(out)] == [("ok", "g1")]
+    again = sweep.run_sweep(configs, out, runner=lambda c, o: runner(c, o, None), validator=lambda c: None,
+                            progress=False)
+    assert len(again.resumed) == 1 and len(again.ran) == 2
+    assert [r["config"]["dataset"] for r in read_records(out)] == ["g1", "g2", "g3"]

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.elastic.multiprocessing import api as elastic_api
 from torch.distributed.elastic.multiprocessing.api import SignalException
 from torch.distributed.elastic.multiprocessing.errors import _EMPTY_ERROR_DATA
 from torch.distributed.elastic.rendezvous import RendezvousError
@@ -146,13 +147,23 @@ def launch(cfg: TrainConfig, cluster: Cluster | None = None, keep_params: bool =
         local_addr=multi.get("local_addr"),
         max_restarts=0, monitor_interval=0.2, start_method="spawn", log_dir=log_dir,
     )
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}  # torch replaces them
+    # torch installs its own handlers for these when the workers start and never puts ours back
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)}
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame) -> None:
+        # torch's agent stops the workers with the signal in the exception: SIGTERM ends them quietly at any
+        # point (a SIGINT would print a KeyboardInterrupt traceback from every worker still starting up)
+        received.append(signum)
+        raise SignalException(f"graphpar launcher got {signal.Signals(signum).name}", sigval=signal.SIGTERM)
+
+    torch_handler, elastic_api._terminate_process_handler = elastic_api._terminate_process_handler, on_signal
     reaper = _Reaper()
     reaper.start()
     try:
         results = elastic_launch(config, worker_main)(cfg.as_dict(), keep_params)
-    except SignalException as err:  # torch's handler: it has already stopped the workers
-        raise Interrupted(err.sigval) from None
+    except SignalException as err:  # the agent has already stopped the workers
+        raise Interrupted(received[0] if received else err.sigval) from None
     except ChildFailedError as err:
         raise RunFailed(_root_cause(err)) from None
     except RendezvousError as err:  # another host's agent ended (its rank failed) or the master is unreachable
@@ -161,6 +172,7 @@ def launch(cfg: TrainConfig, cluster: Cluster | None = None, keep_params: bool =
                         ) from None
     finally:
         reaper.done.set()
+        elastic_api._terminate_process_handler = torch_handler
         for signum, handler in handlers.items():
             signal.signal(signum, handler)
         shutil.rmtree(log_dir, ignore_errors=True)

@@ -142,7 +142,7 @@ def launch(cfg: TrainConfig, cluster: Cluster | None = None, keep_params: bool =
         min_nodes=cluster.nnodes, max_nodes=cluster.nnodes, nproc_per_node=cfg.workers // cluster.nnodes,
         run_id=cluster.run_id or ("local-" + uuid.uuid4().hex[:8] if local else "graphpar"),
         rdzv_backend="c10d", rdzv_endpoint=endpoint,
-        rdzv_configs={"rank": cluster.node_rank, "timeout": int(cfg.timeout_s), "is_host": multi["is_host"]}
+        rdzv_configs={"rank": cluster.node_rank, "timeout": max(1, int(cfg.timeout_s)), "is_host": multi["is_host"]}
         if not local else {"timeout": 60},
         local_addr=multi.get("local_addr"),
         max_restarts=0, monitor_interval=0.2, start_method="spawn", log_dir=log_dir,

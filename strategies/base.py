@@ -94,6 +94,9 @@ class TrainConfig:
                 raise ConfigError(f"{flag} must be a finite number {need}, got {value!r}")
         if not isinstance(self.options, dict):
             raise ConfigError(f"options must be a mapping of strategy options, got {type(self.options).__name__}")
+        for key, value in self.options.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"--{key.replace('_', '-')} must be a finite number, got {value}")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":

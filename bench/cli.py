@@ -351,10 +351,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"graphpar: run failed: {e}", file=sys.stderr)
         return EXIT_FAIL
     except KeyboardInterrupt as e:  # Ctrl-C (SIGINT) or SIGTERM: workers stopped, no record of this run
-        signum = e.signum if isinstance(e, Interrupted) else signal.SIGINT
-        print(f"graphpar: interrupted by {signal.Signals(signum).name}; the unfinished run was not recorded",
-              file=sys.stderr)
-        return 128 + signum
+        stop = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)
+        print(f"graphpar: {stop}; the unfinished run was not recorded", file=sys.stderr)
+        return stop.exit_code
     finally:
         signal.signal(signal.SIGTERM, previous)
 

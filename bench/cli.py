@@ -94,13 +94,13 @@ def config_from_args(args: argparse.Namespace, strategy: str | None = None, work
         eval_every=args.eval_every, warmup_epochs=args.warmup_epochs, timeout_s=args.timeout, options=options)
 
 
-def check_processes(local_workers: int, force: bool = False) -> None:
+def check_processes(local_workers: int, force: bool = False, warn: bool = True) -> None:
     """P against this host's cores: a warning past cores x OVERSUBSCRIBE, an error past MAX_LOCAL_PROCESSES."""
     cores = os.cpu_count() or 1
     if local_workers > MAX_LOCAL_PROCESSES and not force:
         raise UsageError(f"{local_workers} worker processes on this host ({cores} cores) exceeds the limit of "
                          f"{MAX_LOCAL_PROCESSES}; use fewer --workers, more --nnodes, or --force")
-    if local_workers > cores * OVERSUBSCRIBE:
+    if warn and local_workers > cores * OVERSUBSCRIBE:
         print(f"graphpar: warning: {local_workers} worker processes on {cores} cores (over {OVERSUBSCRIBE} per core): "
               "timings will mostly measure oversubscription", file=sys.stderr)
 
@@ -150,7 +150,8 @@ def prepare(cfg, local_workers: int | None = None, force: bool = False) -> dict[
 
     cls = get_strategy(cfg.strategy)
     cfg.check()
-    check_processes(cfg.workers if local_workers is None else local_workers, force)
+    local_workers = cfg.workers if local_workers is None else local_workers
+    check_processes(local_workers, force, warn=False)
     if cfg.device == "cuda":
         import torch  # noqa: PLC0415
         if not torch.cuda.is_available():
@@ -164,6 +165,7 @@ def prepare(cfg, local_workers: int | None = None, force: bool = False) -> dict[
                          "permissions") from None
     summary = graph.summary()
     cls.validate(cfg, summary)
+    check_processes(local_workers, force)  # the oversubscription warning, once everything else holds
     return summary
 
 
@@ -242,7 +244,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for p in workers:  # ranges and P against cores, once, before the first run
         prepare_cfg = config_from_args(args, strategy=names[0], workers=p)
         prepare_cfg.check()
-        check_processes(p // args.nnodes, args.force)
+        check_processes(p // args.nnodes, args.force, warn=False)
     records, skipped = [], []
     from tqdm import tqdm  # noqa: PLC0415
 

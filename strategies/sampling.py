@@ -8,8 +8,9 @@ their in-edges, their feature rows and their training vertices (``sampling_block
 is a shuffled pass over every rank's own training vertices in batches of ``--batch-size`` (0 = all of
 them in one step); every rank runs the same number of steps, max_r ceil(n_r / B), with empty batches
 where it has run out. One step, from the output layer down: the owners of the layer's destination
-vertices sample up to ``--fanouts[i]`` in-neighbours each (-1 = all) and send them back; the union forms
-the next layer's destinations. Then the input vertices' feature rows come from their owners, the model
+vertices sample up to ``--fanouts[i]`` in-neighbours each (-1 = all) and send them back (the output
+layer's destinations are the rank's own seeds: sampled locally); the union forms the next layer's
+destinations. Then the input vertices' feature rows come from their owners, the model
 runs on the blocks (MFGs) with the reference's layer math (``models.conv_layer``) and global-degree
 normalisation, the loss is the batch's cross-entropy over the global batch size, and the gradients are
 summed with one all_reduce before every replica takes the same Adam step. With ``--fanouts -1
@@ -17,14 +18,15 @@ summed with one all_reduce before every replica takes the same Adam step. With `
 Evaluation is layer-wise full-neighbourhood inference with the halo exchange of ``partition``.
 
 Bytes per training step sent by rank r (exact, tested), P ranks, L layers, F input features:
-    sum_{i<L} [8(P-1) + 8 q_i + 8 s_i + 8 e_i]  +  8(P-1) + 8 q_in + 4F s_in  +  4|W|
+    sum_{i<L-1} [8(P-1) + 8 q_i + 8 s_i + 8 e_i]  +  8(P-1) + 8 q_in + 4F s_in  +  4|W|
 and 8 bytes per epoch for the loss. q_i: layer i's destination vertices owned by other ranks (requested
 ids), s_i: ids other ranks requested from r (r returns one int64 sampled degree each), e_i: neighbour ids r
 returns for them (<= fanout_i x s_i), q_in / s_in: the same for the input vertices' feature rows; 8(P-1)
-is each exchange's per-peer request sizes. Over all ranks sum q = sum s, so a step moves
-sum_i [8P(P-1) + 16 Q_i + 8 E_i] + 8P(P-1) + (8 + 4F) Q_in + 4P|W|. worker_stats keeps q, s, e per epoch
-(``traffic``), the sampling and feature-fetch seconds per epoch (``sample_s``, ``fetch_s``, their
-communication included) and ``steps_per_epoch``.
+is each exchange's per-peer request sizes (the output layer samples the rank's own seeds: no exchange).
+Over all ranks sum q = sum s, so a step moves
+    sum_{i<L-1} [8P(P-1) + 16 Q_i + 8 E_i] + 8P(P-1) + (8 + 4F) Q_in + 4P|W|.
+worker_stats keeps q, s, e per epoch (``traffic``), the sampling and feature-fetch seconds per epoch
+(``sample_s``, ``fetch_s``, their communication included) and ``steps_per_epoch``.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ from .halo import build_local_view, halo_exchange
 from .kernels import default_backend, make_aggregator
 from .models import activate, conv_layer, dropout, init_params
 from .partitioning import METHODS, partition_stats, shared_partition
-from .sampling_blocks import Block, BlockNorm, OwnedStore, Traffic, fetch_rows, sample_layer
+from .sampling_blocks import Block, BlockNorm, OwnedStore, Traffic, fetch_rows, sample_layer, sample_owned
 from .training import allreduce_grads, global_accuracy, global_sum, make_optimizer, make_params
 
 DEFAULT_FANOUTS = (15, 10, 5)  # DGL's GraphSAGE examples; deeper models repeat the last one
@@ -126,9 +128,12 @@ class Sampling(Strategy):
         blocks: list[Block] = []
         dst = seeds
         for i in reversed(range(self.spec.layers)):
-            counts, dst_idx, nbrs, t = sample_layer(self.comm, self.store, dst, self.fanouts[i], self.sample_gen,
-                                                    f"sample/layer{i}")
-            _add(traffic, f"layer{i}", t)
+            if i == self.spec.layers - 1:  # the seeds are this rank's own vertices
+                counts, dst_idx, nbrs = sample_owned(self.store, dst, self.fanouts[i], self.sample_gen)
+            else:
+                counts, dst_idx, nbrs, t = sample_layer(self.comm, self.store, dst, self.fanouts[i],
+                                                        self.sample_gen, f"sample/layer{i}")
+                _add(traffic, f"layer{i}", t)
             blocks.append(self.norm.make_block(dst, counts, dst_idx, nbrs))
             dst = blocks[-1].src_nodes
         return blocks[::-1]

@@ -66,15 +66,22 @@ class OwnedStore:
         return deg.clamp(max=fanout), self.indices[eidx[order][keep]]
 
 
+def _a2a(comm: Communicator, x: Tensor, send: list[int], recv: list[int], tag: str) -> Tensor:
+    """``comm.all_to_all`` of a host tensor; NCCL takes only device tensors, so they travel through one."""
+    if comm.backend == "nccl":
+        return comm.all_to_all(x.cuda(), send, recv, tag).cpu()
+    return comm.all_to_all(x, send, recv, tag)
+
+
 def _request(comm: Communicator, part_id: Tensor, ids: Tensor, tag: str) -> tuple[Tensor, Tensor, list, list]:
     """Send ``ids`` to their owners: (order that groups ids by owner, ids received, sent and received splits)."""
     p = comm.world_size
     owner = part_id[ids]
     order = torch.argsort(owner, stable=True)
     send = torch.bincount(owner, minlength=p)
-    recv = comm.all_to_all(send, [1] * p, [1] * p, f"{tag}/sizes")
+    recv = _a2a(comm, send, [1] * p, [1] * p, f"{tag}/sizes")
     send, recv = send.tolist(), recv.tolist()
-    got = comm.all_to_all(ids[order], send, recv, f"{tag}/ids")
+    got = _a2a(comm, ids[order], send, recv, f"{tag}/ids")
     return order, got, send, recv
 
 
@@ -103,9 +110,9 @@ def sample_layer(comm: Communicator, store: OwnedStore, dst_nodes: Tensor, fanou
     Every rank of ``comm`` must call it with the same tag (with no vertices when it has none)."""
     order, got, send, recv = _request(comm, store.part_id, dst_nodes, tag)
     served_counts, served_nbrs = store.sample(store.local_of[got], fanout, gen)
-    counts_back = comm.all_to_all(served_counts, recv, send, f"{tag}/counts")
+    counts_back = _a2a(comm, served_counts, recv, send, f"{tag}/counts")
     served_splits = _split_sums(served_counts, recv)
-    nbrs = comm.all_to_all(served_nbrs, served_splits, _split_sums(counts_back, send), f"{tag}/nbrs")
+    nbrs = _a2a(comm, served_nbrs, served_splits, _split_sums(counts_back, send), f"{tag}/nbrs")
     counts = torch.empty_like(counts_back)
     counts[order] = counts_back
     dst_idx = torch.repeat_interleave(order, counts_back)
@@ -113,10 +120,17 @@ def sample_layer(comm: Communicator, store: OwnedStore, dst_nodes: Tensor, fanou
     return counts, dst_idx, nbrs, Traffic(_remote(send, me), _remote(recv, me), _remote(served_splits, me))
 
 
+def sample_owned(store: OwnedStore, dst_nodes: Tensor, fanout: int,
+                 gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """``sample_layer`` for vertices this rank owns (the seeds): no communication, the same draws."""
+    counts, nbrs = store.sample(store.local_of[dst_nodes], fanout, gen)
+    return counts, torch.repeat_interleave(torch.arange(dst_nodes.numel()), counts), nbrs
+
+
 def fetch_rows(comm: Communicator, store: OwnedStore, ids: Tensor, tag: str) -> tuple[Tensor, Traffic]:
     """Feature rows of ``ids`` (global), remote ones from their owners; rows in the order of ``ids``."""
     order, got, send, recv = _request(comm, store.part_id, ids, tag)
-    rows = comm.all_to_all(store.feat[store.local_of[got]], recv, send, f"{tag}/rows")
+    rows = _a2a(comm, store.feat[store.local_of[got]], recv, send, f"{tag}/rows")
     out = torch.empty_like(rows)
     out[order] = rows
     me = comm.rank

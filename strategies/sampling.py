@@ -81,6 +81,12 @@ class Sampling(Strategy):
     )
 
     @classmethod
+    def exact_options(cls) -> dict[str, Any]:
+        """The options under which training equals the full-graph reference (for checks): every
+        neighbour, one batch of every training vertex."""
+        return {"fanouts": "-1", "batch_size": 0}
+
+    @classmethod
     def validate(cls, cfg: TrainConfig, graph_summary: dict) -> None:
         super().validate(cfg, graph_summary)
         opts = {o.key: cfg.options.get(o.key, o.default) for o in cls.options}

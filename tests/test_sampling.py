@@ -10,7 +10,6 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
-from dataclasses import replace
 
 import pytest
 import torch
@@ -51,7 +50,7 @@ def exact_cfg(graph, model: str, workers: int, method: str = "metis", epochs: in
     """Full fanout, one batch of every training vertex: one step per epoch equal to the reference's."""
     return check_config(TrainConfig(strategy="sampling", dataset=graph.name, model=model, layers=2, hidden=12,
                                     epochs=epochs, workers=workers, timeout_s=60,
-                                    options={"partition": method, "fanouts": "-1", "batch_size": 0}))
+                                    options={"partition": method, **get_strategy("sampling").exact_options()}))
 
 
 def assert_exact(cfg: TrainConfig, ranks: list[dict], graph) -> None:

@@ -239,25 +239,23 @@ def test_exact_p3(cora, small_directed):
 
 
 # -- accuracy (slow tier) ------------------------------------------------------------------------------
-SEEDS = (0, 1, 2)
-
-
-def mean_test_accuracy(graph, strategy: str, workers: int, **options) -> float:
+def mean_test_accuracy(graph, strategy: str, workers: int, seeds: range, **options) -> float:
     accs = []
-    for seed in SEEDS:
+    for seed in seeds:
         cfg = TrainConfig(strategy=strategy, dataset=graph.name, workers=workers, seed=seed, epochs=200,
                           timeout_s=600, options=options)
-        accs.append(train_local(cfg, graph, keep_params=False, timeout_s=900)[0]["accuracy"]["test_acc"])
+        accs.append(train_local(cfg, graph, keep_params=False, timeout_s=1800)[0]["accuracy"]["test_acc"])
     return statistics.mean(accs)
 
 
 @slow
-@pytest.mark.parametrize("dataset, batch, fanouts", [("cora", 64, "10,5"), ("coauthor-cs", 64, "10,5")])
-def test_accuracy_within_1_5_points_of_the_reference(dataset, batch, fanouts):
+@pytest.mark.parametrize("dataset, seeds", [("cora", range(5)), ("coauthor-cs", range(3))])
+def test_accuracy_within_1_5_points_of_the_reference(dataset, seeds):
+    """gcn, 200 epochs, dropout 0.5, P=2, batch 32, fanouts 15,10 against the full-graph reference."""
     from graphpar.datasets import load_dataset
 
     graph = load_dataset(dataset)
-    ours = mean_test_accuracy(graph, "sampling", 2, batch_size=batch, fanouts=fanouts)
-    ref = mean_test_accuracy(graph, "single", 1, single_impl="dgl")
+    ours = mean_test_accuracy(graph, "sampling", 2, seeds, batch_size=32, fanouts="15,10")
+    ref = mean_test_accuracy(graph, "single", 1, seeds, single_impl="dgl")
     gap = abs(ours - ref) * 100
     assert gap <= 1.5, f"sampling on {dataset}: mean test accuracy {ours:.4f} is {gap:.2f} points from {ref:.4f}"

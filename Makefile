@@ -37,11 +37,11 @@ test-multinode: $(STAMP)  ## every strategy across 2 hosts made of network names
 	if [ $$rc -eq 77 ]; then echo "test-multinode: SKIPPED: cannot create network namespaces here (needs root / CAP_SYS_ADMIN and iproute2)"; exit 0; fi; exit $$rc
 
 bench: $(STAMP)  ## default sweep (every strategy, P=1,2,4, rmat-arxiv): table, speedup/load figures
-	$(GRAPHPAR) sweep results/configs/default.yaml
+	$(GRAPHPAR) sweep default
 	$(GRAPHPAR) plot --dataset rmat-arxiv
 
 bench-quick: $(STAMP)  ## smoke sweep on Cora, P=1,2, with figures
-	$(GRAPHPAR) sweep results/configs/quick.yaml
+	$(GRAPHPAR) sweep quick
 	$(GRAPHPAR) plot --dataset cora
 
 bench-ci: $(STAMP)  ## CI gate: exact bytes + same-run throughput ratios vs results/baseline.json
@@ -50,15 +50,15 @@ bench-ci: $(STAMP)  ## CI gate: exact bytes + same-run throughput ratios vs resu
 bench-baseline: $(STAMP)  ## refresh results/baseline.json on purpose
 	$(GRAPHPAR) regress --update
 
-figures: $(STAMP)  ## every figure from results/runs.jsonl (+ CSV tables in results/csv)
-	$(GRAPHPAR) plot --csv results/csv
+figures: $(STAMP)  ## every figure from results/runs.jsonl into out/figures (+ CSV tables in out/csv)
+	$(GRAPHPAR) plot --csv out/csv
 
-figures-neutrontp: $(STAMP)  ## NeutronTP-shaped epoch time vs workers, projected to 16 workers at 15 Gbps
-	$(GRAPHPAR) sweep results/configs/neutrontp.yaml
+figures-neutrontp: $(STAMP)  ## NeutronTP-shaped epoch time vs workers, projected to 16 workers at 15 Gbps (report in out/)
+	$(GRAPHPAR) sweep neutrontp
 	$(GRAPHPAR) paper neutrontp
 
-figures-gnnpipe: $(STAMP)  ## GNNPipe-shaped communication volume vs depth
-	$(GRAPHPAR) sweep results/configs/gnnpipe.yaml
+figures-gnnpipe: $(STAMP)  ## GNNPipe-shaped communication volume vs depth (report in out/)
+	$(GRAPHPAR) sweep gnnpipe
 	$(GRAPHPAR) paper gnnpipe
 
 bench-tensor: $(STAMP)  ## NeutronTP: naive vs decoupled, P=1,2,4 on rmat-arxiv and coauthor-physics; memory with/without budget on rmat-products
@@ -77,5 +77,5 @@ bench-pipeline: $(STAMP)  ## GNNPipe: pipeline vs partition for L=4,8,16 at P=4 
 	for L in 4 8 16; do $(GRAPHPAR) bench --strategies pipeline,partition --dataset $${DATASET:-rmat-arxiv} \
 	  --workers 4 --layers $$L --hidden 64 --epochs 3 || exit 1; done
 
-clean:  ## remove the virtual environment and caches
-	rm -rf $(VENV) *.egg-info .pytest_cache
+clean:  ## remove the virtual environment, caches and generated reports/figures (out/)
+	rm -rf $(VENV) *.egg-info .pytest_cache out

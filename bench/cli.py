@@ -109,6 +109,10 @@ def prepare(cfg) -> dict[str, Any]:
 def _cluster(args: argparse.Namespace):
     from .launcher import Cluster  # noqa: PLC0415
 
+    if args.nnodes < 1 or args.workers % args.nnodes or not 0 <= args.node_rank < args.nnodes:
+        raise UsageError(f"--workers {args.workers} --nnodes {args.nnodes} --node-rank {args.node_rank}: every host "
+                         "starts --workers / --nnodes ranks, so --workers must be a multiple of --nnodes and "
+                         "0 <= --node-rank < --nnodes")
     return Cluster(args.nnodes, args.node_rank, args.master_addr, args.master_port)
 
 
@@ -128,8 +132,9 @@ def run_one(cfg, summary: dict, out: Path | None, cluster=None) -> dict | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
+    cluster = _cluster(args)
     summary = prepare(cfg)
-    rec = run_one(cfg, summary, Path(args.out), _cluster(args))
+    rec = run_one(cfg, summary, Path(args.out), cluster)
     if rec is not None:
         from .tables import run_line  # noqa: PLC0415
         print(run_line(rec))
@@ -142,9 +147,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .launcher import launch  # noqa: PLC0415
     from graphpar.datasets import load_dataset  # noqa: PLC0415
 
+    from .specs import check_exactness  # noqa: PLC0415
+
     cfg = check_config(config_from_args(args))
+    check_exactness(cfg)
+    cluster = _cluster(args)
     prepare(cfg)
-    ranks = launch(cfg, _cluster(args), keep_params=True)
+    ranks = launch(cfg, cluster, keep_params=True)
     if ranks is None:
         return EXIT_OK
     ref_losses, ref_params = run_reference(cfg, load_dataset(cfg.dataset))
@@ -163,7 +172,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from .tables import bench_table  # noqa: PLC0415
 
     names = args.strategies.split(",") if args.strategies else list(registered())
-    workers = [int(w) for w in args.workers_list.split(",")]
+    try:
+        workers = [int(w) for w in args.workers_list.split(",")]
+    except ValueError:
+        raise UsageError(f"--workers {args.workers_list!r}: give a comma list of integers, e.g. 1,2,4") from None
     records, skipped = [], []
     from tqdm import tqdm  # noqa: PLC0415
 
@@ -209,7 +221,10 @@ def cmd_strategies(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from graphpar import __version__  # noqa: PLC0415
+
     parser = argparse.ArgumentParser(prog="graphpar", description="distributed full-graph GNN training benchmarks")
+    parser.add_argument("--version", action="version", version=f"graphpar {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     commands: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -250,8 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OUTDATED_IGNORE", "1")
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "bench" and "--workers" in argv:  # bench takes a list: --workers 1,2,4
-        argv[argv.index("--workers")] = "--workers-list"
+    if argv and argv[0] == "bench":  # bench takes a list: --workers 1,2,4 or --workers=1,2,4
+        argv = ["--workers-list" + a[len("--workers"):] if a == "--workers" or a.startswith("--workers=") else a
+                for a in argv]
     parser = build_parser()
     args = parser.parse_args(argv)
     from graphpar.datasets import DatasetError  # noqa: PLC0415
@@ -269,5 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAIL
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m graphpar.bench.cli: the package's module, so its error classes are the ones caught
+    from graphpar.bench.cli import main as package_main
+
+    sys.exit(package_main())

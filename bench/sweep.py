@@ -1,7 +1,7 @@
 """Grid sweeps: strategies x datasets x worker counts x models x options, one record per run, resumable.
 
-    graphpar sweep results/configs/default.yaml                      # the grid in the file
-    graphpar sweep results/configs/default.yaml --workers 1,2 --force  # override a grid axis, rerun all
+    graphpar sweep default                                  # bench/configs/default.yaml (shipped with graphpar)
+    graphpar sweep my.yaml --workers 1,2 --force            # override a grid axis, rerun all
 
 A sweep file (YAML)::
 
@@ -26,7 +26,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
 
 from .record import append_record, failed_record, git_sha, read_records
 from .results import config_key
@@ -45,14 +44,10 @@ class SweepOutcome:
 
 
 def load_spec(path: str | Path) -> dict[str, Any]:
-    """A sweep file as a dict with ``grid`` and ``fixed`` (both possibly empty)."""
-    spec = yaml.safe_load(Path(path).read_text()) or {}
-    unknown = set(spec) - {"out", "grid", "fixed", "name", "description"}
-    if unknown:
-        raise ValueError(f"{path}: unknown keys {sorted(unknown)}; use grid:, fixed:, out:")
-    spec.setdefault("grid", {})
-    spec.setdefault("fixed", {})
-    return spec
+    """A sweep file (a path or a shipped config's name) as a dict with ``grid`` and ``fixed``, checked key by key."""
+    from .specs import load_sweep_spec  # noqa: PLC0415
+
+    return load_sweep_spec(path)
 
 
 def _as_list(value: Any) -> list:

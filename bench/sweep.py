@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+from .progress import run_done
 from .record import append_record, failed_record, git_sha, read_records
 from .results import config_key
 
@@ -137,7 +138,9 @@ def run_sweep(configs: list[dict[str, Any]], out: Path, force: bool = False,
             rec = runner(cfg, out)
             if rec is not None:
                 result.ran.append(rec)
+            run_done(label, rec)
         except Exception as e:  # noqa: BLE001  (a failed configuration must not stop the sweep)
             append_record(failed_record(cfg, f"{type(e).__name__}: {e}"), out)
             result.failed.append(f"{label}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            run_done(label, None, result.failed[-1].split(": ", 1)[1])
     return result

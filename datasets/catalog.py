@@ -188,7 +188,8 @@ def availability() -> list[dict]:
     for name in OGB_GRAPHS:
         try:
             missing = missing_ogb_files(data_root(), name)
-            why = "" if not missing else f"missing {len(missing)} files under {data_root() / 'ogb'} (offline: copy them there)"
+            why = "" if not missing else (f"downloads through ogb on first use into {data_root() / 'ogb'} "
+                                          f"(offline: unzip it there, {len(missing)} files missing)")
         except Exception as e:  # ogb not installed (GPU machines)
             missing, why = ["?"], f"ogb not importable: {e.__class__.__name__}"
         cached = cache_path(name).exists()

@@ -181,7 +181,7 @@ def availability() -> list[dict]:
                 + how_to_get(name, data_root() / REAL[name].folder)
         else:
             missing = [r.name for r in SOURCES.get(name, ()) if not (where / r.name).exists()]
-            why = str(where) + (f" (without {', '.join(missing)}: python -m graphpar.datasets.download {name} "
+            why = str(where) + (f" (without {', '.join(missing)}: python -m graphpar.datasets {name} "
                                 "fetches the complete graph)" if missing else "")
         rows.append({"name": name, "kind": "real", "available": where is not None, "where": why,
                      "counts": REAL[name].counts})

@@ -1,7 +1,7 @@
 """Where each real graph's files come from, their checksums, and fetching them when online.
 
-    python -m graphpar.datasets.download ego-twitter      # into $GRAPHPAR_DATA/ego-twitter/
-    python -m graphpar.datasets.download --verify         # the copies this repository carries
+    python -m graphpar.datasets ego-twitter      # into $GRAPHPAR_DATA/ego-twitter/ (datasets/__main__.py)
+    python -m graphpar.datasets --verify         # the copies this repository carries
 
 Every file is pinned to a commit of its source repository and checked by size and sha256 before it is
 kept, so a download gives the same bytes as the copy in ``datasets/data/`` (the same files DGL's and
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,7 +124,7 @@ def how_to_get(name: str, folder: Path) -> str:
     files = SOURCES[name]
     base = os.path.commonprefix([r.url for r in files]).rpartition("/")[0] + "/"
     return (f"download {', '.join(r.url[len(base):] for r in files)} from {base} into {folder}/ "
-            f"(python -m graphpar.datasets.download {name} does it and checks sha256)")
+            f"(python -m graphpar.datasets {name} does it and checks sha256)")
 
 
 def fetch(name: str, folder: Path, timeout: float = 30.0) -> Path:
@@ -153,35 +152,3 @@ def fetch(name: str, folder: Path, timeout: float = 30.0) -> Path:
                                 "the source changed: report it, or put a verified copy in " + str(folder))
         partial.replace(target)
     return folder
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse  # noqa: PLC0415
-
-    from .catalog import data_root, repo_data_dir  # noqa: PLC0415
-
-    parser = argparse.ArgumentParser(prog="python -m graphpar.datasets.download",
-                                     description="fetch real graphs into $GRAPHPAR_DATA, checking sha256")
-    parser.add_argument("names", nargs="*", help=f"any of: {', '.join(SOURCES)}")
-    parser.add_argument("--verify", action="store_true", help="check the copies carried in datasets/data/")
-    args = parser.parse_args(argv)
-    if args.verify:
-        carried = [n for n in SOURCES if (repo_data_dir() / n).is_dir()]
-        bad = {n: bad_files(n, repo_data_dir() / n) for n in carried}
-        for n in carried:
-            print(f"{n:<20} {'ok' if not bad[n] else 'BAD: ' + ', '.join(bad[n])}")
-        return 1 if any(bad.values()) else 0
-    for name in args.names:
-        if name not in SOURCES:
-            print(f"graphpar: error: unknown graph {name!r}; known: {', '.join(SOURCES)}", file=sys.stderr)
-            return 2
-        try:
-            print(f"{name}: {fetch(name, data_root() / name)}")
-        except DownloadError as e:
-            print(f"graphpar: error: {e}", file=sys.stderr)
-            return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -150,3 +150,45 @@ def test_third_party_strategy_registers_through_entry_point(tmp_path):
                          cwd=tmp_path)
     assert res.returncode == 0 and "single" in res.stdout
     assert res.stderr.count("\n") == 1 and "strategy plugin broken (no_such_module) not loaded" in res.stderr
+
+
+def test_figures_go_to_untracked_out_and_never_collide(tmp_path, monkeypatch, capsys):
+    from harness_fakes import fake_record
+
+    from graphpar.bench.record import append_record
+
+    runs = tmp_path / "runs.jsonl"
+    specs = ["rmat:nodes=3000,edges=24000,feat=32,classes=8,seed=1", "rmat:nodes=3000,edges=24000,feat=32,classes=8,seed=2"]
+    for spec in specs:
+        for strategy, p in (("single", 1), ("tensor", 2)):
+            append_record(fake_record(strategy, p, dataset=spec), runs)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["plot", "--results", str(runs)]) == 0
+    speedup = sorted(p.name for p in (tmp_path / "out" / "figures").glob("speedup_*.png"))
+    assert len(speedup) == 2 and speedup[0] != speedup[1]
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    ignored = subprocess.run(["git", "check-ignore", "out/figures/speedup_x.png", "out/neutrontp_report.md",
+                              "results/runs.jsonl"], cwd=repo, capture_output=True, text=True)
+    if ignored.returncode == 128:
+        pytest.skip("not a git checkout")
+    assert len(ignored.stdout.splitlines()) == 3, "generated reports and figures must be untracked"
+
+
+def test_dirty_tree_sha_carries_a_hash_of_the_diff(tmp_path, monkeypatch):
+    from graphpar.bench import record
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "f.py").write_text("a = 1\n")
+    subprocess.run(git + ["add", "f.py"], check=True)
+    subprocess.run(git + ["commit", "-qm", "x"], check=True)
+    monkeypatch.setattr(record, "_REPO", repo)
+    clean = record.git_sha()
+    assert "+" not in clean and clean != "unknown"
+    (repo / "f.py").write_text("a = 2\n")
+    one = record.git_sha()
+    assert one.startswith(clean + "+dirty.") and record.git_sha() == one
+    (repo / "f.py").write_text("a = 3\n")
+    assert record.git_sha() != one

@@ -63,7 +63,7 @@ def test_a_run_prints_no_backend_warning_and_no_native_lines(tmp_path):
     out = tmp_path / "runs.jsonl"
     env = {k: v for k, v in os.environ.items() if k != "DGLBACKEND"}
     res = subprocess.run([sys.executable, "-m", "graphpar", "run", "--strategy", "partition", "--dataset", "cora",
-                          "--workers", "2", "--epochs", "2", "--out", str(out)], capture_output=True, text=True,
+                          "--workers", "2", "--epochs", "1", "--out", str(out)], capture_output=True, text=True,
                          timeout=300, cwd=tmp_path, env=env)
     assert res.returncode == 0, res.stderr
     for line in res.stderr.splitlines():

@@ -95,7 +95,8 @@ def test_sweep_exits_1_and_names_failed_configurations(tmp_path, monkeypatch, ca
     rc = cli.main(["sweep", "--strategies", "single,tensor", "--datasets", "cora", "--workers", "1,2", "--out", str(out)])
     captured = capsys.readouterr()
     assert rc == 1
-    assert captured.err.strip() == "graphpar sweep: 1 configuration(s) FAILED: tensor P=2 gcn L=2 on cora"
+    assert captured.err.splitlines() == ["graphpar: FAILED tensor P=2 gcn L=2 on cora: rank 1 died",  # as it happens
+                                         "graphpar sweep: 1 configuration(s) FAILED: tensor P=2 gcn L=2 on cora"]
 
 
 def test_packaged_configs_resolve_from_any_directory(tmp_path, monkeypatch):

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-
 from .record import environment, git_sha
 from .results import env_fingerprint
 

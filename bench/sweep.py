@@ -26,7 +26,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-
 from .progress import run_done
 from .record import append_record, failed_record, git_sha, read_records
 from .results import config_key

@@ -207,7 +207,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     for row in availability():
         print(f"{row['name']:<20} {row['kind']:<10} {'yes' if row['available'] else 'no':<5} {row['where']}"
               + (f"  [{row['counts']}]" if row["counts"] else ""))
-    print("also: rmat:nodes=N,edges=E,feat=F,classes=C,seed=S | npz:PATH | planetoid:DIR/NAME")
+    print("also: rmat:nodes=N,edges=E,feat=F,classes=C,seed=S | npz:PATH | planetoid:DIR/NAME | dgl:PATH | "
+          "edgelist:PATH[,feat=F][,label=L][,directed=1]")
     return EXIT_OK
 
 

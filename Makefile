@@ -4,7 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.graphpar-installed
-PINS := torch==2.2.1 dgl==2.1.0 torchdata==0.7.1 "numpy<2" pyyaml pydantic ogb pandas matplotlib tqdm pytest
+# The pinned versions live in setup.cfg (install_requires and the dgl/test extras): one list.
 export OUTDATED_IGNORE := 1
 export MASTER_ADDR := 127.0.0.1
 export GLOO_SOCKET_IFNAME := lo
@@ -23,8 +23,7 @@ $(STAMP): setup.cfg pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (set PYTHON=...)"; exit 2; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip "setuptools>=68" wheel
-	$(PY) -m pip install -q $(PINS)
-	$(PY) -m pip install -q --no-build-isolation --no-deps -e .
+	PYTHONWARNINGS=ignore $(PY) -m pip install -q --no-build-isolation -e ".[dgl,test]"
 	touch $(STAMP)
 
 test: $(STAMP)  ## run the test suite (fast tier)
@@ -38,11 +37,11 @@ test-multinode: $(STAMP)  ## every strategy across 2 hosts made of network names
 	if [ $$rc -eq 77 ]; then echo "test-multinode: SKIPPED: cannot create network namespaces here (needs root / CAP_SYS_ADMIN and iproute2)"; exit 0; fi; exit $$rc
 
 bench: $(STAMP)  ## default sweep (every strategy, P=1,2,4, rmat-arxiv): table, speedup/load figures
-	$(GRAPHPAR) sweep results/configs/default.yaml
+	$(GRAPHPAR) sweep default
 	$(GRAPHPAR) plot --dataset rmat-arxiv
 
 bench-quick: $(STAMP)  ## smoke sweep on Cora, P=1,2, with figures
-	$(GRAPHPAR) sweep results/configs/quick.yaml
+	$(GRAPHPAR) sweep quick
 	$(GRAPHPAR) plot --dataset cora
 
 bench-ci: $(STAMP)  ## CI gate: exact bytes + same-run throughput ratios vs results/baseline.json
@@ -51,15 +50,15 @@ bench-ci: $(STAMP)  ## CI gate: exact bytes + same-run throughput ratios vs resu
 bench-baseline: $(STAMP)  ## refresh results/baseline.json on purpose
 	$(GRAPHPAR) regress --update
 
-figures: $(STAMP)  ## every figure from results/runs.jsonl (+ CSV tables in results/csv)
-	$(GRAPHPAR) plot --csv results/csv
+figures: $(STAMP)  ## every figure from results/runs.jsonl into out/figures (+ CSV tables in out/csv)
+	$(GRAPHPAR) plot --csv out/csv
 
-figures-neutrontp: $(STAMP)  ## NeutronTP-shaped epoch time vs workers, projected to 16 workers at 15 Gbps
-	$(GRAPHPAR) sweep results/configs/neutrontp.yaml
+figures-neutrontp: $(STAMP)  ## NeutronTP-shaped epoch time vs workers, projected to 16 workers at 15 Gbps (report in out/)
+	$(GRAPHPAR) sweep neutrontp
 	$(GRAPHPAR) paper neutrontp
 
-figures-gnnpipe: $(STAMP)  ## GNNPipe-shaped communication volume vs depth
-	$(GRAPHPAR) sweep results/configs/gnnpipe.yaml
+figures-gnnpipe: $(STAMP)  ## GNNPipe-shaped communication volume vs depth (report in out/)
+	$(GRAPHPAR) sweep gnnpipe
 	$(GRAPHPAR) paper gnnpipe
 
 bench-tensor: $(STAMP)  ## NeutronTP: naive vs decoupled, P=1,2,4 on rmat-arxiv and coauthor-physics; memory with/without budget on rmat-products
@@ -78,5 +77,5 @@ bench-pipeline: $(STAMP)  ## GNNPipe: pipeline vs partition for L=4,8,16 at P=4 
 	for L in 4 8 16; do $(GRAPHPAR) bench --strategies pipeline,partition --dataset $${DATASET:-rmat-arxiv} \
 	  --workers 4 --layers $$L --hidden 64 --epochs 3 || exit 1; done
 
-clean:  ## remove the virtual environment and caches
-	rm -rf $(VENV) *.egg-info .pytest_cache
+clean:  ## remove the virtual environment, caches and generated reports/figures (out/)
+	rm -rf $(VENV) *.egg-info .pytest_cache out

@@ -38,8 +38,12 @@ class CheckResult:
 
 
 def check_config(cfg: TrainConfig) -> TrainConfig:
-    """The configuration a check trains: the user's, with dropout off."""
-    return replace(cfg, dropout=0.0)
+    """The configuration a check trains: the user's, with dropout off and the strategy's exact options
+    filling whatever the user left unset."""
+    from graphpar.strategies import get_strategy  # noqa: PLC0415
+
+    options = {**get_strategy(cfg.strategy).exact_options(), **cfg.options}
+    return replace(cfg, dropout=0.0, options=options)
 
 
 def reference_config(cfg: TrainConfig) -> TrainConfig:

@@ -172,6 +172,10 @@ def prepare(cfg, local_workers: int | None = None, force: bool = False) -> dict[
 def _cluster(args: argparse.Namespace):
     from .launcher import Cluster  # noqa: PLC0415
 
+    if args.nnodes < 1 or args.workers % args.nnodes or not 0 <= args.node_rank < args.nnodes:
+        raise UsageError(f"--workers {args.workers} --nnodes {args.nnodes} --node-rank {args.node_rank}: every host "
+                         "starts --workers / --nnodes ranks, so --workers must be a multiple of --nnodes and "
+                         "0 <= --node-rank < --nnodes")
     return Cluster(args.nnodes, args.node_rank, args.master_addr, args.master_port)
 
 
@@ -207,7 +211,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .launcher import launch  # noqa: PLC0415
     from graphpar.datasets import load_dataset  # noqa: PLC0415
 
+    from .specs import check_exactness  # noqa: PLC0415
+
     cfg = check_config(config_from_args(args))
+    check_exactness(cfg)
     if args.tolerance is not None and not (math.isfinite(args.tolerance) and args.tolerance > 0):
         raise UsageError(f"--tolerance {args.tolerance}: pass a finite number > 0 (default {DEFAULT_TOLERANCE})")
     check_cluster(args, [cfg.workers])
@@ -276,7 +283,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     for row in availability():
         print(f"{row['name']:<20} {row['kind']:<10} {'yes' if row['available'] else 'no':<5} {row['where']}"
               + (f"  [{row['counts']}]" if row["counts"] else ""))
-    print("also: rmat:nodes=N,edges=E,feat=F,classes=C,seed=S | npz:PATH | planetoid:DIR/NAME")
+    print("also: rmat:nodes=N,edges=E,feat=F,classes=C,seed=S | npz:PATH | planetoid:DIR/NAME | dgl:PATH | "
+          "edgelist:PATH[,feat=F][,label=L][,directed=1]")
     return EXIT_OK
 
 
@@ -290,7 +298,10 @@ def cmd_strategies(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from graphpar import __version__  # noqa: PLC0415
+
     parser = argparse.ArgumentParser(prog="graphpar", description="distributed full-graph GNN training benchmarks")
+    parser.add_argument("--version", action="version", version=f"graphpar {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     commands: dict[str, Callable[[argparse.Namespace], int]] = {}
 
@@ -331,8 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OUTDATED_IGNORE", "1")
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "bench" and "--workers" in argv:  # bench takes a list: --workers 1,2,4
-        argv[argv.index("--workers")] = "--workers-list"
+    if argv and argv[0] == "bench":  # bench takes a list: --workers 1,2,4 or --workers=1,2,4
+        argv = ["--workers-list" + a[len("--workers"):] if a == "--workers" or a.startswith("--workers=") else a
+                for a in argv]
     parser = build_parser()
     args = parser.parse_args(argv)
     from graphpar.datasets import DatasetError  # noqa: PLC0415
@@ -360,5 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m graphpar.bench.cli: the package's module, so its error classes are the ones caught
+    from graphpar.bench.cli import main as package_main
+
+    sys.exit(package_main())

@@ -1,7 +1,11 @@
 """The harness's subcommands of ``graphpar``: sweep, plot, project, regress, paper.
 
-    graphpar sweep results/configs/default.yaml --workers 1,2,4
+    graphpar sweep default --workers 1,2,4          # bench/configs/default.yaml, or any sweep YAML
     graphpar plot --dataset rmat-arxiv
+
+Bad input (a malformed or missing file, an unknown key, a value of the wrong type, no runs to report
+on) is one line naming the fix and exit 2, with nothing run or written. Reports and figures go to
+``out/`` (untracked) unless ``--out-dir`` says otherwise.
     graphpar project --workers 16 --bandwidth-gbps 15 --latency-us 20
     graphpar project --validate --measure-link
     graphpar regress [--update]
@@ -15,10 +19,13 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from .cli import UsageError
+
 DEFAULT_RESULTS = "results/runs.jsonl"
+DEFAULT_OUT_DIR = "out"  # generated reports and figures: untracked (see .gitignore)
 
 
-def _csv(value: str | None, cast=str) -> list | None:
+def _csv(value: str | None, cast=str, flag: str = "") -> list | None:
     """Comma list; a piece like ``edges=E`` continues the previous spec (``rmat:nodes=N,edges=E``)."""
     if not value:
         return None
@@ -28,26 +35,49 @@ def _csv(value: str | None, cast=str) -> list | None:
             out[-1] += "," + piece
         else:
             out.append(piece)
-    return [cast(v) for v in out]
+    try:
+        return [cast(v) for v in out]
+    except ValueError:
+        raise UsageError(f"{flag}: {value!r} is not a comma list of integers, e.g. 1,2,4") from None
+
+
+def _records_or_usage(path: str) -> list[dict]:
+    """The records of a results file; a missing or empty file is bad input (one line, exit 2)."""
+    from .results import read  # noqa: PLC0415
+
+    if not Path(path).is_file():
+        raise UsageError(f"no results file {path}: run graphpar sweep (or make bench) first, or pass --results PATH")
+    records = read(path)
+    if not records:
+        raise UsageError(f"{path} holds no records: run graphpar sweep (or make bench) first")
+    return records
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .record import read_records  # noqa: PLC0415
     from .results import config_key  # noqa: PLC0415
+    from .specs import validate_sweep  # noqa: PLC0415
     from .sweep import expand, load_spec, run_sweep  # noqa: PLC0415
     from .tables import bench_table  # noqa: PLC0415
 
     spec = load_spec(args.config) if args.config else {"grid": {}, "fixed": {}}
     grid = spec["grid"]
-    for axis, value, cast in (("strategy", args.strategies, str), ("dataset", args.datasets, str),
-                              ("workers", args.workers, int), ("model", args.models, str),
-                              ("layers", args.layers, int), ("hidden", args.hidden, int)):
+    for axis, value, cast, flag in (("strategy", args.strategies, str, "--strategies"),
+                                    ("dataset", args.datasets, str, "--datasets"),
+                                    ("workers", args.workers, int, "--workers"), ("model", args.models, str, "--models"),
+                                    ("layers", args.layers, int, "--layers"), ("hidden", args.hidden, int, "--hidden")):
         if value:
-            grid[axis] = _csv(value, cast)
+            grid[axis] = _csv(value, cast, flag)
     if args.options:
-        grid["options"] = [json.loads(o) for o in args.options]
-    if args.epochs:
+        try:
+            grid["options"] = [json.loads(o) for o in args.options]
+        except json.JSONDecodeError as e:
+            raise UsageError(f"--options: not JSON ({e.msg}); e.g. --options '{{\"chunks\": 4}}'") from None
+    if args.epochs is not None:
         spec["fixed"]["epochs"] = args.epochs
+    validate_sweep(spec, "command line" if not args.config else args.config)
+    if "dataset" not in grid:
+        raise UsageError("a sweep needs datasets: --datasets cora,... or dataset: [...] under grid: in the file")
     out = Path(args.out or spec.get("out") or DEFAULT_RESULTS)
     configs = expand(spec)
     if args.dry_run:
@@ -69,22 +99,31 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print("  FAILED  " + line)
     print(f"{len(outcome.ran)} ran, {len(outcome.resumed)} already recorded at this git sha (--force reruns), "
           f"{len(outcome.skipped)} rejected, {len(outcome.failed)} failed; records in {out}")
-    return 1 if outcome.failed and not outcome.ran else 0
+    if outcome.failed:
+        print(f"graphpar sweep: {len(outcome.failed)} configuration(s) FAILED: "
+              + "; ".join(line.split(":")[0] for line in outcome.failed), file=sys.stderr)
+        return 1
+    return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
     from .plots import plot_all  # noqa: PLC0415
     from .results import export_csv  # noqa: PLC0415
 
-    paths = plot_all(args.results, args.out_dir, args.dataset, args.model, args.prefix)
+    records = _records_or_usage(args.results)
+    ok = [r for r in records if r.get("status") == "ok"]
+    for key, value in (("dataset", args.dataset), ("model", args.model)):
+        if value and not any(r["config"].get(key) == value for r in ok):
+            known = sorted({str(r["config"].get(key)) for r in ok})
+            raise UsageError(f"no successful runs with {key} {value!r} in {args.results}; recorded: {', '.join(known) or 'none'}")
+    paths = plot_all(records, args.out_dir, args.dataset, args.model, args.prefix)
     for p in paths:
         print(p)
     if args.csv:
-        for p in export_csv(args.results, args.csv):
+        for p in export_csv(records, args.csv):
             print(p)
     if not paths:
-        print(f"no successful runs in {args.results} (run graphpar sweep or make bench first)", file=sys.stderr)
-        return 1
+        raise UsageError(f"no successful runs in {args.results}: run graphpar sweep (or make bench) first")
     return 0
 
 
@@ -102,14 +141,17 @@ def _link(args: argparse.Namespace, workers: int | None = None):
 
 def cmd_project(args: argparse.Namespace) -> int:
     from .projection import project, validate  # noqa: PLC0415
-    from .results import read  # noqa: PLC0415
 
-    records = [r for r in read(args.results) if r.get("status") == "ok"
+    for flag, value in (("--workers", args.workers), ("--link-workers", args.link_workers)):
+        if value < 1:
+            raise UsageError(f"{flag} must be >= 1, got {value}")
+    if args.bandwidth_gbps <= 0 or args.latency_us < 0:
+        raise UsageError("--bandwidth-gbps must be > 0 and --latency-us >= 0")
+    records = [r for r in _records_or_usage(args.results) if r.get("status") == "ok"
                and (not args.strategy or r["config"]["strategy"] in args.strategy.split(","))
                and (not args.dataset or r["config"]["dataset"] == args.dataset)]
     if not records:
-        print(f"no matching successful runs in {args.results}", file=sys.stderr)
-        return 1
+        raise UsageError(f"no successful runs matching --strategy/--dataset in {args.results}")
     if args.validate:
         ps = sorted({r["config"]["workers"] for r in records if r["config"]["workers"] > 1})
         link = {p: _link(args, p) for p in ps} if args.measure_link else _link(args)
@@ -148,6 +190,8 @@ def cmd_regress(args: argparse.Namespace) -> int:
     from .record import append_record  # noqa: PLC0415
 
     spec = regress.load_spec(args.configs)
+    if not args.update and not Path(args.baseline).is_file():
+        raise UsageError(f"no baseline at {args.baseline}: run `make bench-baseline` (graphpar regress --update) first")
     records, calib, skipped = regress.run_ci(spec, progress=sys.stderr.isatty())
     if args.out:
         for rec in records:
@@ -175,8 +219,12 @@ def cmd_regress(args: argparse.Namespace) -> int:
 def cmd_paper(args: argparse.Namespace) -> int:
     from .paper import write_report  # noqa: PLC0415
 
-    path = write_report(args.which, args.results, args.out_dir, args.bandwidth_gbps, args.latency_us,
-                        args.target_workers)
+    _records_or_usage(args.results)
+    try:
+        path = write_report(args.which, args.results, args.out_dir, args.bandwidth_gbps, args.latency_us,
+                            args.target_workers)
+    except ValueError as e:  # no runs of the paper's sweep: the message names the sweep to run
+        raise UsageError(str(e).splitlines()[0]) from None
     print(f"report written to {path}")
     return 0
 
@@ -184,7 +232,8 @@ def cmd_paper(args: argparse.Namespace) -> int:
 def add_commands(sub, commands: dict[str, Callable[[argparse.Namespace], int]]) -> None:
     """Register sweep, plot, project, regress, paper on ``graphpar``'s subparsers."""
     p = sub.add_parser("sweep", help="run a grid of configurations (resumable), one record each")
-    p.add_argument("config", nargs="?", help="sweep YAML (grid:, fixed:, out:); flags override its axes")
+    p.add_argument("config", nargs="?", help="sweep YAML (grid:, fixed:, out:) or a shipped one: default, quick, "
+                   "neutrontp, gnnpipe; flags override its axes")
     p.add_argument("--strategies", help="comma list, or 'all'")
     p.add_argument("--datasets", help="comma list of catalog names or specs")
     p.add_argument("--workers", help="comma list of worker counts")
@@ -200,7 +249,7 @@ def add_commands(sub, commands: dict[str, Callable[[argparse.Namespace], int]]) 
 
     p = sub.add_parser("plot", help="figures (PNG) from recorded runs")
     p.add_argument("--results", default=DEFAULT_RESULTS)
-    p.add_argument("--out-dir", default="results/figures")
+    p.add_argument("--out-dir", default=f"{DEFAULT_OUT_DIR}/figures", help="where PNGs go (untracked by default)")
     p.add_argument("--dataset")
     p.add_argument("--model")
     p.add_argument("--prefix", default="", help="file name prefix")
@@ -230,7 +279,8 @@ def add_commands(sub, commands: dict[str, Callable[[argparse.Namespace], int]]) 
     p = sub.add_parser("paper", help="markdown report beside a paper's numbers (after its sweep)")
     p.add_argument("which", choices=("neutrontp", "gnnpipe"))
     p.add_argument("--results", default=DEFAULT_RESULTS)
-    p.add_argument("--out-dir", default="results")
+    p.add_argument("--out-dir", default=DEFAULT_OUT_DIR,
+                   help="report and figures/ go here (default out/, untracked; --out-dir results refreshes the published ones)")
     p.add_argument("--bandwidth-gbps", type=float, default=15.0)
     p.add_argument("--latency-us", type=float, default=20.0)
     p.add_argument("--target-workers", type=int, default=16)

@@ -1,9 +1,9 @@
 """Paper-shaped figures and markdown reports beside the papers' own numbers (../shared/PAPERS.md).
 
-    graphpar sweep results/configs/neutrontp.yaml && graphpar paper neutrontp   # make figures-neutrontp
-    graphpar sweep results/configs/gnnpipe.yaml && graphpar paper gnnpipe       # make figures-gnnpipe
+    graphpar sweep neutrontp && graphpar paper neutrontp   # make figures-neutrontp
+    graphpar sweep gnnpipe && graphpar paper gnnpipe       # make figures-gnnpipe
 
-The runs used are the newest successful ones matching the sweep file ``results/configs/<paper>.yaml``
+The runs used are the newest successful ones matching the sweep file ``bench/configs/<paper>.yaml``
 (its datasets, models, layers, hidden); strategies are whatever those runs recorded, never named here.
 """
 from __future__ import annotations
@@ -36,11 +36,11 @@ GNNPIPE = {"volume_reduction_max": 22.89, "volume_reduction_mean": 8.69, "epoch_
 
 
 def _runs(which: str, source: str | Path) -> tuple[pd.DataFrame, dict[str, Any], list[dict]]:
-    spec = load_spec(Path("results/configs") / f"{which}.yaml")
+    spec = load_spec(which)
     records = results.read(source)
     df = results.load_runs(records, latest=True)
     if df.empty:
-        raise ValueError(f"no successful runs in {source}; run `graphpar sweep results/configs/{which}.yaml`")
+        raise ValueError(f"no successful runs in {source}; run `graphpar sweep {which}` (make figures-{which}) first")
     grid, fixed = spec["grid"], spec["fixed"]
     for col in ("dataset", "model", "layers", "hidden"):
         allowed = grid.get(col, fixed.get(col))
@@ -48,7 +48,7 @@ def _runs(which: str, source: str | Path) -> tuple[pd.DataFrame, dict[str, Any],
             allowed = allowed if isinstance(allowed, list) else [allowed]
             df = df[df[col].isin(allowed)]
     if df.empty:
-        raise ValueError(f"no runs of the {which} sweep recorded; run `graphpar sweep results/configs/{which}.yaml`")
+        raise ValueError(f"no runs of the {which} sweep recorded; run `graphpar sweep {which}` (make figures-{which}) first")
     by_id = {r["run_id"]: r for r in records}
     return df, spec, [by_id[i] for i in df["run_id"]]
 
@@ -109,7 +109,7 @@ def neutrontp(source, out_dir: Path, link: Link, target: int) -> Path:
     save_figure(fig, fig_path)
 
     lines = [f"# NeutronTP comparison, reproduced in shape ({time.strftime('%Y-%m-%d')})", "",
-             f"Command: `make figures-neutrontp` (sweep `results/configs/neutrontp.yaml`, then `graphpar paper "
+             f"Command: `make figures-neutrontp` (sweep `bench/configs/neutrontp.yaml`, then `graphpar paper "
              f"neutrontp`). Git {', '.join(sorted(set(df['git_sha'])))}; env {', '.join(sorted(set(df['env_fingerprint'])))}.",
              "", f"![epoch time vs workers](figures/{fig_path.name})", "",
              f"## Ours: {r0['dataset']}, measured on this machine (gloo loopback) and projected to P={target} "
@@ -200,7 +200,7 @@ def gnnpipe(source, out_dir: Path, link: Link, target: int) -> Path:
     save_figure(fig, fig_path)
 
     lines = [f"# GNNPipe comparison, reproduced in shape ({time.strftime('%Y-%m-%d')})", "",
-             "Command: `make figures-gnnpipe` (sweep `results/configs/gnnpipe.yaml`, then `graphpar paper gnnpipe`). "
+             "Command: `make figures-gnnpipe` (sweep `bench/configs/gnnpipe.yaml`, then `graphpar paper gnnpipe`). "
              f"Git {', '.join(sorted(set(df['git_sha'])))}.", "", f"![volume vs layers](figures/{fig_path.name})", "",
              "## Ours: bytes per epoch (exact counts) and epoch time", "",
              "| P | L | " + " | ".join(f"{s} MB" for s in strategies) + " | " +

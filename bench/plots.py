@@ -12,6 +12,7 @@ and date. Only the newest successful run of each configuration is drawn.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from pathlib import Path
@@ -35,6 +36,15 @@ def _color(strategy: str, order: list[str]) -> str:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:60]
+
+
+def dataset_tag(dataset: str) -> str:
+    """File-name part for a dataset: the name itself when it is already safe and short, else a cut slug
+    plus a short hash of the full spec (two R-MAT specs differing only in seed never share a file)."""
+    slug = _slug(dataset.replace("rmat:", "rmat_"))
+    if slug == dataset and len(slug) <= 40:
+        return slug
+    return f"{slug[:40]}-{hashlib.sha1(dataset.encode()).hexdigest()[:8]}"
 
 
 def caption(fig, df: pd.DataFrame) -> None:
@@ -254,7 +264,7 @@ def plot_all(source: Any = "results/runs.jsonl", out_dir: str | Path = "results/
         order = sorted(g["strategy"].unique(), key=lambda s: (s != "single", s))
         g = g.sort_values(["strategy", "workers"]).drop_duplicates(["strategy", "workers"], keep="last")
         # every part from the records is slugged: a crafted record cannot name a file outside out_dir
-        tag = prefix + _slug(ds.replace("rmat:", "rmat_"))[:40] + "_" + _slug(f"{md}{layers}_h{hidden}")
+        tag = prefix + dataset_tag(ds) + "_" + _slug(f"{md}{layers}_h{hidden}")
         for path in (plot_speedup(g, out / f"speedup_{tag}.png", order),
                      plot_breakdown(g, out / f"breakdown_{tag}.png", order),
                      plot_load(g, ranks, out / f"load_{tag}.png", order),

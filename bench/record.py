@@ -8,6 +8,7 @@ again when loading, so a reader can always recompute them. Schema in the README 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import platform
@@ -25,13 +26,14 @@ _REPO = Path(__file__).resolve().parent.parent
 
 
 def git_sha() -> str:
-    """Commit of the code that ran, with '+dirty' when the tree had uncommitted changes."""
+    """Commit of the code that ran; with uncommitted changes to tracked files, '+dirty.' and a hash of
+    the diff, so runs of the same edited tree match (sweep resume) and runs of different edits do not."""
     try:
         sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=_REPO, capture_output=True,
                              text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=_REPO,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
-        return (sha or "unknown") + ("+dirty" if dirty else "")
+        diff = subprocess.run(["git", "diff", "HEAD", "--binary"], cwd=_REPO, capture_output=True,
+                              timeout=10).stdout
+        return (sha or "unknown") + (f"+dirty.{hashlib.sha1(diff).hexdigest()[:8]}" if diff else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 

@@ -24,8 +24,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from .record import environment, git_sha
 from .results import env_fingerprint
 
@@ -35,7 +33,9 @@ SCOPES = (("setup", "setup_comm"), ("train", "comm_by_tag"), ("eval", "eval_comm
 
 def load_spec(path: str | Path) -> dict[str, Any]:
     """The CI configuration set: datasets, models, workers, fixed training settings, rounds, margins."""
-    spec = yaml.safe_load(Path(path).read_text())
+    from .specs import load_ci_spec  # noqa: PLC0415
+
+    spec = load_ci_spec(path)
     spec.setdefault("strategies", "all")
     spec.setdefault("workers", 2)
     spec.setdefault("rounds", 2)

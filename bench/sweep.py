@@ -1,7 +1,7 @@
 """Grid sweeps: strategies x datasets x worker counts x models x options, one record per run, resumable.
 
-    graphpar sweep results/configs/default.yaml                      # the grid in the file
-    graphpar sweep results/configs/default.yaml --workers 1,2 --force  # override a grid axis, rerun all
+    graphpar sweep default                                  # bench/configs/default.yaml (shipped with graphpar)
+    graphpar sweep my.yaml --workers 1,2 --force            # override a grid axis, rerun all
 
 A sweep file (YAML)::
 
@@ -26,8 +26,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
+from .progress import run_done
 from .record import append_record, failed_record, git_sha, read_records
 from .results import config_key
 
@@ -45,14 +44,10 @@ class SweepOutcome:
 
 
 def load_spec(path: str | Path) -> dict[str, Any]:
-    """A sweep file as a dict with ``grid`` and ``fixed`` (both possibly empty)."""
-    spec = yaml.safe_load(Path(path).read_text()) or {}
-    unknown = set(spec) - {"out", "grid", "fixed", "name", "description"}
-    if unknown:
-        raise ValueError(f"{path}: unknown keys {sorted(unknown)}; use grid:, fixed:, out:")
-    spec.setdefault("grid", {})
-    spec.setdefault("fixed", {})
-    return spec
+    """A sweep file (a path or a shipped config's name) as a dict with ``grid`` and ``fixed``, checked key by key."""
+    from .specs import load_sweep_spec  # noqa: PLC0415
+
+    return load_sweep_spec(path)
 
 
 def _as_list(value: Any) -> list:
@@ -142,9 +137,11 @@ def run_sweep(configs: list[dict[str, Any]], out: Path, force: bool = False,
             rec = runner(cfg, out)
             if rec is not None:
                 result.ran.append(rec)
+            run_done(label, rec)
         except KeyboardInterrupt:  # Ctrl-C/SIGTERM (launcher.Interrupted): stop; finished records stay, a rerun resumes
             raise
         except Exception as e:  # noqa: BLE001  (a failed configuration must not stop the sweep)
             append_record(failed_record(cfg, f"{type(e).__name__}: {e}"), out)
             result.failed.append(f"{label}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+            run_done(label, None, result.failed[-1].split(": ", 1)[1])
     return result

@@ -16,6 +16,7 @@ import torch
 
 from graphpar.strategies import Communicator, TrainConfig, get_strategy
 
+from .progress import epoch_progress
 from .record import COUNTERS
 
 
@@ -69,7 +70,7 @@ def train_rank(comm: Communicator, cfg: TrainConfig, graph, keep_params: bool = 
     setup_comm = comm.stats()
     epochs, accuracy_curve = [], []
     slowdown = _slowdown(cfg.strategy)
-    for epoch in range(cfg.epochs):
+    for epoch in epoch_progress(cfg, comm.rank_global(), epochs):  # tqdm on a terminal, a line every 10 s elsewhere
         before = comm.stats()
         comm.barrier()
         start = time.perf_counter()

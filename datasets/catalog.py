@@ -3,8 +3,13 @@
     graphpar datasets        (what is available here and why not)
 
 A spec is a catalog name (``cora``, ``coauthor-cs``, ``ogbn-arxiv``, ``rmat-arxiv``...), or
-``rmat:...``, ``npz:PATH``, ``planetoid:DIR/NAME``. The first load builds the graph and writes
+``rmat:...``, ``npz:PATH``, ``planetoid:DIR/NAME``, ``dgl:PATH`` (a ``dgl.save_graphs`` file) or
+``edgelist:PATH[,feat=F][,label=L][,directed=1]``. The first load builds the graph and writes
 ``$GRAPHPAR_DATA/cache/<key>.pt``; later loads read that file with torch only (no DGL, no ogb).
+
+Real graphs are looked up in the folder this package carries (``datasets/data/<name>/``), then in
+``$GRAPHPAR_DATA/<name>/``; a graph found in neither is downloaded there when online (download.py).
+Nothing is looked up relative to the current directory.
 """
 from __future__ import annotations
 
@@ -15,14 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .download import SOURCES, DownloadError, fetch, how_to_get, offline
 from .graph import CACHE_FORMAT_VERSION, GraphData
 from .npz import load_npz
 from .ogb_loader import OGB_GRAPHS, load_ogb, missing_ogb_files
 from .planetoid import load_planetoid
 from .real import load_ego_twitter, load_facebook
 from .synthetic import PRESETS, generate_rmat, parse_rmat_spec
+from .user_graphs import load_dgl_file, load_edgelist, parse_edgelist_spec
 
-_REPO_SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
+FILE_PREFIXES = ("npz:", "planetoid:", "dgl:", "edgelist:")
+SPEC_HELP = ("or a spec rmat:nodes=N,edges=E,..., npz:PATH, planetoid:DIR/NAME, dgl:PATH, "
+             "edgelist:PATH[,feat=F][,label=L][,directed=1]")
 
 
 class DatasetError(ValueError):
@@ -34,13 +43,14 @@ def data_root() -> Path:
     return Path(os.environ.get("GRAPHPAR_DATA", Path.home() / ".cache" / "graphpar")).expanduser()
 
 
-def shared_dirs() -> list[Path]:
-    """Where real graphs are looked for: ``$GRAPHPAR_SHARED``, ``../shared/datasets``, the data root."""
-    dirs = []
-    if os.environ.get("GRAPHPAR_SHARED"):
-        dirs.append(Path(os.environ["GRAPHPAR_SHARED"]))
-    dirs += [_REPO_SHARED, Path.cwd().parent / "shared" / "datasets", data_root()]
-    return list(dict.fromkeys(d.resolve() for d in dirs))
+def repo_data_dir() -> Path:
+    """The real graphs shipped with the package (``datasets/data/``)."""
+    return Path(__file__).resolve().parent / "data"
+
+
+def search_dirs() -> list[Path]:
+    """Where real graphs are looked for, in order: the package's data folder, then ``$GRAPHPAR_DATA``."""
+    return list(dict.fromkeys(d.resolve() for d in (repo_data_dir(), data_root())))
 
 
 @dataclass(frozen=True)
@@ -58,7 +68,7 @@ REAL: dict[str, RealGraph] = {
     "citeseer": RealGraph("citeseer", "ind.citeseer.graph", lambda d: load_planetoid(d, "citeseer"),
                           "3,327 nodes, 6 classes"),
     "pubmed": RealGraph("pubmed", "ind.pubmed.graph", lambda d: load_planetoid(d, "pubmed"),
-                        "19,717 nodes, 3 classes (allx missing: zero features)"),
+                        "19,717 nodes, 3 classes"),
     "amazon-computers": RealGraph("amazon-computers", "amazon_cs.npz",
                                   lambda d: load_npz(d / "amazon_cs.npz", "amazon-computers"), "13,752 nodes"),
     "coauthor-cs": RealGraph("coauthor-cs", "coauthor_cs.npz",
@@ -72,12 +82,24 @@ REAL: dict[str, RealGraph] = {
 
 
 def find_real(name: str) -> Path | None:
-    """The first shared folder holding ``name``'s files, or None."""
+    """The folder holding ``name``'s files: the first complete copy, else the first usable one, else None."""
     entry = REAL[name]
-    for base in shared_dirs():
-        if (base / entry.folder / entry.probe).exists():
-            return base / entry.folder
-    return None
+    usable = [base / entry.folder for base in search_dirs() if (base / entry.folder / entry.probe).exists()]
+    for folder in usable:
+        if all((folder / r.name).exists() for r in SOURCES.get(name, ())):
+            return folder
+    return usable[0] if usable else None
+
+
+def real_folder(name: str) -> Path:
+    """``find_real``, downloading into ``$GRAPHPAR_DATA/<folder>`` when the graph is nowhere (one-line error offline)."""
+    where = find_real(name)
+    if where is not None:
+        return where
+    try:
+        return fetch(name, data_root() / REAL[name].folder)
+    except DownloadError as e:
+        raise DatasetError(str(e)) from None
 
 
 def known_names() -> list[str]:
@@ -85,8 +107,12 @@ def known_names() -> list[str]:
 
 
 def _cache_key(spec: str) -> str:
+    """File-name-safe key; a real graph's key includes the folder (and whether it is complete) it is read from."""
+    ident = spec
+    if spec in REAL and (where := find_real(spec)) is not None:
+        ident = f"{spec}@{where}:{sorted(r.name for r in SOURCES.get(spec, ()) if (where / r.name).exists())}"
     safe = re.sub(r"[^A-Za-z0-9_.=-]+", "_", spec)[:80]
-    return f"{safe}-{hashlib.sha1(spec.encode()).hexdigest()[:8]}"
+    return f"{safe}-{hashlib.sha1(ident.encode()).hexdigest()[:8]}"
 
 
 def _build(spec: str) -> GraphData:
@@ -95,11 +121,7 @@ def _build(spec: str) -> GraphData:
     if spec.startswith("rmat:"):
         return generate_rmat(spec)
     if spec in REAL:
-        where = find_real(spec)
-        if where is None:
-            raise DatasetError(f"{spec}: files not found; put the '{REAL[spec].folder}/' folder "
-                               f"(with {REAL[spec].probe}) in one of: {', '.join(map(str, shared_dirs()))}")
-        return REAL[spec].build(where)
+        return REAL[spec].build(real_folder(spec))
     if spec in OGB_GRAPHS:
         return load_ogb(data_root(), spec)
     if spec.startswith("npz:"):
@@ -107,20 +129,24 @@ def _build(spec: str) -> GraphData:
     if spec.startswith("planetoid:"):
         path = Path(spec[len("planetoid:"):]).expanduser()
         return load_planetoid(path.parent, path.name)
-    raise DatasetError(f"unknown dataset {spec!r}; known: {', '.join(known_names())}, "
-                       "or a spec rmat:nodes=N,edges=E,..., npz:PATH, planetoid:DIR/NAME")
+    if spec.startswith("dgl:"):
+        return load_dgl_file(Path(spec[4:]).expanduser())
+    if spec.startswith("edgelist:"):
+        return load_edgelist(spec)
+    raise DatasetError(f"unknown dataset {spec!r}; known: {', '.join(known_names())}, {SPEC_HELP}")
 
 
 def validate_spec(spec: str) -> None:
     """Fail fast with a one-line message on a malformed or unknown spec (no data is built)."""
-    if spec.startswith("rmat:"):
-        try:
+    try:
+        if spec.startswith("rmat:"):
             parse_rmat_spec(spec)
-        except ValueError as e:
-            raise DatasetError(str(e)) from None
-    elif not (spec in PRESETS or spec in REAL or spec in OGB_GRAPHS or spec.startswith(("npz:", "planetoid:"))):
-        raise DatasetError(f"unknown dataset {spec!r}; known: {', '.join(known_names())}, "
-                           "or a spec rmat:nodes=N,edges=E,..., npz:PATH, planetoid:DIR/NAME")
+        elif spec.startswith("edgelist:"):
+            parse_edgelist_spec(spec)
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
+    if not (spec in PRESETS or spec in REAL or spec in OGB_GRAPHS or spec.startswith(("rmat:", *FILE_PREFIXES))):
+        raise DatasetError(f"unknown dataset {spec!r}; known: {', '.join(known_names())}, {SPEC_HELP}")
 
 
 def cache_path(spec: str) -> Path:
@@ -131,7 +157,7 @@ def load_dataset(spec: str, use_cache: bool = True) -> GraphData:
     """The graph a spec names; built once, then read from the cache (torch only)."""
     validate_spec(spec)
     path = cache_path(spec)
-    file_backed = spec.startswith(("npz:", "planetoid:"))
+    file_backed = spec.startswith(FILE_PREFIXES)
     if use_cache and path.exists() and not file_backed:
         cached = GraphData.load(path)  # None when damaged, stale or edited: rebuilt below
         if cached is not None:
@@ -152,13 +178,20 @@ def availability() -> list[dict]:
     rows = []
     for name in REAL:
         where = find_real(name)
-        rows.append({"name": name, "kind": "real", "available": where is not None,
-                     "where": str(where) if where else f"no {REAL[name].folder}/ in {', '.join(map(str, shared_dirs()))}",
+        if where is None:
+            why = ("not here (GRAPHPAR_OFFLINE=1): " if offline() else "downloads on first use; offline: ") \
+                + how_to_get(name, data_root() / REAL[name].folder)
+        else:
+            missing = [r.name for r in SOURCES.get(name, ()) if not (where / r.name).exists()]
+            why = str(where) + (f" (without {', '.join(missing)}: python -m graphpar.datasets {name} "
+                                "fetches the complete graph)" if missing else "")
+        rows.append({"name": name, "kind": "real", "available": where is not None, "where": why,
                      "counts": REAL[name].counts})
     for name in OGB_GRAPHS:
         try:
             missing = missing_ogb_files(data_root(), name)
-            why = "" if not missing else f"missing {len(missing)} files under {data_root() / 'ogb'} (offline: copy them there)"
+            why = "" if not missing else (f"downloads through ogb on first use into {data_root() / 'ogb'} "
+                                          f"(offline: unzip it there, {len(missing)} files missing)")
         except Exception as e:  # ogb not installed (GPU machines)
             missing, why = ["?"], f"ogb not importable: {e.__class__.__name__}"
         cached = cache_path(name).exists()

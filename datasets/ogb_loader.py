@@ -2,17 +2,22 @@
 
     graphpar run --dataset ogbn-arxiv ...   (files under $GRAPHPAR_DATA/ogb/ogbn_arxiv/)
 
-OGB downloads on first use; with no network it would prompt or fail deep inside. We check for the
-files first and name the directory and files when they are missing. Directed OGB graphs (arxiv,
-papers100M) are symmetrised as OGB's own DGL examples do; the record says so.
+When the files are not on disk and OGB's server answers, ogb's own loader downloads and unpacks them
+(its yes/no prompt for files over 1 GB is answered yes: naming the graph asked for it). Offline (or
+``GRAPHPAR_OFFLINE=1``) it would fail deep inside, so we check first and name the directory, the
+files and the URL in one line. Directed OGB graphs (arxiv, papers100M) are symmetrised as OGB's own
+DGL examples do; the record says so.
 """
 from __future__ import annotations
 
 import os
+import sys
+import urllib.request
 from pathlib import Path
 
 import torch
 
+from .download import offline
 from .graph import GraphData, canonical_edges
 
 OGB_GRAPHS = ("ogbn-arxiv", "ogbn-products", "ogbn-papers100M")
@@ -40,6 +45,15 @@ def missing_ogb_files(root: Path, name: str) -> list[str]:
     return [f for f in need if not (d / f).exists()]
 
 
+def _reachable(url: str, timeout: float = 5.0) -> bool:
+    """Whether ``url`` answers a HEAD request (no download)."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def _meta(name: str) -> dict:
     os.environ.setdefault("OUTDATED_IGNORE", "1")
     import pandas as pd  # noqa: PLC0415
@@ -54,14 +68,19 @@ def _meta(name: str) -> dict:
 def load_ogb(root: Path, name: str) -> GraphData:
     """Load through ``ogb.nodeproppred.DglNodePropPredDataset`` with root ``$GRAPHPAR_DATA/ogb``."""
     missing = missing_ogb_files(root, name)
-    if missing:
+    url = _meta(name)["url"]
+    if missing and (offline() or not _reachable(url)):
         raise FileNotFoundError(
-            f"{name}: OGB files missing under {ogb_dir(root, name)}: {', '.join(missing)}; "
-            f"download {_meta(name)['url']} on a machine with internet and unzip it into {root / 'ogb'}")
+            f"{name}: OGB files missing under {ogb_dir(root, name)}: {', '.join(missing)}; and {url} is not "
+            f"reachable{' (GRAPHPAR_OFFLINE=1)' if offline() else ''}: download it on a machine with internet "
+            f"and unzip it into {root / 'ogb'}")
     os.environ.setdefault("OUTDATED_IGNORE", "1")
-    from ogb.nodeproppred import DglNodePropPredDataset  # noqa: PLC0415
+    import ogb.nodeproppred.dataset_dgl as ogb_dgl  # noqa: PLC0415
 
-    ds = DglNodePropPredDataset(name=name, root=str(root / "ogb"))
+    if missing:
+        print(f"{name}: downloading {url} into {root / 'ogb'} (once)", file=sys.stderr)
+        ogb_dgl.decide_download = lambda _url: True  # ogb would ask on stdin for files over 1 GB
+    ds = ogb_dgl.DglNodePropPredDataset(name=name, root=str(root / "ogb"))
     g, label = ds[0]
     split = ds.get_idx_split()
     n = g.num_nodes()

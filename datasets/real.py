@@ -39,6 +39,20 @@ def load_facebook(directory: Path) -> GraphData:
                      meta={"source": str(directory), "classes": classes})
 
 
+def synthetic_node_data(src: torch.Tensor, dst: torch.Tensor, n: int, num_features: int, num_classes: int,
+                        seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded features and labels for a topology without any: a random community per vertex, smoothed
+    once over in-neighbours (so structure matters), and features = community centroid + noise."""
+    gen = torch.Generator().manual_seed(seed)
+    community = torch.randint(0, num_classes, (n,), generator=gen)
+    votes = torch.zeros(n, num_classes).index_put_((dst, community[src]), torch.ones(src.numel()), accumulate=True)
+    votes[torch.arange(n), community] += 1.5
+    label = votes.argmax(1)
+    centroids = torch.randn(num_classes, num_features, generator=gen)
+    feat = centroids[community] + torch.randn(n, num_features, generator=gen)
+    return feat, label
+
+
 def load_ego_twitter(directory: Path) -> GraphData:
     """ego-Twitter topology; features and labels are synthetic (seeded), as the graph has none."""
     with gzip.open(directory / "ego-twitter-undirected.jlg", "rt") as f:
@@ -46,14 +60,7 @@ def load_ego_twitter(directory: Path) -> GraphData:
         edges = np.loadtxt(f, delimiter=",", dtype=np.int64)
     n = int(header[0])
     src, dst = canonical_edges(torch.from_numpy(edges[:, 0] - 1), torch.from_numpy(edges[:, 1] - 1), n, symmetrize=True)
-    gen = torch.Generator().manual_seed(0)
-    # Labels: a seeded random community per vertex, smoothed once over neighbours so structure matters.
-    community = torch.randint(0, TWITTER_CLASSES, (n,), generator=gen)
-    votes = torch.zeros(n, TWITTER_CLASSES).index_put_((dst, community[src]), torch.ones(src.numel()), accumulate=True)
-    votes[torch.arange(n), community] += 1.5
-    label = votes.argmax(1)
-    centroids = torch.randn(TWITTER_CLASSES, TWITTER_FEATURES, generator=gen)
-    feat = centroids[community] + torch.randn(n, TWITTER_FEATURES, generator=gen)
+    feat, label = synthetic_node_data(src, dst, n, TWITTER_FEATURES, TWITTER_CLASSES)
     train, val, test = random_split(n, (0.6, 0.2), 0)
     return GraphData(name="ego-twitter", num_nodes=n, src=src, dst=dst, feat=feat, label=label,
                      train_mask=train, val_mask=val, test_mask=test, num_classes=TWITTER_CLASSES,

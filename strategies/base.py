@@ -122,6 +122,12 @@ class Strategy(ABC):
         self.opt = {o.key: cfg.options.get(o.key, o.default) for o in self.options}
 
     @classmethod
+    def exact_options(cls) -> dict[str, Any]:
+        """Options under which this strategy trains exactly the reference; ``graphpar check`` fills them in
+        where the user did not set the option (e.g. sampling: full fanout, one batch)."""
+        return {}
+
+    @classmethod
     def validate(cls, cfg: TrainConfig, graph_summary: dict[str, Any]) -> None:
         """Raise ConfigError when this strategy cannot run ``cfg`` on a graph with these counts."""
         if cfg.model not in cls.models:

@@ -38,6 +38,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .native_output import captured_native_output
+
 METHODS = ("metis", "random", "contiguous")
 CACHE_FORMAT_VERSION = 2  # 2: part_id tensor + JSON header, hash-checked
 
@@ -55,6 +57,7 @@ class Partition:
     peak_rss_growth_bytes: int  # how much the computation raised the process's peak RSS
     cached: bool = False  # loaded from the on-disk cache this time
     load_s: float = 0.0
+    log: str = ""  # what METIS's native code printed (kept here, not on the terminal)
 
     def info(self) -> dict[str, Any]:
         """Record fields (no tensors), with the assignment's hash: equal hashes, equal partitions."""
@@ -127,8 +130,11 @@ def compute_partition(src: Tensor, dst: Tensor, num_nodes: int, num_parts: int, 
         raise ValueError(f"unknown partition method {method!r}; choose one of {', '.join(METHODS)}")
     rss_before = _peak_rss()
     start = time.perf_counter()
+    log = ""
     if method == "metis":
-        part = metis_partition(src, dst, num_nodes, num_parts, balance_edges)
+        with captured_native_output() as native:
+            part = metis_partition(src, dst, num_nodes, num_parts, balance_edges)
+        log = native.text
     elif method == "random":
         part = random_partition(num_nodes, num_parts, seed)
     else:
@@ -136,7 +142,7 @@ def compute_partition(src: Tensor, dst: Tensor, num_nodes: int, num_parts: int, 
     elapsed = time.perf_counter() - start
     rss_after = _peak_rss()
     return Partition(part, num_parts, method, balance_edges and method == "metis", elapsed, rss_after,
-                     rss_after - rss_before)
+                     rss_after - rss_before, log=log)
 
 
 def cache_path(graph_hash: str, num_parts: int, method: str, balance_edges: bool = False, seed: int = 0,

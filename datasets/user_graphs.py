@@ -1,0 +1,123 @@
+"""Users' own graphs without code: a saved DGLGraph, or an edge list with optional features and labels.
+
+    graphpar run --dataset dgl:graph.bin ...                 # dgl.save_graphs("graph.bin", [g])
+    graphpar run --dataset edgelist:edges.txt ...            # "src dst" per line (or src,dst); '#' comments
+    graphpar run --dataset edgelist:edges.txt,feat=x.npy,label=y.txt,directed=1
+
+``dgl:`` reads the first graph of the file; ``ndata`` must hold ``feat`` and ``label`` and may hold
+``train_mask``/``val_mask``/``test_mask`` (else a 20/30-per-class split, seed 0). ``edgelist:`` makes
+the graph undirected unless ``directed=1``; ``feat=`` is a ``.npy`` (no pickles) or text matrix, one row
+per vertex, ``label=`` a ``.npy`` or text vector (-1 = unlabelled). Without features or labels they are
+seeded synthetic ones (the record says so), as for ego-Twitter.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .graph import GraphData, canonical_edges, random_split, split_per_class
+
+EDGELIST_KEYS = ("feat", "label", "directed")
+SYNTHETIC_FEATURES, SYNTHETIC_CLASSES = 64, 8
+
+
+def load_dgl_file(path: Path) -> GraphData:
+    """The first graph of a ``dgl.save_graphs`` file, features/labels/masks from its ``ndata``."""
+    if not path.is_file():
+        raise FileNotFoundError(f"dgl graph: {path} does not exist; give dgl:PATH to a file written by dgl.save_graphs")
+    import dgl  # noqa: PLC0415
+
+    try:
+        graphs, _ = dgl.load_graphs(str(path), [0])
+    except Exception as e:  # noqa: BLE001  (DGL raises its own error types for a foreign file)
+        raise ValueError(f"dgl graph: {path} is not a dgl.save_graphs file ({type(e).__name__})") from None
+    g = graphs[0]
+    missing = [k for k in ("feat", "label") if k not in g.ndata]
+    if missing:
+        raise ValueError(f"dgl graph {path}: ndata lacks {', '.join(missing)} (has: {', '.join(sorted(g.ndata)) or 'none'}); "
+                         "set g.ndata['feat'] (N x F float) and g.ndata['label'] (N int) before dgl.save_graphs")
+    n = g.num_nodes()
+    src, dst = g.edges()
+    src, dst = canonical_edges(src.to(torch.int64), dst.to(torch.int64), n, symmetrize=False)
+    label = g.ndata["label"].view(-1).to(torch.int64)
+    num_classes = int(label.max()) + 1
+    masks = [g.ndata.get(k) for k in ("train_mask", "val_mask", "test_mask")]
+    if all(m is not None for m in masks):
+        train, val, test = (m.to(torch.bool).view(-1) for m in masks)
+        split = "from ndata"
+    else:
+        train, val, test = split_per_class(label, num_classes, 20, 30, 0)
+        split = "20/30 per class, seed 0 (no train/val/test_mask in ndata)"
+    return GraphData(name=path.stem, num_nodes=n, src=src, dst=dst, feat=g.ndata["feat"].to(torch.float32),
+                     label=label, train_mask=train, val_mask=val, test_mask=test, num_classes=num_classes,
+                     meta={"source": f"dgl:{path}", "split": split})
+
+
+def parse_edgelist_spec(spec: str) -> dict:
+    """``edgelist:PATH[,feat=F][,label=L][,directed=0|1]`` -> {"path", "feat", "label", "directed"}."""
+    path, *pairs = spec[len("edgelist:"):].split(",")
+    if not path:
+        raise ValueError("edgelist: give edgelist:PATH[,feat=F][,label=L][,directed=1]")
+    out: dict = {"path": Path(path).expanduser(), "feat": None, "label": None, "directed": False}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or key not in EDGELIST_KEYS:
+            raise ValueError(f"edgelist: unknown part {pair!r}; use feat=FILE, label=FILE, directed=0|1")
+        if key == "directed":
+            if value not in ("0", "1"):
+                raise ValueError(f"edgelist: directed={value!r}; use directed=0 or directed=1")
+            out["directed"] = value == "1"
+        else:
+            out[key] = Path(value).expanduser()
+    return out
+
+
+def _read_array(path: Path, what: str) -> np.ndarray:
+    if not path.is_file():
+        raise FileNotFoundError(f"edgelist {what}: {path} does not exist")
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    return np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None, ndmin=1)
+
+
+def load_edgelist(spec: str) -> GraphData:
+    """An edge list (0-based integer ids) with optional feature and label files."""
+    from .real import synthetic_node_data  # noqa: PLC0415
+
+    parts = parse_edgelist_spec(spec)
+    path = parts["path"]
+    if not path.is_file():
+        raise FileNotFoundError(f"edgelist: {path} does not exist; one edge 'src dst' (or src,dst) per line, 0-based ids")
+    text = path.read_text().replace(",", " ")
+    try:
+        edges = np.loadtxt(text.splitlines(), dtype=np.int64, comments="#", ndmin=2)
+    except ValueError as e:
+        raise ValueError(f"edgelist {path}: not integer 'src dst' pairs ({str(e).splitlines()[0]})") from None
+    if edges.size == 0 or edges.shape[1] != 2 or edges.min() < 0:
+        raise ValueError(f"edgelist {path}: need at least one line of two non-negative integer ids")
+    feat = _read_array(parts["feat"], "feat") if parts["feat"] else None
+    label = _read_array(parts["label"], "label").astype(np.int64).reshape(-1) if parts["label"] else None
+    n = int(edges.max()) + 1
+    for what, arr in (("feat", feat), ("label", label)):
+        if arr is not None:
+            if len(arr) < n:
+                raise ValueError(f"edgelist {what}: {len(arr)} rows but the edges name vertex {n - 1}")
+            n = len(arr)
+    src, dst = canonical_edges(torch.from_numpy(edges[:, 0].copy()), torch.from_numpy(edges[:, 1].copy()), n,
+                               symmetrize=not parts["directed"])
+    notes = []
+    if feat is None or label is None:
+        syn_feat, syn_label = synthetic_node_data(src, dst, n, SYNTHETIC_FEATURES, SYNTHETIC_CLASSES)
+        notes.append(f"synthetic {' and '.join(w for w, a in (('features', feat), ('labels', label)) if a is None)}")
+    feat_t = torch.as_tensor(np.asarray(feat, dtype=np.float32)).reshape(n, -1) if feat is not None else syn_feat
+    label_t = torch.from_numpy(label) if label is not None else syn_label
+    num_classes = int(label_t.max()) + 1
+    if label is not None:
+        train, val, test = split_per_class(label_t, num_classes, 20, 30, 0)
+    else:
+        train, val, test = random_split(n, (0.6, 0.2), 0)
+    return GraphData(name=path.stem, num_nodes=n, src=src, dst=dst, feat=feat_t, label=label_t,
+                     train_mask=train, val_mask=val, test_mask=test, num_classes=num_classes,
+                     meta={"source": f"edgelist:{path}", "directed": parts["directed"], "notes": notes})

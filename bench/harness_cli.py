@@ -34,7 +34,7 @@ def _csv(value: str | None, cast=str) -> list | None:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .record import read_records  # noqa: PLC0415
     from .results import config_key  # noqa: PLC0415
-    from .sweep import expand, load_spec, run_sweep  # noqa: PLC0415
+    from .sweep import expand, load_spec, rejected_summary, run_sweep  # noqa: PLC0415
     from .tables import bench_table  # noqa: PLC0415
 
     spec = load_spec(args.config) if args.config else {"grid": {}, "fixed": {}}
@@ -56,15 +56,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                   f"{c['options'] or ''}")
         print(f"{len(configs)} configurations")
         return 0
-    outcome = run_sweep(configs, out, force=args.force)
+    outcome = run_sweep(configs, out, force=args.force, repeat=args.repeat)
     keys = {config_key(c) for c in configs}
-    latest = {config_key(r["config"]): r for r in read_records(out)
-              if r.get("status") == "ok" and config_key(r["config"]) in keys}
-    if latest:
-        print(bench_table(sorted(latest.values(), key=lambda r: (r["config"]["dataset"], r["config"]["model"],
-                                                                r["config"]["strategy"], r["config"]["workers"]))))
-    for line in outcome.skipped:
-        print("  skipped " + line)
+    mine = [r for r in read_records(out) if r.get("status") == "ok" and config_key(r["config"]) in keys]
+    if mine:  # repeats of a configuration pool into one row (metrics.repeats)
+        print(bench_table(sorted(mine, key=lambda r: (r["config"]["dataset"], r["config"]["model"],
+                                                      r["config"]["strategy"], r["config"]["workers"]))))
+    if outcome.skipped:
+        print("  " + rejected_summary(outcome.skipped))
     for line in outcome.failed:
         print("  FAILED  " + line)
     print(f"{len(outcome.ran)} ran, {len(outcome.resumed)} already recorded at this git sha (--force reruns), "
@@ -101,6 +100,7 @@ def _link(args: argparse.Namespace, workers: int | None = None):
 
 
 def cmd_project(args: argparse.Namespace) -> int:
+    from . import metrics  # noqa: PLC0415
     from .projection import project, validate  # noqa: PLC0415
     from .results import read  # noqa: PLC0415
 
@@ -129,15 +129,14 @@ def cmd_project(args: argparse.Namespace) -> int:
                           "(runs with overlapping async comm left out)")
         return 0
     link = _link(args)
-    latest = {}
-    for r in records:
-        latest[(r["config"]["strategy"], r["config"]["dataset"], r["config"]["model"], r["config"]["workers"])] = r
+    latest = {(r["config"]["strategy"], r["config"]["dataset"], r["config"]["model"], r["config"]["workers"]): r
+              for r in metrics.latest(records).values()}
     print(f"link {link.describe()}; projected to P={args.workers}")
     print(f"{'strategy':<10} {'dataset':<14} {'meas P':>6} {'meas ms':>8} {'compute ms':>10} {'comm ms':>8} "
           f"{'epoch ms':>9} {'overlap ms':>10} {'MB/rank':>8}")
     for (s, ds, _, p), r in sorted(latest.items()):
         pr = project(r, args.workers, link)
-        print(f"{s:<10} {ds[:14]:<14} {p:>6} {r['summary']['epoch_s'] * 1e3:>8.1f} {pr.compute_s * 1e3:>10.1f} "
+        print(f"{s:<10} {ds[:14]:<14} {p:>6} {metrics.summary(r)['epoch_s'] * 1e3:>8.1f} {pr.compute_s * 1e3:>10.1f} "
               f"{pr.comm_s * 1e3:>8.1f} {pr.epoch_no_overlap_s * 1e3:>9.1f} {pr.epoch_overlap_s * 1e3:>10.1f} "
               f"{pr.bytes_per_rank / 1e6:>8.2f}")
     return 0
@@ -172,6 +171,33 @@ def cmd_regress(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from . import metrics  # noqa: PLC0415
+    from .cli import UsageError  # noqa: PLC0415
+    from .results import read  # noqa: PLC0415
+    from .tables import compare_runs  # noqa: PLC0415
+
+    runs = []
+    for path in (args.a, args.b):
+        if not Path(path).exists():
+            raise UsageError(f"{path} does not exist; pass a results JSONL written by graphpar run")
+        newest = sorted(metrics.latest(read(path)).values(), key=lambda r: r.get("time_utc") or "")
+        if not newest:
+            raise UsageError(f"{path} holds no completed run; pass a JSONL with an ok record")
+        runs.append(newest[-1])
+    a, b = runs
+    if metrics.config_key(a["config"]) != metrics.config_key(b["config"]):
+        diff = sorted(k for k in set(a["config"]) | set(b["config"])
+                      if k != "timeout_s" and a["config"].get(k) != b["config"].get(k))
+        raise UsageError(f"the newest runs in {args.a} and {args.b} differ in {', '.join(diff)}; "
+                         "compare two runs of the same configuration")
+    c = a["config"]
+    print(f"{c['strategy']} P={c['workers']} {c['model']} on {c['dataset']}: A = {a['run_id']} "
+          f"({a['env'].get('git_sha')}), B = {b['run_id']} ({b['env'].get('git_sha')})")
+    print(compare_runs(a, b))
+    return 0
+
+
 def cmd_paper(args: argparse.Namespace) -> int:
     from .paper import write_report  # noqa: PLC0415
 
@@ -195,6 +221,8 @@ def add_commands(sub, commands: dict[str, Callable[[argparse.Namespace], int]]) 
     p.add_argument("--options", action="append", help="strategy options as JSON, repeatable (one grid value each)")
     p.add_argument("--out", help=f"results JSONL (default: the file's out: or {DEFAULT_RESULTS})")
     p.add_argument("--force", action="store_true", help="rerun configurations already recorded at this git sha")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="runs per configuration, interleaved over the grid (tables: median and min-max)")
     p.add_argument("--dry-run", action="store_true", help="list the configurations and stop")
     commands["sweep"] = cmd_sweep
 
@@ -226,6 +254,11 @@ def add_commands(sub, commands: dict[str, Callable[[argparse.Namespace], int]]) 
     p.add_argument("--out", help="also append the CI records to this JSONL")
     p.add_argument("--all", action="store_true", help="print every row, not only what moved")
     commands["regress"] = cmd_regress
+
+    p = sub.add_parser("compare", help="per-phase wall/CPU difference of two runs of the same configuration")
+    p.add_argument("a", help="results JSONL of run A (its newest completed run)")
+    p.add_argument("b", help="results JSONL of run B")
+    commands["compare"] = cmd_compare
 
     p = sub.add_parser("paper", help="markdown report beside a paper's numbers (after its sweep)")
     p.add_argument("which", choices=("neutrontp", "gnnpipe"))

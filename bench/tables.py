@@ -64,3 +64,29 @@ def bench_table(records: list[dict[str, Any]]) -> str:
                      f"{_mb(s['bytes_per_epoch']):>9} {s['compute_max_over_mean']:>12.2f} "
                      f"{r['accuracy']['test_acc']:>8.3f}")
     return "\n".join(lines)
+
+
+def compare_runs(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """Per-phase difference of two runs of the same configuration (``graphpar compare A.jsonl B.jsonl``):
+    wall and CPU seconds per epoch (mean over ranks of per-rank medians), B relative to A."""
+    from graphpar.strategies.phases import PHASES  # noqa: PLC0415
+
+    sa, sb = metrics.summary(a), metrics.summary(b)
+
+    def change(x: float, y: float) -> str:
+        return f"{(y / x - 1) * 100:+.0f}%" if x > 0 else ("=" if y == x else "new")
+
+    head = f"{'ms per epoch':<20} {'A wall':>9} {'B wall':>9} {'change':>7}   {'A CPU':>9} {'B CPU':>9} {'change':>7}"
+    lines = [head, "-" * len(head)]
+    for p in PHASES:
+        wa, wb = sa[f"phase.{p}.wall_s"], sb[f"phase.{p}.wall_s"]
+        ca, cb = sa[f"phase.{p}.cpu_s"], sb[f"phase.{p}.cpu_s"]
+        lines.append(f"{p:<20} {wa * 1e3:>9.2f} {wb * 1e3:>9.2f} {change(wa, wb):>7}   "
+                     f"{ca * 1e3:>9.2f} {cb * 1e3:>9.2f} {change(ca, cb):>7}")
+    for key, label in (("idle_s", "idle (barrier)"), ("epoch_s", "epoch (max rank)")):
+        lines.append(f"{label:<20} {sa[key] * 1e3:>9.2f} {sb[key] * 1e3:>9.2f} {change(sa[key], sb[key]):>7}")
+    lines.append(f"{'compute CPU':<20} {'':>9} {'':>9} {'':>7}   {sa['cpu_compute_s'] * 1e3:>9.2f} "
+                 f"{sb['cpu_compute_s'] * 1e3:>9.2f} {change(sa['cpu_compute_s'], sb['cpu_compute_s']):>7}")
+    lines.append(f"bytes per epoch: A {sa['bytes_per_epoch']:,.0f}, B {sb['bytes_per_epoch']:,.0f} "
+                 f"({change(sa['bytes_per_epoch'], sb['bytes_per_epoch'])})")
+    return "\n".join(lines)

@@ -96,6 +96,7 @@ def build_record(cfg: dict[str, Any], dataset: dict[str, Any], rank_results: lis
             "sent_bytes": [e["sent_bytes"] for e in r["epochs"]],
             "recv_bytes": [e["recv_bytes"] for e in r["epochs"]],
             "phase_wall_s": _per_phase(r["epochs"], "wall_s"), "phase_cpu_s": _per_phase(r["epochs"], "cpu_s"),
+            "phases_entered": [e.get("phases", {}).get("entered", 0) for e in r["epochs"]],
             "comm_by_tag": _tag_totals(r["epochs"]), "setup_comm": r["setup_comm"], "eval_comm": r["eval_comm"],
         })
     rec = {

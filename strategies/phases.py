@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Any
 
 PHASES = ("aggregation", "dense", "layout", "comm", "optimizer")
 COMPUTE_PHASES = ("aggregation", "dense", "layout", "optimizer")  # CPU of these = compute CPU seconds
@@ -34,8 +35,10 @@ class PhaseTimer:
         self._t = self._c = 0.0
         self.wall: dict[str, float] = {}
         self.cpu: dict[str, float] = {}
+        self.entered = 0
 
     def start(self) -> None:
+        self.entered = 0
         self.wall = dict.fromkeys(PHASES, 0.0)
         self.cpu = dict.fromkeys(PHASES, 0.0)
         self._stack = [_DEFAULT]
@@ -56,6 +59,7 @@ class PhaseTimer:
             return False
         self._switch()
         self._stack.append(name)
+        self.entered += 1
         return True
 
     def pop(self) -> None:
@@ -69,12 +73,12 @@ class PhaseTimer:
             self._switch()
         return sum(self.cpu[p] for p in COMPUTE_PHASES)
 
-    def stop(self) -> dict[str, dict[str, float]]:
-        """End the epoch: {"wall_s": {phase: s}, "cpu_s": {phase: s}}."""
+    def stop(self) -> dict[str, Any]:
+        """End the epoch: {"wall_s": {phase: s}, "cpu_s": {phase: s}, "entered": phases entered}."""
         if self.active:
             self._switch()
         self.active = False
-        return {"wall_s": dict(self.wall), "cpu_s": dict(self.cpu)}
+        return {"wall_s": dict(self.wall), "cpu_s": dict(self.cpu), "entered": self.entered}
 
 
 TIMER = PhaseTimer()

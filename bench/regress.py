@@ -8,9 +8,9 @@ Two tiers, both unmoved by load on the machine:
   calls, sent and received bytes. Machine-independent, so any change in either direction fails (a
   deliberate change is accepted by refreshing the baseline).
 - compute CPU: per entry, the thread CPU seconds per epoch of the compute phases (aggregation, dense,
-  layout, optimizer; ``strategies/phases.py``) of its slowest rank (per rank the median over every timed
-  epoch of every round), divided by the same number for ``single`` on the same graph and model measured
-  in the same run, the runs interleaved over ``rounds``. ``single`` itself is divided by the CPU seconds
+  layout, optimizer; ``strategies/phases.py``) of its slowest rank (per rank the median over the timed
+  epochs), divided by the same number for ``single`` on the same graph and model in the same round (the
+  runs interleaved over ``rounds``; the entry's ratio is the median over the rounds). ``single`` itself is divided by the CPU seconds
   of a fixed dense-matmul calibration. CPU seconds do not grow when other jobs share the cores (time
   waiting for a core is not CPU time of this thread), and a ratio against the same run's reference does
   not depend on the machine's speed. Fails when ratio / baseline ratio > margin (default 1.25, measured:
@@ -103,12 +103,20 @@ def cpu_compute_s(recs: list[dict[str, Any]]) -> float:
 
 
 def _launch_runner(cfg: dict[str, Any]) -> dict[str, Any]:
+    """P > 1 through the launcher, as ``graphpar run`` does; the P=1 reference in this process (same
+    training loop and timer, one thread; saves a third of the launches)."""
+    from graphpar.datasets import load_dataset  # noqa: PLC0415
     from graphpar.strategies import TrainConfig  # noqa: PLC0415
 
     from .cli import prepare, run_one  # noqa: PLC0415
+    from .record import build_record  # noqa: PLC0415
+    from .training_loop import train_local  # noqa: PLC0415
 
     c = TrainConfig.from_dict(cfg)
-    return run_one(c, prepare(c), None)
+    summary = prepare(c)
+    if c.workers == 1:
+        return build_record(c.as_dict(), summary, train_local(c, load_dataset(c.dataset), keep_params=False))
+    return run_one(c, summary, None)
 
 
 def run_ci(spec: dict[str, Any], runner: Callable[[dict], dict] = _launch_runner,
@@ -165,7 +173,7 @@ def measure(records: list[dict[str, Any]], calibration_s: list[float]) -> dict[s
         ok = [r for r in recs if r.get("status") == "ok"]
         if ok and ok[0]["config"]["strategy"] == "single":
             key = (ok[0]["config"]["dataset"], ok[0]["config"]["model"])
-            single_cpu[key] = cpu_compute_s(ok)
+            single_cpu[key] = [cpu_compute_s([r]) for r in ok]
             single_wall[key] = min(metrics.fastest_epoch_s(r) for r in ok)
     calib = statistics.median(calibration_s) if calibration_s else float("nan")
     entries: dict[str, Any] = {}
@@ -180,10 +188,14 @@ def measure(records: list[dict[str, Any]], calibration_s: list[float]) -> dict[s
         per_round = [cpu_compute_s([r]) for r in ok]
         wall = min(metrics.fastest_epoch_s(r) for r in ok)
         ref = (cfg["dataset"], cfg["model"])
-        cpu_den = calib if is_ref else single_cpu.get(ref)
         wall_den = calib if is_ref else single_wall.get(ref)
+        ref_rounds = [calib] * len(per_round) if is_ref else single_cpu.get(ref, [])
+        if len(ref_rounds) == len(per_round):  # each round against the reference run next to it in time
+            ratio = statistics.median(c / r for c, r in zip(per_round, ref_rounds))
+        else:
+            ratio = cpu / statistics.median(ref_rounds) if ref_rounds else None
         entries[key] = {"bytes": _bytes(ok[0]), "against": "calibration" if is_ref else "single",
-                        "cpu_ratio": cpu / cpu_den if cpu_den else None,
+                        "cpu_ratio": ratio,
                         "wall_ratio": wall / wall_den if wall_den else None,
                         "cpu_compute_s": cpu, "epoch_s": wall,
                         "cpu_spread": (max(per_round) - min(per_round)) / cpu if cpu > 0 else 0.0}

@@ -155,8 +155,9 @@ def cmd_regress(args: argparse.Namespace) -> int:
     doc = regress.baseline_doc(current, spec)
     baseline_path = Path(args.baseline)
     regress.write_json(doc, baseline_path.with_name(baseline_path.stem + ".proposed.json"))
-    for line in skipped:
-        print("  skipped " + line)
+    if skipped:
+        from .sweep import rejected_summary  # noqa: PLC0415
+        print("  " + rejected_summary(skipped))
     if args.update:
         regress.write_json(doc, baseline_path)
         print(f"baseline written to {baseline_path} ({len(current)} entries)")

@@ -115,14 +115,19 @@ def cmd_project(args: argparse.Namespace) -> int:
         link = {p: _link(args, p) for p in ps} if args.measure_link else _link(args)
         rows = validate(records, link)
         print(f"{'strategy':<10} {'dataset':<14} {'from P':>6} {'P':>3} {'measured ms':>11} {'predicted ms':>12} "
-              f"{'overlap ms':>10} {'error':>7}")
+              f"{'overlap ms':>10} {'error':>7} {'compute ms meas/pred':>20} {'error':>7}")
         for r in rows:
             print(f"{r['strategy']:<10} {r['dataset'][:14]:<14} {r['from_P']:>6} {r['P']:>3} {r['measured_s'] * 1e3:>11.1f} "
                   f"{r['predicted_s'] * 1e3:>12.1f} {r['predicted_overlap_s'] * 1e3:>10.1f} {r['error']:>+7.0%} "
-                  f"{r['note']}")
+                  f"{r['measured_compute_s'] * 1e3:>9.1f}/{r['predicted_compute_s'] * 1e3:<10.1f} "
+                  f"{r['compute_error']:>+7.0%} {r['note']}")
         if rows:
             same = [abs(r["error"]) for r in rows if r["from_P"] == r["P"] and not r["note"]]
             cross = [abs(r["error"]) for r in rows if r["from_P"] != r["P"] and not r["note"]]
+            cross_c = [abs(r["compute_error"]) for r in rows if r["from_P"] != r["P"] and not r["note"]]
+            if cross_c:
+                print(f"mean |compute error| P=2 -> larger P: {sum(cross_c) / len(cross_c):.0%} (CPU seconds of the "
+                      "slowest rank; the epoch error above also carries the cores the ranks shared)")
             for name, errs in (("same P", same), ("P=2 -> larger P", cross)):
                 if errs:
                     print(f"mean |error| {name}: {sum(errs) / len(errs):.0%} over {len(errs)} runs "

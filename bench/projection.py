@@ -221,7 +221,9 @@ def overlapping_comm(rec: dict[str, Any]) -> bool:
 
 def validate(records: list[dict[str, Any]], link: Link | dict[int, Link]) -> list[dict[str, Any]]:
     """Predicted vs measured epoch time: each multi-rank record at its own P, and each record projected to
-    the larger-P runs of the same configuration. ``link`` may map P to the link measured with P ranks."""
+    the larger-P runs of the same configuration. ``link`` may map P to the link measured with P ranks.
+    ``compute_error`` compares the predicted slowest rank's compute with the measured one (CPU seconds):
+    the compute model on its own, which P ranks sharing fewer cores cannot distort."""
     from .results import config_key  # noqa: PLC0415
 
     ok = [r for r in records if r.get("status") == "ok" and r["config"]["workers"] > 1]
@@ -236,8 +238,11 @@ def validate(records: list[dict[str, Any]], link: Link | dict[int, Link]) -> lis
             sources = [(p, r)] + [(q, s) for q, s in sorted(group.items()) if q < p]
             for q, src in sources:
                 pred = project(src, p, link[p] if isinstance(link, dict) else link)
+                measured_compute = max(compute_per_rank(r))
                 rows.append({"strategy": r["config"]["strategy"], "dataset": r["config"]["dataset"],
                              "from_P": q, "P": p, "measured_s": measured, "predicted_s": pred.epoch_no_overlap_s,
+                             "measured_compute_s": measured_compute, "predicted_compute_s": pred.compute_s,
+                             "compute_error": pred.compute_s / measured_compute - 1.0 if measured_compute else 0.0,
                              "predicted_overlap_s": pred.epoch_overlap_s, "comm_s": pred.comm_s,
                              "error": pred.epoch_no_overlap_s / measured - 1.0,
                              "note": "overlapping async comm" if overlapping_comm(src) else ""})

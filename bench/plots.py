@@ -5,8 +5,9 @@
 
 Per (dataset, model): ``speedup_*`` (epoch-time speedup vs ``single`` at P=1, band = min/max over the
 timed epochs, or min/max over the repeats of ``--repeat``), ``breakdown_*`` (per-phase wall time per
-strategy and P: aggregation, dense NN, layout, optimizer, communication, idle; compute CPU as a dot), ``load_*`` (per-rank
-compute and local edges for the largest P of each strategy, max/mean in the titles), ``comm_*`` (bytes
+strategy and P: aggregation, dense NN, layout, optimizer, communication, idle; compute CPU as a dot),
+``load_*`` (per-rank compute and local edges for the largest P of each strategy, max/mean in the
+titles), ``comm_*`` (bytes
 per epoch, log scale, analytic volume beside the measured one when the strategy reports it) and
 ``accuracy_*`` (test accuracy and loss vs epoch). Every figure carries git sha, environment fingerprint
 and date. Only the newest successful run of each configuration is drawn.

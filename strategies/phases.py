@@ -1,6 +1,6 @@
 """Always-on per-phase wall and CPU time of one rank's training epoch.
 
-    pytest tests/test_phases.py
+    pytest tests/test_metrics.py -k phase
 
 Phases: ``aggregation`` (SpMM, ``kernels``), ``layout`` (tensor layout packing/unpacking,
 ``tensor_layout``), ``comm`` (waiting inside the communicator), ``optimizer`` (the optimiser step,
@@ -10,7 +10,7 @@ The end-of-epoch barrier wait (``idle``) is timed by the training loop, outside 
 The timer keeps a stack: entering a phase charges the time since the last switch to the phase on top,
 so nested phases never count twice and the phases of an epoch sum to its busy time exactly. Each switch
 reads ``time.perf_counter`` and ``time.thread_time`` (CPU seconds of this thread: what the rank's
-code costs, whatever else the machine is doing); about 1 us per phase entered, a few hundred per epoch.
+code costs, whatever else the machine is doing); about 5 us per phase entered, 10-20 per epoch.
 Outside ``start()``/``stop()`` (setup, evaluation) and on threads other than the one that started it,
 entering a phase does nothing.
 """

@@ -1,4 +1,4 @@
-"""The CI gate cannot be fooled by load (slow tier, about 3 minutes on 2 cores):
+"""The CI gate cannot be fooled by load (slow tier; 16 launches, 10 minutes on a 2-core machine already loaded):
 
 - with two busy processes pinned on the cores, unchanged code passes;
 - an injected 1.5x slowdown of one strategy's compute (GRAPHPAR_SLOWDOWN=tensor:1.5, a CPU busy-loop)

@@ -198,11 +198,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_cluster(args, [cfg.workers])
     check_out(Path(args.out))
     summary = prepare(cfg, cfg.workers // args.nnodes, args.force)
-    rec = run_one(cfg, summary, Path(args.out), _cluster(args))
-    if rec is not None:
-        from .tables import run_line  # noqa: PLC0415
+    from .tables import bench_table, run_line  # noqa: PLC0415
+
+    records = [run_one(cfg, summary, Path(args.out), _cluster(args)) for _ in range(args.repeat)]
+    records = [r for r in records if r is not None]
+    for rec in records:
         print(run_line(rec))
-        print(f"record appended to {args.out}")
+    if len(records) > 1:
+        print(bench_table(records))
+    if records:
+        print(f"{len(records)} record(s) appended to {args.out}")
     return EXIT_OK
 
 
@@ -255,13 +260,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     records, skipped = [], []
     from tqdm import tqdm  # noqa: PLC0415
 
-    grid = [(s, p) for s in names for p in workers]
+    grid = [(s, p) for _ in range(args.repeat) for s in names for p in workers]  # repeats interleaved
+    rejected = set()
     for name, p in tqdm(grid, desc="bench", unit="run", disable=not sys.stderr.isatty()):
+        if (name, p) in rejected:
+            continue
         cfg = config_from_args(args, strategy=name, workers=p)
         try:
             summary = prepare(cfg, p // args.nnodes, args.force)
         except ConfigError as e:
             skipped.append(f"{name} P={p}: {e}")
+            rejected.add((name, p))
             continue
         try:
             records.append(run_one(cfg, summary, Path(args.out)))
@@ -308,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train one configuration on P ranks and record it")
     _training_args(p)
     p.add_argument("--out", default=str(DEFAULT_RESULTS), help="results JSONL to append to")
+    p.add_argument("--repeat", type=int, default=1, help="runs of the configuration (table: median, min-max)")
     commands["run"] = cmd_run
 
     p = sub.add_parser("check", help="compare a strategy with the single-process DGL reference")
@@ -321,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(epochs=5)
     p.add_argument("--strategies", default="", help="comma list (default: every registered strategy)")
     p.add_argument("--workers-list", "--workers-grid", dest="workers_list", default="1,2,4")
+    p.add_argument("--repeat", type=int, default=1, help="runs per configuration, interleaved over the grid")
     p.add_argument("--out", default=str(DEFAULT_RESULTS))
     commands["bench"] = cmd_bench
 

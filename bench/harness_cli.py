@@ -57,7 +57,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .record import read_records  # noqa: PLC0415
     from .results import config_key  # noqa: PLC0415
     from .specs import validate_sweep  # noqa: PLC0415
-    from .sweep import expand, load_spec, run_sweep  # noqa: PLC0415
+    from .sweep import expand, load_spec, rejected_summary, run_sweep  # noqa: PLC0415
     from .tables import bench_table  # noqa: PLC0415
 
     spec = load_spec(args.config) if args.config else {"grid": {}, "fixed": {}}
@@ -86,15 +86,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                   f"{c['options'] or ''}")
         print(f"{len(configs)} configurations")
         return 0
-    outcome = run_sweep(configs, out, force=args.force)
+    outcome = run_sweep(configs, out, force=args.force, repeat=args.repeat)
     keys = {config_key(c) for c in configs}
-    latest = {config_key(r["config"]): r for r in read_records(out)
-              if r.get("status") == "ok" and config_key(r["config"]) in keys}
-    if latest:
-        print(bench_table(sorted(latest.values(), key=lambda r: (r["config"]["dataset"], r["config"]["model"],
-                                                                r["config"]["strategy"], r["config"]["workers"]))))
-    for line in outcome.skipped:
-        print("  skipped " + line)
+    mine = [r for r in read_records(out) if r.get("status") == "ok" and config_key(r["config"]) in keys]
+    if mine:  # repeats of a configuration pool into one row (metrics.repeats)
+        print(bench_table(sorted(mine, key=lambda r: (r["config"]["dataset"], r["config"]["model"],
+                                                      r["config"]["strategy"], r["config"]["workers"]))))
+    if outcome.skipped:
+        print("  " + rejected_summary(outcome.skipped))
     for line in outcome.failed:
         print("  FAILED  " + line)
     print(f"{len(outcome.ran)} ran, {len(outcome.resumed)} already recorded at this git sha (--force reruns), "
@@ -140,6 +139,7 @@ def _link(args: argparse.Namespace, workers: int | None = None):
 
 
 def cmd_project(args: argparse.Namespace) -> int:
+    from . import metrics  # noqa: PLC0415
     from .projection import project, validate  # noqa: PLC0415
 
     for flag, value in (("--workers", args.workers), ("--link-workers", args.link_workers)):
@@ -157,29 +157,33 @@ def cmd_project(args: argparse.Namespace) -> int:
         link = {p: _link(args, p) for p in ps} if args.measure_link else _link(args)
         rows = validate(records, link)
         print(f"{'strategy':<10} {'dataset':<14} {'from P':>6} {'P':>3} {'measured ms':>11} {'predicted ms':>12} "
-              f"{'overlap ms':>10} {'error':>7}")
+              f"{'overlap ms':>10} {'error':>7} {'compute ms meas/pred':>20} {'error':>7}")
         for r in rows:
             print(f"{r['strategy']:<10} {r['dataset'][:14]:<14} {r['from_P']:>6} {r['P']:>3} {r['measured_s'] * 1e3:>11.1f} "
                   f"{r['predicted_s'] * 1e3:>12.1f} {r['predicted_overlap_s'] * 1e3:>10.1f} {r['error']:>+7.0%} "
-                  f"{r['note']}")
+                  f"{r['measured_compute_s'] * 1e3:>9.1f}/{r['predicted_compute_s'] * 1e3:<10.1f} "
+                  f"{r['compute_error']:>+7.0%} {r['note']}")
         if rows:
             same = [abs(r["error"]) for r in rows if r["from_P"] == r["P"] and not r["note"]]
             cross = [abs(r["error"]) for r in rows if r["from_P"] != r["P"] and not r["note"]]
+            cross_c = [abs(r["compute_error"]) for r in rows if r["from_P"] != r["P"] and not r["note"]]
+            if cross_c:
+                print(f"mean |compute error| P=2 -> larger P: {sum(cross_c) / len(cross_c):.0%} (CPU seconds of the "
+                      "slowest rank; the epoch error above also carries the cores the ranks shared)")
             for name, errs in (("same P", same), ("P=2 -> larger P", cross)):
                 if errs:
                     print(f"mean |error| {name}: {sum(errs) / len(errs):.0%} over {len(errs)} runs "
                           "(runs with overlapping async comm left out)")
         return 0
     link = _link(args)
-    latest = {}
-    for r in records:
-        latest[(r["config"]["strategy"], r["config"]["dataset"], r["config"]["model"], r["config"]["workers"])] = r
+    latest = {(r["config"]["strategy"], r["config"]["dataset"], r["config"]["model"], r["config"]["workers"]): r
+              for r in metrics.latest(records).values()}
     print(f"link {link.describe()}; projected to P={args.workers}")
     print(f"{'strategy':<10} {'dataset':<14} {'meas P':>6} {'meas ms':>8} {'compute ms':>10} {'comm ms':>8} "
           f"{'epoch ms':>9} {'overlap ms':>10} {'MB/rank':>8}")
     for (s, ds, _, p), r in sorted(latest.items()):
         pr = project(r, args.workers, link)
-        print(f"{s:<10} {ds[:14]:<14} {p:>6} {r['summary']['epoch_s'] * 1e3:>8.1f} {pr.compute_s * 1e3:>10.1f} "
+        print(f"{s:<10} {ds[:14]:<14} {p:>6} {metrics.summary(r)['epoch_s'] * 1e3:>8.1f} {pr.compute_s * 1e3:>10.1f} "
               f"{pr.comm_s * 1e3:>8.1f} {pr.epoch_no_overlap_s * 1e3:>9.1f} {pr.epoch_overlap_s * 1e3:>10.1f} "
               f"{pr.bytes_per_rank / 1e6:>8.2f}")
     return 0
@@ -200,8 +204,9 @@ def cmd_regress(args: argparse.Namespace) -> int:
     doc = regress.baseline_doc(current, spec)
     baseline_path = Path(args.baseline)
     regress.write_json(doc, baseline_path.with_name(baseline_path.stem + ".proposed.json"))
-    for line in skipped:
-        print("  skipped " + line)
+    if skipped:
+        from .sweep import rejected_summary  # noqa: PLC0415
+        print("  " + rejected_summary(skipped))
     if args.update:
         regress.write_json(doc, baseline_path)
         print(f"baseline written to {baseline_path} ({len(current)} entries)")
@@ -214,6 +219,33 @@ def cmd_regress(args: argparse.Namespace) -> int:
     print("REGRESSION" if failed else "bench-ci ok", f"({len(current)} entries; proposed baseline in "
           f"{baseline_path.with_name(baseline_path.stem + '.proposed.json')})")
     return 1 if failed else 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from . import metrics  # noqa: PLC0415
+    from .cli import UsageError  # noqa: PLC0415
+    from .results import read  # noqa: PLC0415
+    from .tables import compare_runs  # noqa: PLC0415
+
+    runs = []
+    for path in (args.a, args.b):
+        if not Path(path).exists():
+            raise UsageError(f"{path} does not exist; pass a results JSONL written by graphpar run")
+        newest = sorted(metrics.latest(read(path)).values(), key=lambda r: r.get("time_utc") or "")
+        if not newest:
+            raise UsageError(f"{path} holds no completed run; pass a JSONL with an ok record")
+        runs.append(newest[-1])
+    a, b = runs
+    if metrics.config_key(a["config"]) != metrics.config_key(b["config"]):
+        diff = sorted(k for k in set(a["config"]) | set(b["config"])
+                      if k != "timeout_s" and a["config"].get(k) != b["config"].get(k))
+        raise UsageError(f"the newest runs in {args.a} and {args.b} differ in {', '.join(diff)}; "
+                         "compare two runs of the same configuration")
+    c = a["config"]
+    print(f"{c['strategy']} P={c['workers']} {c['model']} on {c['dataset']}: A = {a['run_id']} "
+          f"({a['env'].get('git_sha')}), B = {b['run_id']} ({b['env'].get('git_sha')})")
+    print(compare_runs(a, b))
+    return 0
 
 
 def cmd_paper(args: argparse.Namespace) -> int:
@@ -244,6 +276,8 @@ def add_commands(sub, commands: dict[str, Callable[[argparse.Namespace], int]]) 
     p.add_argument("--options", action="append", help="strategy options as JSON, repeatable (one grid value each)")
     p.add_argument("--out", help=f"results JSONL (default: the file's out: or {DEFAULT_RESULTS})")
     p.add_argument("--force", action="store_true", help="rerun configurations already recorded at this git sha")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="runs per configuration, interleaved over the grid (tables: median and min-max)")
     p.add_argument("--dry-run", action="store_true", help="list the configurations and stop")
     commands["sweep"] = cmd_sweep
 
@@ -275,6 +309,11 @@ def add_commands(sub, commands: dict[str, Callable[[argparse.Namespace], int]]) 
     p.add_argument("--out", help="also append the CI records to this JSONL")
     p.add_argument("--all", action="store_true", help="print every row, not only what moved")
     commands["regress"] = cmd_regress
+
+    p = sub.add_parser("compare", help="per-phase wall/CPU difference of two runs of the same configuration")
+    p.add_argument("a", help="results JSONL of run A (its newest completed run)")
+    p.add_argument("b", help="results JSONL of run B")
+    commands["compare"] = cmd_compare
 
     p = sub.add_parser("paper", help="markdown report beside a paper's numbers (after its sweep)")
     p.add_argument("which", choices=("neutrontp", "gnnpipe"))

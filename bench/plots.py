@@ -4,8 +4,10 @@
     graphpar plot --dataset cora --out-dir results/figures
 
 Per (dataset, model): ``speedup_*`` (epoch-time speedup vs ``single`` at P=1, band = min/max over the
-timed epochs), ``breakdown_*`` (compute / communication / idle per strategy and P), ``load_*`` (per-rank
-compute and local edges for the largest P of each strategy, max/mean in the titles), ``comm_*`` (bytes
+timed epochs, or min/max over the repeats of ``--repeat``), ``breakdown_*`` (per-phase wall time per
+strategy and P: aggregation, dense NN, layout, optimizer, communication, idle; compute CPU as a dot),
+``load_*`` (per-rank compute and local edges for the largest P of each strategy, max/mean in the
+titles), ``comm_*`` (bytes
 per epoch, log scale, analytic volume beside the measured one when the strategy reports it) and
 ``accuracy_*`` (test accuracy and loss vs epoch). Every figure carries git sha, environment fingerprint
 and date. Only the newest successful run of each configuration is drawn.
@@ -100,32 +102,48 @@ def plot_speedup(df: pd.DataFrame, path: Path, order: list[str]) -> Path | None:
     ax.set_xticks(ps, [str(p) for p in ps])
     ax.set_xlabel("workers P")
     ax.set_ylabel(f"speedup over single at P=1 ({base * 1e3:.1f} ms/epoch)")
-    ax.set_title("Epoch-time speedup (bars: fastest to slowest timed epoch)\n" + _title(df), fontsize=10)
+    n = int(df["repeats"].max()) if "repeats" in df else 1
+    bars = f"bars: min-max over {n} repeats" if n > 1 else "bars: fastest to slowest timed epoch"
+    ax.set_title(f"Epoch-time speedup, median ({bars})\n" + _title(df), fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     caption(fig, df)
     return save_figure(fig, path)
 
 
+PHASE_STYLE = (("phase.aggregation.wall_s", "#4c72b0", "aggregation (SpMM)"),
+               ("phase.dense.wall_s", "#55a868", "dense NN"),
+               ("phase.layout.wall_s", "#8172b2", "layout / packing"),
+               ("phase.optimizer.wall_s", "#937860", "optimizer"),
+               ("phase.comm.wall_s", "#dd8452", "communication (exposed)"),
+               ("idle_s", "#bbbbbb", "idle (barrier wait)"))
+
+
 def plot_breakdown(df: pd.DataFrame, path: Path, order: list[str]) -> Path:
-    """Stacked bars: compute / communication / idle (mean over ranks), one bar per (strategy, P)."""
+    """Stacked bars per (strategy, P): wall seconds per epoch in each phase (mean over ranks of per-rank
+    medians); a dot marks the compute CPU seconds (what the work costs, whatever the machine's load)."""
     d = df.sort_values(["strategy", "workers"], key=lambda c: c.map(order.index) if c.name == "strategy" else c)
     labels = [f"{s}\nP={p}" for s, p in zip(d["strategy"], d["workers"])]
-    fig, ax = plt.subplots(figsize=(max(6.4, 0.75 * len(d) + 2), 4.4))
+    fig, ax = plt.subplots(figsize=(max(6.4, 0.75 * len(d) + 2), 4.6))
     x = range(len(d))
     bottom = [0.0] * len(d)
-    for col, color, name in (("compute_s", "#4c72b0", "compute"), ("comm_s", "#dd8452", "communication"),
-                             ("idle_s", "#bbbbbb", "idle (barrier wait)")):
-        vals = list(d[col] * 1e3)
+    phased = "phase.dense.wall_s" in d and d["phase.dense.wall_s"].fillna(0).gt(0).any()
+    style = PHASE_STYLE if phased else (("compute_s", "#4c72b0", "compute"), ("comm_s", "#dd8452", "communication"),
+                                        ("idle_s", "#bbbbbb", "idle (barrier wait)"))
+    for col, color, name in style:
+        vals = list(d[col].fillna(0.0) * 1e3)
         ax.bar(x, vals, 0.6, bottom=bottom, color=color, label=name)
         bottom = [b + v for b, v in zip(bottom, vals)]
     ax.scatter(list(x), list(d["epoch_s"] * 1e3), marker="_", s=300, color="black", label="epoch (max rank)",
                zorder=3)
+    if phased:
+        ax.scatter(list(x), list(d["cpu_compute_s"] * 1e3), marker="o", s=18, color="black", zorder=3,
+                   label="compute CPU seconds")
     ax.set_xticks(list(x), labels, fontsize=8)
     ax.set_xlim(-0.6, max(len(d), 3) - 0.4)
     ax.set_ylabel("time per epoch (ms)")
-    ax.set_title("Where an epoch goes (mean over ranks)\n" + _title(df), fontsize=10)
-    ax.legend(fontsize=8)
+    ax.set_title("Where an epoch goes, per phase (wall, mean over ranks)\n" + _title(df), fontsize=10)
+    ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     caption(fig, df)
     return save_figure(fig, path)

@@ -3,8 +3,9 @@
     graphpar project --dataset rmat-arxiv --workers 16 --bandwidth-gbps 15 --latency-us 20
     graphpar project --validate --measure-link      # predicted vs measured on the local runs, loopback link
 
-Inputs from one record: each rank's compute time per epoch (median over the timed epochs, idle wait at
-the epoch barrier excluded) and its exact bytes and calls per tag per epoch (``comm_by_tag`` / epochs).
+Inputs from one record: each rank's compute per epoch (median over the timed epochs of the thread CPU
+seconds of its compute phases: the work itself, not inflated by ranks sharing cores; wall compute for
+records without phases) and its exact bytes and calls per tag per epoch (``comm_by_tag`` / epochs).
 Cost of one call, per rank, with n the payload on this rank (``comm.py`` byte conventions):
 - all_reduce (ring): 2(P-1)/P * n/B + 2(P-1) alpha
 - all_gather (ring): (P-1) * n/B + (P-1) alpha     (recv bytes = (P-1) n)
@@ -30,7 +31,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from .results import rank_medians
+from . import metrics
+from .metrics import rank_medians
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,12 @@ def fitted_scales(rec: dict[str, Any], other: dict[str, Any], target: int) -> di
     return out
 
 
+def compute_per_rank(rec: dict[str, Any]) -> list[float]:
+    """Each rank's compute seconds per epoch: the CPU seconds of its compute phases (what the work costs
+    on a core of its own, not inflated by ranks sharing cores); wall compute for records without phases."""
+    return [r["cpu_compute_s"] or r["compute_s"] for r in rank_medians(rec)]
+
+
 def project(rec: dict[str, Any], workers: int | None, link: Link, other: dict[str, Any] | None = None) -> Projection:
     """Predicted epoch time of ``rec`` at ``workers`` ranks (default: as measured) on ``link``. With
     ``other`` (the same configuration at another P), per-tag bytes follow the power law through both
@@ -129,7 +137,7 @@ def project(rec: dict[str, Any], workers: int | None, link: Link, other: dict[st
     measured = rec["config"]["workers"]
     target = workers or measured
     info = rec.get("info") or {}
-    compute = [r["compute_s"] for r in rank_medians(rec)]
+    compute = compute_per_rank(rec)
     tags = per_rank_tags(rec)
     fitted = fitted_scales(rec, other, target) if other is not None and target != measured else {}
     comm = []
@@ -213,7 +221,9 @@ def overlapping_comm(rec: dict[str, Any]) -> bool:
 
 def validate(records: list[dict[str, Any]], link: Link | dict[int, Link]) -> list[dict[str, Any]]:
     """Predicted vs measured epoch time: each multi-rank record at its own P, and each record projected to
-    the larger-P runs of the same configuration. ``link`` may map P to the link measured with P ranks."""
+    the larger-P runs of the same configuration. ``link`` may map P to the link measured with P ranks.
+    ``compute_error`` compares the predicted slowest rank's compute with the measured one (CPU seconds):
+    the compute model on its own, which P ranks sharing fewer cores cannot distort."""
     from .results import config_key  # noqa: PLC0415
 
     ok = [r for r in records if r.get("status") == "ok" and r["config"]["workers"] > 1]
@@ -224,12 +234,15 @@ def validate(records: list[dict[str, Any]], link: Link | dict[int, Link]) -> lis
         by_key.setdefault(config_key(cfg), {})[r["config"]["workers"]] = r
     for group in by_key.values():
         for p, r in sorted(group.items()):
-            measured = r["summary"]["epoch_s"]
+            measured = metrics.summary(r)["epoch_s"]
             sources = [(p, r)] + [(q, s) for q, s in sorted(group.items()) if q < p]
             for q, src in sources:
                 pred = project(src, p, link[p] if isinstance(link, dict) else link)
+                measured_compute = max(compute_per_rank(r))
                 rows.append({"strategy": r["config"]["strategy"], "dataset": r["config"]["dataset"],
                              "from_P": q, "P": p, "measured_s": measured, "predicted_s": pred.epoch_no_overlap_s,
+                             "measured_compute_s": measured_compute, "predicted_compute_s": pred.compute_s,
+                             "compute_error": pred.compute_s / measured_compute - 1.0 if measured_compute else 0.0,
                              "predicted_overlap_s": pred.epoch_overlap_s, "comm_s": pred.comm_s,
                              "error": pred.epoch_no_overlap_s / measured - 1.0,
                              "note": "overlapping async comm" if overlapping_comm(src) else ""})

@@ -13,15 +13,16 @@ import json
 import os
 import platform
 import socket
-import statistics
 import subprocess
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+from . import metrics
+from .metrics import COUNTERS  # noqa: F401  (per-tag communicator counters; re-exported)
+
 SCHEMA = "graphpar.run/1"
-COUNTERS = ("calls", "sent_bytes", "recv_bytes", "seconds", "blocked_seconds")  # per-tag communicator counters
 _REPO = Path(__file__).resolve().parent.parent
 
 
@@ -55,35 +56,9 @@ def environment(device: str = "cpu") -> dict[str, Any]:
     return env
 
 
-def summarize(epochs: list[dict], workers: list[dict], warmup: int) -> dict[str, Any]:
-    """Derived numbers: epoch time is the max over ranks, median over epochs after ``warmup`` epochs."""
-    start = warmup if len(epochs) > warmup else 0
-    timed = epochs[start:]
-    epoch_s = statistics.median(e["wall_s_max"] for e in timed) if timed else float("nan")
-
-    def per_worker(key: str) -> list[float]:
-        return [statistics.median(w[key][start:]) for w in workers if w[key][start:]]
-
-    comm = per_worker("comm_s")
-    compute = [statistics.median([max(c - i, 0.0) for c, i in zip(w["compute_s"], w.get("idle_s") or [0.0] * len(w["compute_s"]))][start:])
-               for w in workers if w["compute_s"][start:]]  # compute excludes the end-of-epoch barrier wait
-    sent = [statistics.mean(w["sent_bytes"][start:]) for w in workers if w["sent_bytes"][start:]]
-
-    def imbalance(values: list[float]) -> float:
-        mean = statistics.mean(values) if values else 0.0
-        return max(values) / mean if mean > 0 else 1.0
-
-    return {
-        "epoch_s": epoch_s, "epochs_timed": len(timed),
-        "bytes_per_epoch": sum(sent),
-        "compute_s_mean": statistics.mean(compute) if compute else 0.0,
-        "comm_s_mean": statistics.mean(comm) if comm else 0.0,
-        "compute_imbalance": imbalance(compute),
-        "compute_cv": (statistics.pstdev(compute) / statistics.mean(compute)) if compute and statistics.mean(compute) > 0 else 0.0,
-        "edges_imbalance": imbalance([w.get("local_edges", 0) for w in workers]),
-        "memory_imbalance": imbalance([w.get("peak_memory_bytes", 0) for w in workers]),
-        "final_loss": epochs[-1]["loss"] if epochs else float("nan"),
-    }
+def summarize(rec: dict[str, Any]) -> dict[str, Any]:
+    """The record's derived numbers (``metrics.summary``: the same function the results tables use)."""
+    return metrics.summary(rec)
 
 
 def _tag_totals(epochs: list[dict]) -> dict[str, dict[str, Any]]:
@@ -94,6 +69,13 @@ def _tag_totals(epochs: list[dict]) -> dict[str, dict[str, Any]]:
             for k in COUNTERS:
                 t[k] += st.get(k, 0)
     return total
+
+
+def _per_phase(epochs: list[dict], kind: str) -> dict[str, list[float]]:
+    """{phase: [seconds per epoch]} from the epochs' ``phases`` (empty when the rank did not time phases)."""
+    if not epochs or "phases" not in epochs[0]:
+        return {}
+    return {p: [e["phases"][kind].get(p, 0.0) for e in epochs] for p in epochs[0]["phases"][kind]}
 
 
 def build_record(cfg: dict[str, Any], dataset: dict[str, Any], rank_results: list[dict[str, Any]],
@@ -112,18 +94,22 @@ def build_record(cfg: dict[str, Any], dataset: dict[str, Any], rank_results: lis
             **extra,
             "wall_s": [e["wall_s"] for e in r["epochs"]], "compute_s": [e["compute_s"] for e in r["epochs"]],
             "comm_s": [e["comm_s"] for e in r["epochs"]], "idle_s": [e.get("idle_s", 0.0) for e in r["epochs"]],
+            "process_cpu_s": [e.get("process_cpu_s", 0.0) for e in r["epochs"]],
             "sent_bytes": [e["sent_bytes"] for e in r["epochs"]],
             "recv_bytes": [e["recv_bytes"] for e in r["epochs"]],
+            "phase_wall_s": _per_phase(r["epochs"], "wall_s"), "phase_cpu_s": _per_phase(r["epochs"], "cpu_s"),
+            "phases_entered": [e.get("phases", {}).get("entered", 0) for e in r["epochs"]],
             "comm_by_tag": _tag_totals(r["epochs"]), "setup_comm": r["setup_comm"], "eval_comm": r["eval_comm"],
         })
-    return {
+    rec = {
         "schema": SCHEMA, "run_id": uuid.uuid4().hex[:12], "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "status": "ok", "error": None, "config": cfg, "env": env or environment(cfg.get("device", "cpu")),
         "dataset": dataset, "epochs": epochs, "workers": workers,
         "accuracy": rank_results[0]["accuracy"], "accuracy_curve": rank_results[0]["accuracy_curve"],
         "info": rank_results[0].get("info", {}),
-        "summary": summarize(epochs, workers, cfg.get("warmup_epochs", 1)),
     }
+    rec["summary"] = summarize(rec)
+    return rec
 
 
 def failed_record(cfg: dict[str, Any], error: str) -> dict[str, Any]:

@@ -10,10 +10,12 @@ Columns of ``load_runs`` (units in the names):
   git_sha, env_fingerprint (hash of host/cores/python/torch/dgl/platform/device);
 - configuration: strategy, dataset, workers, model, layers, hidden, epochs, seed, ... and ``opt.<key>``
   for every strategy option; graph counts ``graph.nodes``, ``graph.edges``...;
-- measurements (recomputed from the raw per-rank samples, never trusted from disk): epoch_s (max over
-  ranks barrier to barrier, median over the timed epochs), compute_s / comm_s / idle_s (mean over ranks of
-  per-rank medians; compute excludes the idle wait at the end-of-epoch barrier), bytes_per_epoch
-  (sent, all ranks), load balance (compute_max_over_mean, compute_cv, edges_max_over_mean,
+- measurements (``metrics.summary``, recomputed from the raw per-rank samples, never trusted from disk):
+  epoch_s (max over ranks barrier to barrier, median over the timed epochs; epoch_s_min/max), compute_s /
+  comm_s / idle_s (mean over ranks of per-rank medians; compute excludes the idle wait at the end-of-epoch
+  barrier), cpu_compute_s (thread CPU seconds of the compute phases, mean over ranks; _max: slowest rank),
+  ``phase.<aggregation|dense|layout|comm|optimizer>.<wall|cpu>_s``, bytes_per_epoch (sent, all ranks,
+  mean over the timed epochs), load balance (compute_max_over_mean, compute_cv, edges_max_over_mean,
   memory_max_over_mean), test_acc/val_acc/train_acc, final_loss, analytic_bytes_per_epoch (when the
   strategy's ``info`` carries it), speedup_vs_single (same dataset/model/layers/hidden, ``single`` at P=1).
 """
@@ -21,25 +23,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import statistics
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
 
+from . import metrics
+from .metrics import config_key, rank_medians  # noqa: F401  (part of this module's API)
 from .record import read_records
 
-_KEY_EXCLUDE = ("timeout_s",)
 _ENV_KEYS = ("host", "cores", "python", "torch", "dgl", "platform", "device", "gpu")
 
 
 def _hash(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def config_key(cfg: dict[str, Any]) -> str:
-    """Identity of a configuration (what a resumed sweep matches on, together with the git sha)."""
-    return _hash({k: v for k, v in cfg.items() if k not in _KEY_EXCLUDE})
 
 
 def env_fingerprint(env: dict[str, Any]) -> str:
@@ -54,38 +51,6 @@ def read(source: str | Path | Iterable[dict]) -> list[dict[str, Any]]:
     return list(source)
 
 
-def _timed(rec: dict[str, Any]) -> int:
-    """Index of the first timed epoch (after warm-up, as the record's summary does)."""
-    warm = rec["config"].get("warmup_epochs", 1)
-    return warm if len(rec.get("epochs", [])) > warm else 0
-
-
-def _median(xs: list[float]) -> float:
-    return statistics.median(xs) if xs else 0.0
-
-
-def rank_medians(rec: dict[str, Any]) -> list[dict[str, float]]:
-    """Per rank: median over the timed epochs of wall, compute (idle excluded), comm, idle; bytes per epoch."""
-    start = _timed(rec)
-    out = []
-    for w in rec.get("workers", []):
-        idle = w.get("idle_s") or [0.0] * len(w["wall_s"])
-        net = [max(c - i, 0.0) for c, i in zip(w["compute_s"], idle)]
-        out.append({"rank": w.get("rank", len(out)), "wall_s": _median(w["wall_s"][start:]),
-                    "compute_s": _median(net[start:]), "comm_s": _median(w["comm_s"][start:]),
-                    "idle_s": _median(idle[start:]), "sent_bytes": _median(w["sent_bytes"][start:]),
-                    "recv_bytes": _median(w["recv_bytes"][start:]),
-                    "local_vertices": w.get("local_vertices"), "local_edges": w.get("local_edges"),
-                    "peak_memory_bytes": w.get("peak_memory_bytes")})
-    return out
-
-
-def _max_over_mean(values: list[float | None]) -> float:
-    vals = [v for v in values if v is not None]
-    mean = statistics.mean(vals) if vals else 0.0
-    return max(vals) / mean if mean > 0 else 1.0
-
-
 def run_row(rec: dict[str, Any]) -> dict[str, Any]:
     """One flat row of a record (see the module docstring for the columns)."""
     cfg, env = rec.get("config", {}), rec.get("env", {})
@@ -98,21 +63,8 @@ def run_row(rec: dict[str, Any]) -> dict[str, Any]:
     row.update({f"graph.{k}": v for k, v in (rec.get("dataset") or {}).items()})
     if rec.get("status") != "ok":
         return row
-    ranks = rank_medians(rec)
-    start = _timed(rec)
-    compute = [r["compute_s"] for r in ranks]
+    row.update(metrics.summary(rec))
     row.update({
-        "epoch_s": _median([e["wall_s_max"] for e in rec["epochs"][start:]]),
-        "epoch_s_min": min(e["wall_s_max"] for e in rec["epochs"][start:]),
-        "epoch_s_max": max(e["wall_s_max"] for e in rec["epochs"][start:]),
-        "compute_s": statistics.mean(compute), "comm_s": statistics.mean(r["comm_s"] for r in ranks),
-        "idle_s": statistics.mean(r["idle_s"] for r in ranks),
-        "bytes_per_epoch": sum(r["sent_bytes"] for r in ranks),
-        "compute_max_over_mean": _max_over_mean(compute),
-        "compute_cv": (statistics.pstdev(compute) / statistics.mean(compute)) if statistics.mean(compute) > 0 else 0.0,
-        "edges_max_over_mean": _max_over_mean([r["local_edges"] for r in ranks]),
-        "memory_max_over_mean": _max_over_mean([r["peak_memory_bytes"] for r in ranks]),
-        "final_loss": rec["epochs"][-1]["loss"],
         "analytic_bytes_per_epoch": (rec.get("info") or {}).get("analytic_bytes_per_epoch"),
     })
     row.update(rec.get("accuracy") or {})
@@ -131,14 +83,27 @@ def _add_speedup(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_runs(source: str | Path | Iterable[dict] = "results/runs.jsonl", latest: bool = False) -> pd.DataFrame:
-    """One row per run. ``latest=True`` keeps only the newest successful run of each configuration."""
-    df = pd.DataFrame([run_row(r) for r in read(source)])
-    if df.empty:
-        return df
-    if latest:
-        ok = df[df["status"] == "ok"].sort_values("time_utc")
-        df = ok.drop_duplicates("config_key", keep="last")
-    return _add_speedup(df.reset_index(drop=True))
+    """One row per run. ``latest=True``: one row per configuration, its newest completed run, with
+    ``epoch_s`` and ``cpu_compute_s`` the median over the repeats at that run's git sha
+    (``metrics.repeats``), ``epoch_s_min``/``epoch_s_max`` their min and max (a single run: its fastest
+    and slowest timed epoch) and ``repeats`` their number."""
+    records = read(source)
+    if not latest:
+        df = pd.DataFrame([run_row(r) for r in records])
+        return df if df.empty else _add_speedup(df)
+    rows = []
+    groups = metrics.repeats(records)
+    for key, rec in metrics.latest(records).items():
+        row = run_row(rec)
+        runs = [metrics.summary(r) for r in groups[key]]
+        row["repeats"] = len(runs)
+        if len(runs) > 1:
+            epoch = metrics.spread([r["epoch_s"] for r in runs])
+            row.update(epoch_s=epoch["median"], epoch_s_min=epoch["min"], epoch_s_max=epoch["max"],
+                       cpu_compute_s=metrics.spread([r["cpu_compute_s"] for r in runs])["median"])
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    return df if df.empty else _add_speedup(df)
 
 
 def _ok_runs(records: Iterable[dict]) -> Iterable[dict]:

@@ -127,6 +127,17 @@ def _check_settings(where: str, settings: dict[str, Any], as_axes: bool) -> None
 
     types = _field_types()
     for key, value in settings.items():
+        if key == "per_strategy" and as_axes:  # {strategy: {axis: [...]}}: each strategy's own axes
+            if not isinstance(value, dict):
+                raise SpecError(f"{where}: per_strategy must map strategy names to axes, got {value!r}")
+            for name, axes in value.items():
+                if name not in registered():
+                    raise SpecError(f"{where}: per_strategy: strategy {name!r} is not registered; "
+                                    f"known: {', '.join(registered())}")
+                if not isinstance(axes, dict):
+                    raise SpecError(f"{where}: per_strategy: {name}: give a mapping of axes, got {axes!r}")
+                _check_settings(f"{where}: per_strategy: {name}", axes, as_axes=True)
+            continue
         if key not in types:
             raise SpecError(f"{where}: unknown key {key!r}; known: {', '.join(sorted(types))}")
         values = value if as_axes and isinstance(value, list) else [value]

@@ -1,18 +1,35 @@
-"""Terminal tables of run records (the first thing a user sees after ``make bench``)."""
+"""Terminal tables of run records (the first thing a user sees after ``make bench``).
+
+Every number comes from ``metrics.summary`` (the same derivation as the results tables and figures);
+repeats of a configuration (``--repeat N``) become one row: median, and min-max over the repeats.
+"""
 from __future__ import annotations
 
 from typing import Any
+
+from . import metrics
+
+_SHORT = (("aggregation", "agg"), ("dense", "nn"), ("layout", "lay"), ("optimizer", "opt"))
 
 
 def _mb(b: float) -> str:
     return f"{b / 1e6:.2f}"
 
 
+def phase_split(s: dict[str, Any]) -> str:
+    """Compact per-phase CPU split of compute, e.g. ``agg 41 nn 52 lay 3 opt 4`` (% of compute CPU)."""
+    total = sum(s.get(f"phase.{p}.cpu_s", 0.0) for p, _ in _SHORT)
+    if total <= 0:
+        return "-"
+    return " ".join(f"{short} {100 * s[f'phase.{p}.cpu_s'] / total:.0f}" for p, short in _SHORT)
+
+
 def run_line(rec: dict[str, Any]) -> str:
-    s, c, a = rec["summary"], rec["config"], rec["accuracy"]
+    s, c, a = metrics.summary(rec), rec["config"], rec["accuracy"]
     return (f"{c['strategy']} P={c['workers']} {c['model']} on {c['dataset']}: epoch {s['epoch_s'] * 1e3:.1f} ms "
-            f"(compute {s['compute_s_mean'] * 1e3:.1f}, comm {s['comm_s_mean'] * 1e3:.1f}), "
-            f"{_mb(s['bytes_per_epoch'])} MB/epoch, compute max/mean {s['compute_imbalance']:.2f}, "
+            f"(compute {s['compute_s'] * 1e3:.1f}, comm {s['comm_s'] * 1e3:.1f}, idle {s['idle_s'] * 1e3:.1f}; "
+            f"compute CPU {s['cpu_compute_s'] * 1e3:.1f} ms: {phase_split(s)} %), "
+            f"{_mb(s['bytes_per_epoch'])} MB/epoch, compute max/mean {s['compute_max_over_mean']:.2f}, "
             f"loss {s['final_loss']:.4f}, test acc {a['test_acc']:.3f}")
 
 
@@ -21,17 +38,55 @@ def _shape(c: dict[str, Any]) -> tuple:
 
 
 def bench_table(records: list[dict[str, Any]]) -> str:
-    """One row per record; speedup against ``single`` on the same graph and model shape when it ran."""
-    base = {_shape(r["config"]): r["summary"]["epoch_s"] for r in records if r["config"]["strategy"] == "single"}
-    head = (f"{'strategy':<10} {'model':<9} {'L':>2} {'P':>2} {'epoch ms':>9} {'speedup':>7} {'compute':>8} "
-            f"{'comm':>7} {'MB/epoch':>9} {'cmp max/mean':>12} {'test acc':>8}")
+    """One row per configuration (its repeats pooled: median epoch time, min-max over the repeats);
+    speedup against ``single`` on the same graph and model shape when it ran."""
+    groups = metrics.repeats(records)
+    rows = []
+    for runs in groups.values():
+        sums = [metrics.summary(r) for r in runs]
+        epoch = metrics.spread([s["epoch_s"] for s in sums])
+        mid = min(range(len(sums)), key=lambda i: abs(sums[i]["epoch_s"] - epoch["median"]))
+        rows.append((runs[-1], sums[mid], epoch, len(runs)))
+    base = {_shape(r["config"]): e["median"] for r, _, e, _ in rows if r["config"]["strategy"] == "single"}
+    head = (f"{'strategy':<10} {'model':<9} {'L':>2} {'P':>2} {'n':>2} {'epoch ms':>9} {'min-max ms':>13} "
+            f"{'speedup':>7} {'compute':>8} {'comm':>7} {'CPU ms':>7} {'CPU % agg/nn/lay/opt':>22} "
+            f"{'MB/epoch':>9} {'cmp max/mean':>12} {'test acc':>8}")
     lines = [head, "-" * len(head)]
-    for r in records:
-        s, c = r["summary"], r["config"]
+    for r, s, e, n in rows:
+        c = r["config"]
         ref = base.get(_shape(c))
-        speed = f"{ref / s['epoch_s']:.2f}x" if ref else "-"
-        lines.append(f"{c['strategy']:<10} {c['model']:<9} {c['layers']:>2} {c['workers']:>2} "
-                     f"{s['epoch_s'] * 1e3:>9.1f} {speed:>7} {s['compute_s_mean'] * 1e3:>8.1f} "
-                     f"{s['comm_s_mean'] * 1e3:>7.1f} {_mb(s['bytes_per_epoch']):>9} "
-                     f"{s['compute_imbalance']:>12.2f} {r['accuracy']['test_acc']:>8.3f}")
+        speed = f"{ref / e['median']:.2f}x" if ref else "-"
+        rng = f"{e['min'] * 1e3:.0f}-{e['max'] * 1e3:.0f}" if n > 1 else "-"
+        split = "/".join(x for i, x in enumerate(phase_split(s).split()) if i % 2) or "-"
+        lines.append(f"{c['strategy']:<10} {c['model']:<9} {c['layers']:>2} {c['workers']:>2} {n:>2} "
+                     f"{e['median'] * 1e3:>9.1f} {rng:>13} {speed:>7} {s['compute_s'] * 1e3:>8.1f} "
+                     f"{s['comm_s'] * 1e3:>7.1f} {s['cpu_compute_s'] * 1e3:>7.1f} {split:>22} "
+                     f"{_mb(s['bytes_per_epoch']):>9} {s['compute_max_over_mean']:>12.2f} "
+                     f"{r['accuracy']['test_acc']:>8.3f}")
+    return "\n".join(lines)
+
+
+def compare_runs(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """Per-phase difference of two runs of the same configuration (``graphpar compare A.jsonl B.jsonl``):
+    wall and CPU seconds per epoch (mean over ranks of per-rank medians), B relative to A."""
+    from graphpar.strategies.phases import PHASES  # noqa: PLC0415
+
+    sa, sb = metrics.summary(a), metrics.summary(b)
+
+    def change(x: float, y: float) -> str:
+        return f"{(y / x - 1) * 100:+.0f}%" if x > 0 else ("=" if y == x else "new")
+
+    head = f"{'ms per epoch':<20} {'A wall':>9} {'B wall':>9} {'change':>7}   {'A CPU':>9} {'B CPU':>9} {'change':>7}"
+    lines = [head, "-" * len(head)]
+    for p in PHASES:
+        wa, wb = sa[f"phase.{p}.wall_s"], sb[f"phase.{p}.wall_s"]
+        ca, cb = sa[f"phase.{p}.cpu_s"], sb[f"phase.{p}.cpu_s"]
+        lines.append(f"{p:<20} {wa * 1e3:>9.2f} {wb * 1e3:>9.2f} {change(wa, wb):>7}   "
+                     f"{ca * 1e3:>9.2f} {cb * 1e3:>9.2f} {change(ca, cb):>7}")
+    for key, label in (("idle_s", "idle (barrier)"), ("epoch_s", "epoch (max rank)")):
+        lines.append(f"{label:<20} {sa[key] * 1e3:>9.2f} {sb[key] * 1e3:>9.2f} {change(sa[key], sb[key]):>7}")
+    lines.append(f"{'compute CPU':<20} {'':>9} {'':>9} {'':>7}   {sa['cpu_compute_s'] * 1e3:>9.2f} "
+                 f"{sb['cpu_compute_s'] * 1e3:>9.2f} {change(sa['cpu_compute_s'], sb['cpu_compute_s']):>7}")
+    lines.append(f"bytes per epoch: A {sa['bytes_per_epoch']:,.0f}, B {sb['bytes_per_epoch']:,.0f} "
+                 f"({change(sa['bytes_per_epoch'], sb['bytes_per_epoch'])})")
     return "\n".join(lines)

@@ -15,9 +15,10 @@ from typing import Any
 import torch
 
 from graphpar.strategies import Communicator, TrainConfig, get_strategy
+from graphpar.strategies.phases import TIMER, burn_cpu
 
+from .metrics import COUNTERS
 from .progress import epoch_progress
-from .record import COUNTERS
 
 
 def peak_memory_bytes(device: torch.device) -> int:
@@ -40,8 +41,9 @@ def _inject_fault(rank: int, epoch: int) -> None:
 
 
 def _slowdown(strategy: str) -> float:
-    """Test hook: GRAPHPAR_SLOWDOWN=FACTOR or STRATEGY:FACTOR stretches each epoch's work FACTOR times
-    (sleeps (FACTOR-1) x the epoch's busy time), so the CI regression gate can be shown to catch it."""
+    """Test hook: GRAPHPAR_SLOWDOWN=FACTOR or STRATEGY:FACTOR makes each epoch's compute FACTOR times as
+    costly: the rank busy-loops (FACTOR-1) x the CPU seconds its compute phases used (slower code, which
+    costs CPU on a busy machine too, not a sleep), so the CI regression gate can be shown to catch it."""
     spec = os.environ.get("GRAPHPAR_SLOWDOWN")
     if not spec:
         return 1.0
@@ -73,14 +75,17 @@ def train_rank(comm: Communicator, cfg: TrainConfig, graph, keep_params: bool = 
     for epoch in epoch_progress(cfg, comm.rank_global(), epochs):  # tqdm on a terminal, a line every 10 s elsewhere
         before = comm.stats()
         comm.barrier()
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
+        TIMER.start()
         _inject_fault(comm.rank_global(), epoch)
         loss = strategy.train_epoch(epoch)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         if slowdown > 1.0:
-            time.sleep((slowdown - 1.0) * (time.perf_counter() - start))
+            burn_cpu((slowdown - 1.0) * TIMER.compute_cpu_s())
+        phases = TIMER.stop()
         busy = time.perf_counter() - start
+        process_cpu = time.process_time() - start_cpu
         comm.barrier()
         wall = time.perf_counter() - start
         moved = _delta(comm.stats(), before)
@@ -88,7 +93,8 @@ def train_rank(comm: Communicator, cfg: TrainConfig, graph, keep_params: bool = 
         epochs.append({"epoch": epoch, "loss": loss, "wall_s": wall, "comm_s": comm_s,
                        "compute_s": max(wall - comm_s, 0.0), "idle_s": max(wall - busy, 0.0),
                        "sent_bytes": sum(st["sent_bytes"] for st in moved.values()),
-                       "recv_bytes": sum(st["recv_bytes"] for st in moved.values()), "comm": moved})
+                       "recv_bytes": sum(st["recv_bytes"] for st in moved.values()), "comm": moved,
+                       "phases": phases, "process_cpu_s": process_cpu})
         if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and epoch + 1 < cfg.epochs:
             accuracy_curve.append({"epoch": epoch, **strategy.evaluate()})
     before = comm.stats()

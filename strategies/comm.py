@@ -23,6 +23,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from .phases import phase
+
 DEFAULT_TIMEOUT_S = 300.0
 
 
@@ -59,9 +61,10 @@ class PendingOp:
         """Block until done; ``from_start``: the caller has been blocked since the call was issued (sync)."""
         if not self._done:
             waiting_since = self._start if from_start else time.perf_counter()
-            self._comm._wait(self._work, self._tag)
-            if self._finish is not None:
-                self._finish()
+            with phase("comm"):
+                self._comm._wait(self._work, self._tag)
+                if self._finish is not None:
+                    self._finish()
             self._done = True
             now = time.perf_counter()
             st = self._comm._stats[self._tag]

@@ -16,6 +16,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from .phases import phase, time_backward
+
 Aggregator = Callable[[Tensor], Tensor]
 BACKENDS = ("torch", "dgl")
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
@@ -73,15 +75,21 @@ def _csr(rows: Tensor, cols: Tensor, vals: Tensor, n_rows: int, n_cols: int, dev
     return torch.sparse_csr_tensor(crow, cols, vals, size=(n_rows, n_cols)).to(device)
 
 
+def sparse_mm(mat: Tensor, x: Tensor) -> Tensor:
+    """``torch.sparse.mm`` timed as the ``aggregation`` phase (every strategy's SpMM goes through here)."""
+    with phase("aggregation"):
+        return torch.sparse.mm(mat, x)
+
+
 class _SpMM(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, mat: CSRMatrix) -> Tensor:  # noqa: D401
         ctx.mat = mat
-        return torch.sparse.mm(mat.fwd, x)
+        return sparse_mm(mat.fwd, x)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        return torch.sparse.mm(ctx.mat.bwd, grad.contiguous()), None
+        return sparse_mm(ctx.mat.bwd, grad.contiguous()), None
 
 
 def spmm(mat: CSRMatrix, x: Tensor) -> Tensor:
@@ -104,5 +112,9 @@ def make_aggregator(src: Tensor, dst: Tensor, weight: Tensor, num_src: int, num_
 
         g = dgl.heterograph({("u", "e", "v"): (src, dst)}, {"u": num_src, "v": num_dst}).to(device)
         w = weight.to(torch.float32).to(device).unsqueeze(-1)
-        return lambda x: dgl.ops.u_mul_e_sum(g, x, w)
+
+        def agg_dgl(x: Tensor) -> Tensor:
+            with phase("aggregation"):
+                return time_backward(dgl.ops.u_mul_e_sum(g, x, w), "aggregation")
+        return agg_dgl
     raise ValueError(f"unknown kernel backend {backend!r}; choose one of {', '.join(BACKENDS)}")

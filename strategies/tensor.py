@@ -24,7 +24,7 @@ from torch import Tensor
 
 from .base import ConfigError, Option, Strategy, TrainConfig, register
 from .comm import Communicator
-from .kernels import CSRMatrix
+from .kernels import CSRMatrix, sparse_mm
 from .models import activate, aggregation_edges, conv_layer, dropout, init_params, mlp_layer
 from .tensor_chunks import ChunkedAdjacency, ChunkedSpMM, choose_chunks, minimum_budget
 from .tensor_layout import Layout, finish_gather_chunk, gather, gather_chunk_async, split, split_raw
@@ -48,7 +48,7 @@ def propagate(comm: Communicator, layout: Layout, adj: ChunkedAdjacency, rows: T
     out = rows.new_empty(rows.shape)
     pending = None
     for lo, hi, mat in adj.iter_blocks(transpose):
-        op = (gather_chunk_async(comm, layout, torch.sparse.mm(mat, z), width, lo, hi, tags[1]), lo, hi)
+        op = (gather_chunk_async(comm, layout, sparse_mm(mat, z), width, lo, hi, tags[1]), lo, hi)
         if pending is not None:
             finish_gather_chunk(layout, pending[0], out, pending[1], pending[2])
         pending = op

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .kernels import CSRMatrix
+from .kernels import CSRMatrix, sparse_mm
 
 FLOAT_BYTES, INDEX_BYTES = 4, 8
 
@@ -122,7 +122,7 @@ class ChunkedAdjacency:
         """``Â @ x`` (or ``Âᵀ @ x``), one row block at a time into a preallocated output."""
         out = x.new_empty((self.shape[1] if transpose else self.shape[0], x.shape[1]))
         for lo, hi, mat in self.iter_blocks(transpose):
-            out[lo:hi] = torch.sparse.mm(mat, x)
+            out[lo:hi] = sparse_mm(mat, x)
         return out
 
 

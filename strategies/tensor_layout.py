@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from .comm import Communicator, PendingOp, all_to_all_autograd
+from .phases import phase
 
 
 def balanced_bounds(total: int, parts: int) -> list[int]:
@@ -93,7 +94,8 @@ def _overlap(rng: tuple[int, int], lo: int, hi: int) -> int:
 def pack_split(layout: Layout, rows: Tensor) -> Tensor:
     """Owned rows [n_r, W] -> flat buffer: column block of peer 0, then peer 1, ... (each row-major)."""
     c = layout.cols(rows.shape[1])
-    return torch.cat([rows[:, c[q]:c[q + 1]].reshape(-1) for q in range(layout.world_size)])
+    with phase("layout"):
+        return torch.cat([rows[:, c[q]:c[q + 1]].reshape(-1) for q in range(layout.world_size)])
 
 
 def unpack_split(layout: Layout, flat: Tensor, width: int) -> Tensor:
@@ -104,8 +106,9 @@ def unpack_split(layout: Layout, flat: Tensor, width: int) -> Tensor:
 def unpack_gather(layout: Layout, flat: Tensor, width: int, n_rows: int) -> Tensor:
     """Pieces [n_rows, w_q] from each peer q, concatenated along the columns -> [n_rows, W]."""
     sizes = [n_rows * layout.col_count(width, q) for q in range(layout.world_size)]
-    pieces = torch.split(flat, sizes)
-    return torch.cat([p.view(n_rows, -1) for p in pieces], dim=1)
+    with phase("layout"):
+        pieces = torch.split(flat, sizes)
+        return torch.cat([p.view(n_rows, -1) for p in pieces], dim=1)
 
 
 # -- conversions ------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .comm import Communicator
+from .phases import TIMER
 
 
 def make_params(initial: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
@@ -18,7 +19,21 @@ def make_params(initial: dict[str, Tensor], device: torch.device) -> dict[str, T
 
 
 def make_optimizer(params: dict[str, Tensor], lr: float, weight_decay: float) -> torch.optim.Adam:
-    return torch.optim.Adam(list(params.values()), lr=lr, weight_decay=weight_decay)
+    """Adam over ``params``; its steps are timed as the ``optimizer`` phase."""
+    opt = torch.optim.Adam(list(params.values()), lr=lr, weight_decay=weight_decay)
+    pushed = [False]
+
+    def pre(*_):
+        pushed[0] = TIMER.push("optimizer")
+
+    def post(*_):
+        if pushed[0]:
+            TIMER.pop()
+            pushed[0] = False
+
+    opt.register_step_pre_hook(pre)
+    opt.register_step_post_hook(post)
+    return opt
 
 
 def local_loss(logits: Tensor, label: Tensor, mask: Tensor, global_count: int) -> Tensor:

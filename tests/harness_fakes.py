@@ -25,7 +25,11 @@ def fake_record(strategy: str, workers: int, compute_s: float = 0.1, tags: dict[
             comm = {t: {"op": op, "calls": calls, "sent_bytes": calls * nbytes, "recv_bytes": calls * nbytes,
                         "seconds": comm_s / max(len(tags), 1)} for t, (op, calls, nbytes) in tags.items()}
             wall = compute_s * imbalance * time_scale + comm_s
-            ep.append({"epoch": e, "loss": 1.0 / (e + 1), "wall_s": wall, "comm_s": comm_s,
+            phases = {"wall_s": {"aggregation": 0.4 * c, "dense": 0.5 * c, "layout": 0.0, "optimizer": 0.1 * c,
+                                 "comm": comm_s},
+                      "cpu_s": {"aggregation": 0.4 * c, "dense": 0.5 * c, "layout": 0.0, "optimizer": 0.1 * c,
+                                "comm": 0.0}}
+            ep.append({"epoch": e, "loss": 1.0 / (e + 1), "wall_s": wall, "comm_s": comm_s, "phases": phases,
                        "compute_s": wall - comm_s, "idle_s": wall - comm_s - c,
                        "sent_bytes": sum(v["sent_bytes"] for v in comm.values()),
                        "recv_bytes": sum(v["recv_bytes"] for v in comm.values()), "comm": comm})

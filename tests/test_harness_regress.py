@@ -23,15 +23,17 @@ def _ci_records(time_scale: float = 1.0, extra_bytes: int = 0, noise: float = 1.
     return recs
 
 
-def _verdict(records: list[dict]) -> tuple[list, bool]:
+def _verdict(records: list[dict], calibration_s: float = 0.01) -> tuple[list, bool]:
     base = {"entries": regress.measure(_ci_records(), [0.01, 0.01])}
-    return regress.compare(base, regress.measure(records, [0.01, 0.01]))
+    return regress.compare(base, regress.measure(records, [calibration_s] * 2))
 
 
 def test_same_numbers_pass_and_noise_is_tolerated():
     rows, failed = _verdict(_ci_records())
-    assert not failed and all(r[-1] == "ok" for r in rows)
-    rows, failed = _verdict(_ci_records(noise=1.3))  # the whole machine 30% slower: ratios unchanged
+    assert not failed and all(r[-1] in ("ok", "info") for r in rows)
+    rows, failed = _verdict(_ci_records(noise=1.3), 0.013)  # a 30% slower machine: ratios unchanged
+    assert not failed
+    rows, failed = _verdict(_ci_records(time_scale=1.2))  # 20% more compute: inside the margin
     assert not failed
 
 
@@ -43,11 +45,12 @@ def test_larger_communication_fails():
     assert "FAIL" in regress.table(rows, only_moved=True)
 
 
-def test_twice_slower_compute_fails():
-    rows, failed = _verdict(_ci_records(time_scale=2.0))
+def test_slower_compute_fails():
+    rows, failed = _verdict(_ci_records(time_scale=1.5))
     assert failed
     (row,) = [r for r in rows if r[-1] == "FAIL"]
-    assert row[1] == "time/single" and row[4].startswith("1.8")  # (0.12 + 0.01) / (0.06 + 0.01)
+    assert row[1] == "cpu/single" and row[4].startswith("1.50x")  # compute CPU only: comm is not in it
+    assert any(r[1] == "wall/single" and r[-1] == "info" for r in rows)  # wall: advisory, never FAIL
 
 
 def test_failed_run_and_new_entries():
@@ -63,9 +66,20 @@ def test_failed_run_and_new_entries():
 
 
 def test_single_gated_against_calibration_end_to_end(monkeypatch, tmp_path):
-    """Real in-process training of ``single``: GRAPHPAR_SLOWDOWN=single:3 makes the gate fail (the
-    deterministic 2x proof is test_twice_slower_compute_fails; this one proves the hook reaches the gate
-    through real timing, with a factor that stays visible on an overloaded shared machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    monkeypatch.setenv("GRAPHPAR_THREADS", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    try:
+        _single_gate(monkeypatch)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _single_gate(monkeypatch):
+    """Real in-process training of ``single``: GRAPHPAR_SLOWDOWN=single:1.5 (a CPU busy-loop) makes the gate
+    fail, and an unchanged rerun passes (the load proof is tests/test_ci_gate.py, slow tier)."""
     from graphpar.bench.record import build_record
     from graphpar.bench.training_loop import train_local
     from graphpar.datasets import load_dataset
@@ -76,12 +90,14 @@ def test_single_gated_against_calibration_end_to_end(monkeypatch, tmp_path):
         return build_record(cfg, {"name": cfg["dataset"]}, train_local(c, load_dataset(c.dataset), keep_params=False))
 
     spec = {
-        "strategies": ["single"], "workers": 2, "rounds": 2, "margin": 1.6, "margins": {},
+        "strategies": ["single"], "workers": 2, "rounds": 2, "margin": 1.25, "margins": {}, "threads": 1,
         "datasets": ["rmat:nodes=400,edges=4000,feat=64,classes=4,seed=2"],
         "fixed": {"epochs": 6, "hidden": 64, "dropout": 0.0}}
     records, calib, _ = regress.run_ci(spec, runner=runner)
     base = {"entries": regress.measure(records, calib)}
-    monkeypatch.setenv("GRAPHPAR_SLOWDOWN", "single:3")
+    rows, failed = regress.compare(base, regress.measure(*regress.run_ci(spec, runner=runner)[:2]))
+    assert not failed, regress.table(rows)
+    monkeypatch.setenv("GRAPHPAR_SLOWDOWN", "single:1.5")
     rows, failed = regress.compare(base, regress.measure(*regress.run_ci(spec, runner=runner)[:2]))
     assert failed, regress.table(rows)
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-CACHE_FORMAT_VERSION = 2  # bump when a loader changes what it builds
+CACHE_FORMAT_VERSION = 3  # bump when a loader changes what it builds
 
 
 @dataclass

@@ -13,7 +13,16 @@ def run_line(rec: dict[str, Any]) -> str:
     return (f"{c['strategy']} P={c['workers']} {c['model']} on {c['dataset']}: epoch {s['epoch_s'] * 1e3:.1f} ms "
             f"(compute {s['compute_s_mean'] * 1e3:.1f}, comm {s['comm_s_mean'] * 1e3:.1f}), "
             f"{_mb(s['bytes_per_epoch'])} MB/epoch, compute max/mean {s['compute_imbalance']:.2f}, "
-            f"loss {s['final_loss']:.4f}, test acc {a['test_acc']:.3f}")
+            f"loss {s['final_loss']:.4f}, test acc {a['test_acc']:.3f}" + _staleness_note(rec))
+
+
+def _staleness_note(rec: dict[str, Any]) -> str:
+    """Stale modes: share of rows read from history, largest drift, and DIVERGED with the reason."""
+    st = rec.get("info", {}).get("staleness")
+    if not st:
+        return ""
+    note = f", stale reads {st['stale_read_share']:.1%}, max drift {st['max_drift']:.2f}"
+    return note + (f", DIVERGED: {st['diverged_reason']}" if st["diverged"] else "")
 
 
 def _shape(c: dict[str, Any]) -> tuple:

@@ -82,3 +82,16 @@ def test_stale_modes_keep_the_reference_accuracy(tmp_path, capsys, dataset, stra
     rc = main(argv)
     out = capsys.readouterr().out
     assert rc == 0, out
+
+
+def test_terminal_line_says_a_stale_run_diverged():
+    from graphpar.bench.tables import run_line
+
+    rec = {"config": {"strategy": "partition", "workers": 2, "model": "gcn", "dataset": "cora"},
+           "summary": {"epoch_s": 0.01, "compute_s_mean": 0.008, "comm_s_mean": 0.002, "bytes_per_epoch": 1e6,
+                       "compute_imbalance": 1.1, "final_loss": 2.3}, "accuracy": {"test_acc": 0.149}, "info": {}}
+    assert "stale" not in run_line(rec)
+    rec["info"]["staleness"] = {"stale_read_share": 0.1, "max_drift": 0.5, "diverged": True,
+                                "diverged_reason": divergence([2.3 * 0.98 ** e for e in range(50)] + [2.3] * 50)}
+    assert run_line(rec).endswith(f"DIVERGED: loss rose from its minimum {2.3 * 0.98 ** 49:.3f} to 2.300 (mean of "
+                                  "the last 10 epochs)")

@@ -130,8 +130,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
     prepare(cfg)
     prepare(replace(cfg, strategy="single", workers=1, options={}))
     seeds = list(range(cfg.seed, cfg.seed + args.seeds))
-    opts = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg.options.items())
-    title = (f"parity: {cfg.strategy} {opts} P={cfg.workers} vs single, {cfg.dataset}, {cfg.model} L={cfg.layers}, "
+    opts = "".join(f" --{k.replace('_', '-')} {v}" for k, v in cfg.options.items())
+    title = (f"parity: {cfg.strategy}{opts} P={cfg.workers} vs single, {cfg.dataset}, {cfg.model} L={cfg.layers}, "
              f"{cfg.epochs} epochs, seeds {seeds[0]}..{seeds[-1]}")
     print(title)
     runs = run_parity(cfg, seeds, load_dataset(cfg.dataset), cfg.timeout_s)

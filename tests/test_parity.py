@@ -95,3 +95,22 @@ def test_terminal_line_says_a_stale_run_diverged():
                                 "diverged_reason": divergence([2.3 * 0.98 ** e for e in range(50)] + [2.3] * 50)}
     assert run_line(rec).endswith(f"DIVERGED: loss rose from its minimum {2.3 * 0.98 ** 49:.3f} to 2.300 (mean of "
                                   "the last 10 epochs)")
+
+
+def test_npz_feature_rows_are_l2_normalised(tmp_path):
+    """The Shchur-layout loader scales bag-of-words rows to unit L2 norm (raw rows of ~270 ones killed most
+    ReLU units of the default GCN on Amazon-Computers, notes/staleness.md); all-zero rows stay zero."""
+    import numpy as np
+    import scipy.sparse as sp
+    import torch
+
+    from graphpar.datasets.npz import load_npz
+
+    attr = sp.csr_matrix(np.array([[1, 1, 0, 1], [0, 0, 0, 0], [0, 3, 4, 0]], dtype=np.float32))
+    adj = sp.csr_matrix(np.array([[0, 1, 0], [0, 0, 1], [1, 0, 0]], dtype=np.float32))
+    path = tmp_path / "tiny.npz"
+    np.savez(path, adj_matrix=np.array(adj, dtype=object), node_attr=np.array(attr, dtype=object),
+             node_label=np.array([0, 1, 0]))
+    g = load_npz(path)
+    torch.testing.assert_close(g.feat, torch.tensor([[3 ** -0.5, 3 ** -0.5, 0, 3 ** -0.5], [0, 0, 0, 0],
+                                                     [0, 0.6, 0.8, 0]]))

@@ -11,8 +11,9 @@ most ``--tolerance`` points (default 1.5) below the reference's, and no seed mor
 points (default 5) below the reference's worst seed. Stale modes also report per seed the share of rows
 read from history, the largest drift of a historical row and whether the loss diverged. Writes
 ``parity_<strategy>_<dataset>_P<p>.png`` (test accuracy vs epoch, both) and a ``.json`` of the numbers
-to ``--out-dir`` (default ``results/scratch/parity``, untracked). Exit 0 within the tolerance, 1
-outside, 2 on bad input (before anything trains).
+to ``--out-dir`` (default ``results/scratch/parity``, untracked). ``--timeout`` (default 1800 s here) bounds
+every training run as a whole. Exit 0 within the tolerance, 1 outside or when a run fails, 2 on bad input
+(before anything trains).
 """
 from __future__ import annotations
 
@@ -68,15 +69,25 @@ def _final(ranks: list[dict[str, Any]]) -> dict[str, Any]:
             "staleness": r0.get("info", {}).get("staleness")}
 
 
-def run_parity(cfg, seeds: list[int], graph, timeout_s: float = 300.0, progress=print) -> dict[str, Any]:
-    """Train the reference and ``cfg``'s strategy on every seed; per-seed results of both."""
+def _train(cfg, graph, timeout_s: float) -> dict[str, Any]:
+    from .launcher import RunFailed  # noqa: PLC0415
     from .training_loop import train_local  # noqa: PLC0415
 
+    try:
+        return _final(train_local(cfg, graph, keep_params=False, timeout_s=timeout_s))
+    except Exception as e:  # noqa: BLE001  (a rank's traceback, or no result within timeout_s + 60 s)
+        raise RunFailed(f"{cfg.strategy} seed {cfg.seed}: {type(e).__name__}: {str(e).strip()[:2000]} (a whole "
+                        f"run may take up to --timeout {timeout_s:g} s + 60 s; raise --timeout on a busy machine)") from e
+
+
+def run_parity(cfg, seeds: list[int], graph, timeout_s: float = 1800.0, progress=print) -> dict[str, Any]:
+    """Train the reference and ``cfg``'s strategy on every seed; per-seed results of both. ``timeout_s`` bounds
+    each whole training run (and each collective)."""
     ref_cfg = replace(cfg, strategy="single", workers=1, options={})
     out: dict[str, Any] = {"reference": [], "strategy": []}
     for seed in seeds:
-        ref = _final(train_local(replace(ref_cfg, seed=seed), graph, keep_params=False, timeout_s=timeout_s))
-        got = _final(train_local(replace(cfg, seed=seed), graph, keep_params=False, timeout_s=timeout_s))
+        ref = _train(replace(ref_cfg, seed=seed), graph, timeout_s)
+        got = _train(replace(cfg, seed=seed), graph, timeout_s)
         out["reference"].append({"seed": seed, **ref})
         out["strategy"].append({"seed": seed, **got})
         st = got["staleness"]
@@ -134,7 +145,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     title = (f"parity: {cfg.strategy}{opts} P={cfg.workers} vs single, {cfg.dataset}, {cfg.model} L={cfg.layers}, "
              f"{cfg.epochs} epochs, seeds {seeds[0]}..{seeds[-1]}")
     print(title)
-    runs = run_parity(cfg, seeds, load_dataset(cfg.dataset), cfg.timeout_s)
+    runs = run_parity(cfg, seeds, load_dataset(cfg.dataset), cfg.timeout_s)  # --timeout: default 1800 here
     verdict = Verdict([r["test_acc"] for r in runs["reference"]], [r["test_acc"] for r in runs["strategy"]],
                       args.tolerance, args.seed_margin)
     for line in verdict.lines():
@@ -156,6 +167,7 @@ def add_command(sub, commands: dict) -> None:
 
     p = sub.add_parser("parity", help="reference vs strategy test accuracy over seeds, exit 1 outside tolerance")
     _training_args(p)
+    p.set_defaults(timeout=1800.0)  # a whole 200-epoch run must finish within it (and + 60 s)
     p.add_argument("--seeds", type=int, default=4, help="seeds --seed, --seed+1, ... (default 4)")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help="points the strategy's mean may fall below the reference's (default 1.5)")

@@ -78,7 +78,7 @@ def test_stale_modes_keep_the_reference_accuracy(tmp_path, capsys, dataset, stra
     more than 5 points below the reference's worst (pipeline at P=4 runs 4 layers, its reference too)."""
     layers = ["--layers", "4"] if strategy == "pipeline" and workers == 4 else []
     argv = ["parity", "--strategy", strategy, *STALE_MODES[strategy], "--dataset", dataset, "--workers",
-            str(workers), "--seeds", "4", "--eval-every", "10", "--timeout", "1200", "--out-dir", str(tmp_path), *layers]
+            str(workers), "--seeds", "4", "--eval-every", "10", "--out-dir", str(tmp_path), *layers]
     rc = main(argv)
     out = capsys.readouterr().out
     assert rc == 0, out

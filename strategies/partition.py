@@ -11,7 +11,7 @@ gradients back (layers >= 1; the input features need none). Weight gradients are
 all_reduce per step, then every replica takes the same Adam step, so with ``--stale 1`` training equals
 the single-process reference. ``--stale K`` reuses the last exchanged halo rows and gradients for K-1 of
 every K epochs (refreshing on epochs 0, K, 2K...), the Sancus/PipeGCN idea; worker_stats records the bytes
-this saved. Bytes per epoch (exact, per rank, ``--stale 1``): sent = sum_i send_rows * d_i * 4 forward +
+this saved and ``staleness`` (``staleness.StaleMonitor``: stale reads, drift at each refresh, divergence). Bytes per epoch (exact, per rank, ``--stale 1``): sent = sum_i send_rows * d_i * 4 forward +
 sum_{i>=1} recv_rows * d_i * 4 backward, plus the |W| * 4-byte gradient all_reduce and an 8-byte loss sum.
 """
 from __future__ import annotations

@@ -10,7 +10,8 @@ edges cross chunks and few reads are historical); chunk c's rows go stage to sta
 send/recv (tags ``pipe/cut{s}/fwd``, gradients back under ``pipe/cut{s}/bwd``) in a one-forward-one-
 backward order, with an epoch barrier. ``--staleness 1``: a chunk reads last epoch's rows (and
 gradients) of chunks not yet done this epoch; ``--pipe-warmup N`` runs N whole-graph epochs first, the last
-of which seeds the historical gradients. Each rank draws its own dropout masks. ``--staleness 0``: one chunk = the whole graph: plain
+of which seeds the historical gradients; ``staleness`` in the record counts the historical reads, the drift
+of those rows and whether the loss diverged (``staleness.StaleMonitor``). Each rank draws its own dropout masks. ``--staleness 0``: one chunk = the whole graph: plain
 layer-wise model parallelism, equal to the reference. ``--pipe-update chunk`` steps each stage's
 optimiser after every chunk's backward (weight stashing keeps each chunk's backward on the weights its
 forward used); ``epoch`` (default) steps once per epoch. Bytes per epoch, exact, summed over ranks:

@@ -63,10 +63,12 @@ class Verdict:
 
 
 def _final(ranks: list[dict[str, Any]]) -> dict[str, Any]:
+    from graphpar.strategies.staleness import combine  # noqa: PLC0415
+
     r0 = ranks[0]
     return {"test_acc": r0["accuracy"]["test_acc"], "losses": [e["loss"] for e in r0["epochs"]],
             "curve": [(a["epoch"], a["test_acc"]) for a in r0["accuracy_curve"]],
-            "staleness": r0.get("info", {}).get("staleness")}
+            "staleness": combine([r.get("staleness") for r in ranks])}
 
 
 def _train(cfg, graph, timeout_s: float) -> dict[str, Any]:

@@ -17,8 +17,10 @@ def run_line(rec: dict[str, Any]) -> str:
 
 
 def _staleness_note(rec: dict[str, Any]) -> str:
-    """Stale modes: share of rows read from history, largest drift, and DIVERGED with the reason."""
-    st = rec.get("info", {}).get("staleness")
+    """Stale modes, over all ranks: share of rows read from history, largest drift, DIVERGED with the reason."""
+    from graphpar.strategies.staleness import combine  # noqa: PLC0415
+
+    st = combine([w.get("staleness") for w in rec.get("workers", [])]) or rec.get("info", {}).get("staleness")
     if not st:
         return ""
     note = f", stale reads {st['stale_read_share']:.1%}, max drift {st['max_drift']:.2f}"

@@ -63,6 +63,22 @@ class StaleMonitor:
     def stats(self) -> dict[str, Any]:
         reason = divergence(self.losses)
         return {"stale_read_share": self.stale_rows_read / self.rows_read if self.rows_read else 0.0,
+                "stale_rows_read": self.stale_rows_read, "rows_read": self.rows_read,
                 "max_drift": max(self.drifts, default=0.0),
                 "mean_drift": sum(self.drifts) / len(self.drifts) if self.drifts else 0.0,
                 "diverged": reason is not None, "diverged_reason": reason}
+
+
+def combine(per_rank: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """All ranks' ``stats()`` as one (a pipeline's first stage reads no history: rank 0 alone says little):
+    reads summed, drifts' maximum, diverged if any rank says so. None when no rank has stats."""
+    stats = [s for s in per_rank if s]
+    if not stats:
+        return None
+    rows = sum(s["rows_read"] for s in stats)
+    stale = sum(s["stale_rows_read"] for s in stats)
+    reasons = [s["diverged_reason"] for s in stats if s["diverged"]]
+    return {"stale_read_share": stale / rows if rows else 0.0, "stale_rows_read": stale, "rows_read": rows,
+            "max_drift": max(s["max_drift"] for s in stats),
+            "mean_drift": max(s["mean_drift"] for s in stats),
+            "diverged": bool(reasons), "diverged_reason": reasons[0] if reasons else None}

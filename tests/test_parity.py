@@ -6,11 +6,12 @@ import json
 import math
 
 import pytest
+import torch
 
 from conftest import slow
 from graphpar.bench.cli import main
 from graphpar.bench.parity import Verdict
-from graphpar.strategies.staleness import divergence
+from graphpar.strategies.staleness import StaleMonitor, combine, divergence
 
 SMALL = "rmat:nodes=500,edges=4000,feat=13,classes=5,seed=3"
 
@@ -114,3 +115,15 @@ def test_npz_feature_rows_are_l2_normalised(tmp_path):
     g = load_npz(path)
     torch.testing.assert_close(g.feat, torch.tensor([[3 ** -0.5, 3 ** -0.5, 0, 3 ** -0.5], [0, 0, 0, 0],
                                                      [0, 0.6, 0.8, 0]]))
+
+
+def test_staleness_of_all_ranks_combined():
+    """A 2-stage pipeline's first stage reads no history; the run's statistics come from every rank."""
+    first, second = StaleMonitor(), StaleMonitor()
+    first.reads(0, 0)
+    second.reads(30, 100)
+    second.reads(10, 100)
+    second.drift(torch.tensor([1.0, 2.0, 0.0]), torch.tensor([1.0, 1.0, 5.0]))  # third entry: zero in new
+    st = combine([None, first.stats(), second.stats()])
+    assert st["stale_read_share"] == pytest.approx(0.2) and st["max_drift"] == pytest.approx(5 ** -0.5)
+    assert st["diverged"] is False and combine([None, None]) is None

@@ -340,6 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("strategies", help="registered strategies and their options")
     commands["strategies"] = cmd_strategies
 
+    from . import parity  # noqa: PLC0415
+    parity.add_command(sub, commands)
     try:
         from . import harness_cli  # noqa: PLC0415  (sweep, plot, project, regress)
         harness_cli.add_commands(sub, commands)

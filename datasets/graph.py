@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-CACHE_FORMAT_VERSION = 3  # bump when a loader changes what it builds (3: tensors + JSON header)
+CACHE_FORMAT_VERSION = 4  # bump when a loader changes what it builds (3: tensors + JSON header; 4: npz rows L2-normalised)
 
 
 @dataclass

@@ -88,7 +88,12 @@ def load_npz(path: Path, name: str | None = None, split_seed: int = 0) -> GraphD
     src, dst = canonical_edges(torch.from_numpy(adj.row.astype(np.int64)),
                                torch.from_numpy(adj.col.astype(np.int64)), n, symmetrize=True)
     num_classes = int(label.max()) + 1 if n else 0
+    feat = torch.from_numpy(feat_np)
+    # rows to unit L2 norm: raw bag-of-words rows (Amazon: ~270 ones of 767) make Adam's first steps kill
+    # most ReLU units of a 16-wide GCN (0.565 test accuracy on seed 3); see notes/staleness.md
+    feat = feat / feat.norm(dim=1, keepdim=True).clamp_min(1e-12)
     train, val, test = split_per_class(label, num_classes, 20, 30, split_seed)
-    return GraphData(name=name or path.stem, num_nodes=n, src=src, dst=dst, feat=torch.from_numpy(feat_np),
+    return GraphData(name=name or path.stem, num_nodes=n, src=src, dst=dst, feat=feat,
                      label=label, train_mask=train, val_mask=val, test_mask=test, num_classes=num_classes,
-                     meta={"source": f"npz:{path}", "split": "20/30 per class, seed 0"})
+                     meta={"source": f"npz:{path}", "split": "20/30 per class, seed 0",
+                           "features": "rows L2-normalised"})

@@ -172,9 +172,10 @@ class StaleHalo:
     it appends the remembered halo rows, drops the gradient of the local halo rows and instead adds the
     remembered gradient to the sent rows of ``h_owned``."""
 
-    def __init__(self) -> None:
+    def __init__(self, monitor=None) -> None:
         self.rows: Tensor | None = None
         self.grad: Tensor | None = None
+        self.monitor = monitor  # a staleness.StaleMonitor: drift of the remembered rows at each refresh
 
     def exchange(self, comm: Communicator, view: LocalView, h_owned: Tensor, tag: str, refresh: bool) -> Tensor:
         if comm.world_size == 1:
@@ -184,6 +185,8 @@ class StaleHalo:
             if sent.requires_grad:
                 sent.register_hook(self._remember_grad)
             halo = all_to_all_autograd(comm, sent, view.send_counts, view.recv_counts, tag)
+            if self.monitor is not None and self.rows is not None:
+                self.monitor.drift(halo.detach(), self.rows)
             self.rows = halo.detach()
             return torch.cat([h_owned, halo], 0)
         if self.grad is not None and h_owned.requires_grad:

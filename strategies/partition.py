@@ -11,7 +11,7 @@ gradients back (layers >= 1; the input features need none). Weight gradients are
 all_reduce per step, then every replica takes the same Adam step, so with ``--stale 1`` training equals
 the single-process reference. ``--stale K`` reuses the last exchanged halo rows and gradients for K-1 of
 every K epochs (refreshing on epochs 0, K, 2K...), the Sancus/PipeGCN idea; worker_stats records the bytes
-this saved. Bytes per epoch (exact, per rank, ``--stale 1``): sent = sum_i send_rows * d_i * 4 forward +
+this saved and ``staleness`` (``staleness.StaleMonitor``: stale reads, drift at each refresh, divergence). Bytes per epoch (exact, per rank, ``--stale 1``): sent = sum_i send_rows * d_i * 4 forward +
 sum_{i>=1} recv_rows * d_i * 4 backward, plus the |W| * 4-byte gradient all_reduce and an 8-byte loss sum.
 """
 from __future__ import annotations
@@ -26,6 +26,7 @@ from .halo import StaleHalo, build_local_view, halo_exchange, halo_volume_bytes
 from .kernels import default_backend
 from .models import activate, conv_layer, dropout, init_params
 from .partitioning import METHODS, partition_stats, shared_partition
+from .staleness import StaleMonitor
 from .training import allreduce_grads, global_accuracy, global_sum, local_loss, make_optimizer, make_params
 
 
@@ -68,7 +69,8 @@ class GraphPartition(Strategy):
         self.n_train = int(g.train_mask.sum())
         self.params = make_params(init_params(self.spec, cfg.seed), dev)
         self.optimizer = make_optimizer(self.params, cfg.lr, cfg.weight_decay)
-        self.history = [StaleHalo() for _ in range(self.spec.layers)]
+        self.monitor = StaleMonitor() if self.stale_k > 1 else None
+        self.history = [StaleHalo(self.monitor) for _ in range(self.spec.layers)]
         self.stale_epochs, self.stale_saved_bytes = 0, 0
         self.quality = partition_stats(g.src, g.dst, self.part.part_id, self.num_parts) if comm.rank == 0 else {}
 
@@ -102,9 +104,12 @@ class GraphPartition(Strategy):
         if not refresh:
             self.stale_epochs += 1
             self.stale_saved_bytes += self.exchange_bytes()
-        if self.num_parts == 1:
-            return float(loss)
-        return global_sum(self.comm, [float(loss)], "loss/allreduce")[0]
+        total = float(loss) if self.num_parts == 1 else global_sum(self.comm, [float(loss)], "loss/allreduce")[0]
+        if self.monitor is not None:
+            layers = self.spec.layers
+            self.monitor.reads(0 if refresh else self.view.num_halo * layers, self.view.num_local * layers)
+            self.monitor.loss(total)
+        return total
 
     def evaluate(self) -> dict[str, float]:
         with torch.no_grad():
@@ -116,7 +121,8 @@ class GraphPartition(Strategy):
 
     def worker_stats(self) -> dict[str, Any]:
         return {**self.view.stats(), "exchange_bytes_per_epoch": self.exchange_bytes(),
-                "stale_epochs": self.stale_epochs, "stale_saved_bytes": self.stale_saved_bytes}
+                "stale_epochs": self.stale_epochs, "stale_saved_bytes": self.stale_saved_bytes,
+                **({"staleness": self.monitor.stats()} if self.monitor is not None else {})}
 
     def analytic_bytes_per_epoch(self) -> float:
         """Sent bytes per training epoch over all ranks by the formula (rank 0, which holds the stats):
@@ -131,6 +137,7 @@ class GraphPartition(Strategy):
     def info(self) -> dict[str, Any]:
         q = self.quality
         return {"partition_method": self.part.method, "stale": self.stale_k, **self.part.info(),
+                **({"staleness": self.monitor.stats()} if self.monitor is not None else {}),
                 "analytic_bytes_per_epoch": self.analytic_bytes_per_epoch(),
                 **{k: q[k] for k in ("edge_cut", "edge_cut_fraction", "replication_factor", "vertex_imbalance",
                                      "edge_imbalance", "halo_vertices", "owned_vertices") if k in q}}

@@ -10,7 +10,8 @@ edges cross chunks and few reads are historical); chunk c's rows go stage to sta
 send/recv (tags ``pipe/cut{s}/fwd``, gradients back under ``pipe/cut{s}/bwd``) in a one-forward-one-
 backward order, with an epoch barrier. ``--staleness 1``: a chunk reads last epoch's rows (and
 gradients) of chunks not yet done this epoch; ``--pipe-warmup N`` runs N whole-graph epochs first, the last
-of which seeds the historical gradients. Each rank draws its own dropout masks. ``--staleness 0``: one chunk = the whole graph: plain
+of which seeds the historical gradients; ``staleness`` in the record counts the historical reads, the drift
+of those rows and whether the loss diverged (``staleness.StaleMonitor``). Each rank draws its own dropout masks. ``--staleness 0``: one chunk = the whole graph: plain
 layer-wise model parallelism, equal to the reference. ``--pipe-update chunk`` steps each stage's
 optimiser after every chunk's backward (weight stashing keeps each chunk's backward on the weights its
 forward used); ``epoch`` (default) steps once per epoch. Bytes per epoch, exact, summed over ranks:
@@ -32,6 +33,7 @@ from .models import ModelSpec, aggregation_edges, init_params, layer_param_names
 from .partitioning import METHODS
 from .pipeline_hybrid import HybridStage
 from .pipeline_stage import StageEngine, chunk_bounds, relabel, vertex_order
+from .staleness import StaleMonitor
 from .training import global_accuracy, global_sum, make_optimizer, make_params
 
 
@@ -150,6 +152,8 @@ class LayerPipeline(Strategy):
         self.engine = StageEngine(self.spec, b, e, self.params, edges, g.num_nodes, kernel, dev,
                                   feat.to(dev) if b == 0 else None, self.label, self.masks[0],
                                   int(g.train_mask.sum()))
+        self.monitor = StaleMonitor() if self.k > 1 else None
+        self.engine.monitor = self.monitor
 
     # -- one epoch ---------------------------------------------------------------------------------
     def _recv(self, rows: int, width: int, src: int, tag: str, clock: dict) -> Tensor:
@@ -200,6 +204,8 @@ class LayerPipeline(Strategy):
         total = global_sum(self.comm, [loss], "pipe/loss")[0]
         clock["idle_s"] += time.perf_counter() - t
         self.times.append({**clock, "chunks": k})
+        if self.monitor is not None:
+            self.monitor.loss(total)
         return total
 
     def _hybrid_epoch(self) -> float:
@@ -274,7 +280,11 @@ class LayerPipeline(Strategy):
                 "bubble_fraction": idle / (comp + idle) if comp + idle > 0 else 0.0,
                 "stage_epochs": self.times, "graph_part": self.comm.rank % self.parts,
                 "weight_versions_stashed": self.engine.stash_stashed if self.hybrid is None else 0,
+                **self._staleness(),
                 **(self.hybrid.view.stats() if self.hybrid is not None else {})}
+
+    def _staleness(self) -> dict[str, Any]:
+        return {"staleness": self.monitor.stats()} if getattr(self, "monitor", None) is not None else {}
 
     def info(self) -> dict[str, Any]:
         n, h, s = self.graph.num_nodes, self.spec.dims, self.stages
@@ -284,5 +294,5 @@ class LayerPipeline(Strategy):
                 "pipe_update": self.opt["pipe_update"],
                 "cut_bytes_per_epoch": sum(2 * n * h[b] * 4 for b, _ in self.cut[1:]),
                 "ideal_bubble_fraction": (s - 1) / (self.k + s - 1),
-                "chunk_order": self.opt["chunk_order"] if self.k > 1 else "contiguous",
+                "chunk_order": self.opt["chunk_order"] if self.k > 1 else "contiguous", **self._staleness(),
                 **(self.hybrid.info() if self.hybrid is not None else {})}

@@ -60,6 +60,7 @@ class ChunkGraph:
     agg: object  # aggregator: [len(src_ids), d] -> [hi - lo, d]
     fresh_pos: Tensor  # positions in src_ids whose row chunk is >= this chunk (read again this epoch)
     late_pos: Tensor  # positions whose row chunk already went back this epoch
+    stale_reads: int = 0  # rows read from history in forward (their chunk comes later this epoch)
 
 
 def chunk_bounds(num_rows: int, k: int) -> list[tuple[int, int]]:
@@ -78,7 +79,7 @@ def build_chunks(src: Tensor, dst: Tensor, w: Tensor, num_rows: int, k: int, bac
         agg = make_aggregator(inv, dst[sel] - lo, w[sel], int(ids.numel()), hi - lo, backend, device)
         fresh = ids >= lo
         out.append(ChunkGraph(lo, hi, ids.to(device), agg, torch.nonzero(fresh).flatten().to(device),
-                              torch.nonzero(~fresh).flatten().to(device)))
+                              torch.nonzero(~fresh).flatten().to(device), int((ids >= hi).sum())))
     return out
 
 
@@ -116,6 +117,7 @@ class StageEngine:
         self.version = 0  # bumped by every optimiser step
         self._stash: tuple[int, dict[str, Tensor]] | None = None
         self.stash_stashed = 0  # weight copies made (for the record)
+        self.monitor = None  # a staleness.StaleMonitor (set by the strategy when chunks read history)
 
     def chunks(self, k: int) -> list[ChunkGraph]:
         if k not in self._chunks:
@@ -140,14 +142,17 @@ class StageEngine:
         ctx = ChunkContext(c, w, version)
         # evaluation writes into scratch buffers: the training history (post-dropout rows) stays intact
         X = self.X if training else {i: (t if i == 0 else torch.empty_like(t)) for i, t in self.X.items()}
+        watch = self.monitor if training and k > 1 else None
         with torch.set_grad_enabled(training):
             if self.b > 0:
                 r = x_in.requires_grad_(training)
                 xb = dropout(spec, self.b, r, training)
-                X[self.b][cg.lo:cg.hi] = xb.detach()
+                self._write(X[self.b], cg, xb.detach(), watch)
                 ctx.entry = (r, xb)
             for i in range(self.b, self.e):
                 need = training and i > 0
+                if watch is not None and i > 0:
+                    watch.reads(cg.stale_reads, int(cg.src_ids.numel()))
                 xs = X[i].index_select(0, cg.src_ids).requires_grad_(need)
                 xd = X[i][cg.lo:cg.hi].clone().requires_grad_(need)
                 z = conv_layer(spec, w, i, cg.agg, xs, xd)
@@ -155,7 +160,7 @@ class StageEngine:
                 y = activate(spec, i, z, xd)
                 if i + 1 < self.e:
                     y = dropout(spec, i + 1, y, training)
-                    X[i + 1][cg.lo:cg.hi] = y.detach()
+                    self._write(X[i + 1], cg, y.detach(), watch)
                 ctx.layers.append((xs, xd, y))
             if self.last and training:
                 loss = local_loss(y, self.label[cg.lo:cg.hi], self.train_mask[cg.lo:cg.hi], self.n_train)
@@ -163,6 +168,13 @@ class StageEngine:
                 ctx.layers[-1] = (xs, xd, loss)
                 return ctx, loss
         return ctx, y
+
+    @staticmethod
+    def _write(buf: Tensor, cg: ChunkGraph, rows: Tensor, watch) -> None:
+        """Store a chunk's fresh rows; a monitor sees how far they moved from the historical ones."""
+        if watch is not None and bool(buf[cg.lo:cg.hi].any()):  # all-zero: never written yet (first epoch)
+            watch.drift(rows, buf[cg.lo:cg.hi])
+        buf[cg.lo:cg.hi] = rows
 
     # -- backward --------------------------------------------------------------------------------
     def backward_chunk(self, ctx: ChunkContext, k: int, grad_out: Tensor | None, seed_k: int = 0) -> Tensor | None:

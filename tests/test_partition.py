@@ -202,6 +202,11 @@ def test_stale_epochs_skip_the_exchange_and_count_the_savings(two_workers):
         halo = [sum(st["sent_bytes"] for t, st in ep["comm"].items() if "/halo/" in t) for ep in res["epochs"]]
         assert halo[1] == halo[3] == 0 and halo[0] == halo[2] == halo[4] == res["exchange_bytes_per_epoch"] > 0
         assert res["stale_epochs"] == 2 and res["stale_saved_bytes"] == 2 * res["exchange_bytes_per_epoch"]
+        st = res["staleness"]  # epochs 1 and 3 of 5 read every halo row from history, in every layer
+        assert st["stale_read_share"] == pytest.approx(2 / 5 * res["halo_vertices"] / (res["halo_vertices"]
+                                                                                    + res["local_vertices"]))
+        assert st["max_drift"] > 0 and st["diverged"] is False
+    assert "staleness" not in results[0][0] and "staleness" not in results[0][0]["info"]  # exact: no monitor
 
 
 def test_exact_p3_on_directed_graph(small_directed):

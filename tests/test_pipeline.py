@@ -94,6 +94,24 @@ def test_warmup_seeds_the_historical_gradients(small_directed, model):
         torch.testing.assert_close(stale[n], g, rtol=1e-4, atol=1e-6)
 
 
+def test_staleness_statistics(small_directed):
+    """Stale chunks count their historical reads and the drift of those rows; the exact mode has no monitor."""
+    cfg = cfg_for(small_directed, 1, 3, chunks=4, chunk_order="random", epochs=6, lr=0.05)
+    strat = get_strategy("pipeline")(cfg, small_directed, Communicator(), torch.device("cpu"))
+    strat.setup()
+    for e in range(cfg.epochs):
+        strat.train_epoch(e)
+    st = strat.worker_stats()["staleness"]
+    assert 0.2 < st["stale_read_share"] < 0.6  # random chunks: a chunk reads rows of every chunk, later ones stale
+    assert 0 < st["mean_drift"] <= st["max_drift"] and st["diverged"] is False
+    assert strat.info()["staleness"] == st
+    exact = get_strategy("pipeline")(cfg_for(small_directed, 1, 3, staleness=0), small_directed, Communicator(),
+                                     torch.device("cpu"))
+    exact.setup()
+    exact.train_epoch(0)
+    assert "staleness" not in exact.worker_stats() and exact.monitor is None
+
+
 def test_staleness0_equals_reference(small_directed):
     result = check_local(cfg_for(small_directed, 2, 4, staleness=0), small_directed)
     assert result.passed, result.summary()

@@ -1,0 +1,84 @@
+"""What the historical-embedding modes record about their staleness, and when a run counts as diverged.
+
+    graphpar run --strategy partition --stale 4 --dataset amazon-computers --workers 2 --eval-every 1
+
+``StaleMonitor`` counts the rows a stale mode reads from history (``stale_read_share``: stale rows read /
+all rows read by the aggregations, over the whole run) and the drift of historical rows (relative change
+``|new - old| / |new|`` when a remembered row is finally recomputed, over entries that neither dropout nor
+ReLU zeroed: the error the stale reads carried),
+and keeps the per-epoch global losses. ``divergence`` decides, from the losses alone, whether the run
+diverged: a non-finite loss, or a loss that ends well above its own minimum.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from torch import Tensor
+
+RISE_FACTOR = 1.5  # diverged: the last epochs' mean loss > 1.5 x the minimum before them ...
+RISE_MIN = 0.1  # ... and at least 0.1 above it (small losses wobble)
+
+
+def divergence(losses: list[float]) -> str | None:
+    """Why the loss curve counts as diverged, or None. Non-finite loss at any epoch; or the mean of the
+    last max(5, n/10) epochs above RISE_FACTOR x (and RISE_MIN above) the minimum of the epochs before."""
+    for e, v in enumerate(losses):
+        if not math.isfinite(v):
+            return f"loss {v} at epoch {e}"
+    tail = max(5, len(losses) // 10)
+    if len(losses) < 2 * tail:
+        return None
+    best = min(losses[:-tail])
+    last = sum(losses[-tail:]) / tail
+    if last > RISE_FACTOR * best and last - best > RISE_MIN:
+        return f"loss rose from its minimum {best:.3f} to {last:.3f} (mean of the last {tail} epochs)"
+    return None
+
+
+class StaleMonitor:
+    """Stale reads, historical-row drift and the loss curve of one rank's stale mode."""
+
+    def __init__(self) -> None:
+        self.rows_read = 0
+        self.stale_rows_read = 0
+        self.drifts: list[float] = []
+        self.losses: list[float] = []
+
+    def reads(self, stale: int, total: int) -> None:
+        self.stale_rows_read += stale
+        self.rows_read += total
+
+    def drift(self, new: Tensor, old: Tensor) -> None:
+        """Relative change of remembered rows ``old`` once recomputed as ``new``, over the entries non-zero
+        in both (rows are post-dropout: a fresh dropout mask alone would otherwise read as drift ~1)."""
+        both = (new != 0) & (old != 0)
+        scale = float(new[both].norm())
+        if scale > 0:
+            self.drifts.append(float((new[both] - old[both]).norm()) / scale)
+
+    def loss(self, value: float) -> None:
+        self.losses.append(float(value))
+
+    def stats(self) -> dict[str, Any]:
+        reason = divergence(self.losses)
+        return {"stale_read_share": self.stale_rows_read / self.rows_read if self.rows_read else 0.0,
+                "stale_rows_read": self.stale_rows_read, "rows_read": self.rows_read,
+                "max_drift": max(self.drifts, default=0.0),
+                "mean_drift": sum(self.drifts) / len(self.drifts) if self.drifts else 0.0,
+                "diverged": reason is not None, "diverged_reason": reason}
+
+
+def combine(per_rank: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """All ranks' ``stats()`` as one (a pipeline's first stage reads no history: rank 0 alone says little):
+    reads summed, drifts' maximum, diverged if any rank says so. None when no rank has stats."""
+    stats = [s for s in per_rank if s]
+    if not stats:
+        return None
+    rows = sum(s["rows_read"] for s in stats)
+    stale = sum(s["stale_rows_read"] for s in stats)
+    reasons = [s["diverged_reason"] for s in stats if s["diverged"]]
+    return {"stale_read_share": stale / rows if rows else 0.0, "stale_rows_read": stale, "rows_read": rows,
+            "max_drift": max(s["max_drift"] for s in stats),
+            "mean_drift": max(s["mean_drift"] for s in stats),
+            "diverged": bool(reasons), "diverged_reason": reasons[0] if reasons else None}

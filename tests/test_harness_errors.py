@@ -36,12 +36,12 @@ CASES = [
     (["paper", "neutrontp"], "no results file results/runs.jsonl"),
     (["paper", "gnnpipe", "--results", "{runs}"], "run `graphpar sweep gnnpipe`"),
     (["run", "--strategy", "single", "--dataset", "cora", "--workers", "3", "--nnodes", "2"],
-     "--workers must be a multiple of --nnodes"),
+     "is not divisible by --nnodes"),
     (["check", "--strategy", "pipeline", "--dataset", "cora", "--workers", "2"], "check the exact mode with --staleness 0"),
     (["check", "--strategy", "partition", "--dataset", "cora", "--workers", "2", "--stale", "2"],
      "check the exact mode with --stale 1"),
     (["bench", "--workers=1,2", "--dataset", "nope"], "unknown dataset 'nope'"),
-    (["bench", "--workers", "1,x", "--dataset", "cora"], "give a comma list of integers"),
+    (["bench", "--workers", "1,x", "--dataset", "cora"], "pass a comma list of whole numbers"),
 ]
 
 
@@ -89,8 +89,8 @@ def test_sweep_exits_1_and_names_failed_configurations(tmp_path, monkeypatch, ca
             raise RuntimeError("rank 1 died")
         return None
 
-    monkeypatch.setattr(sweep, "run_sweep", lambda configs, out, force=False: real(
-        configs, out, force=force, runner=runner, validator=lambda c: None, progress=False))
+    monkeypatch.setattr(sweep, "run_sweep", lambda configs, out, force=False, repeat=1: real(
+        configs, out, force=force, repeat=repeat, runner=runner, validator=lambda c: None, progress=False))
     out = tmp_path / "runs.jsonl"
     rc = cli.main(["sweep", "--strategies", "single,tensor", "--datasets", "cora", "--workers", "1,2", "--out", str(out)])
     captured = capsys.readouterr()

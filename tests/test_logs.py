@@ -68,6 +68,6 @@ def test_a_run_prints_no_backend_warning_and_no_native_lines(tmp_path):
     assert res.returncode == 0, res.stderr
     for line in res.stderr.splitlines():
         assert line.startswith("graphpar: partition P=2"), f"unexpected stderr line: {line!r}"
-    assert "record appended" in res.stdout and "metis" not in res.stdout.lower()
+    assert "appended to" in res.stdout and "metis" not in res.stdout.lower()
     (rec,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert "edge cuts" in rec["info"]["partition_log"]

@@ -1,4 +1,4 @@
-"""Paper-shaped figures and markdown reports beside the papers' own numbers (../shared/PAPERS.md).
+"""Paper-shaped figures and markdown reports beside the papers' own numbers (NeutronTP, GNNPipe; tables in the module).
 
     graphpar sweep neutrontp && graphpar paper neutrontp   # make figures-neutrontp
     graphpar sweep gnnpipe && graphpar paper gnnpipe       # make figures-gnnpipe

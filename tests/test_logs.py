@@ -62,6 +62,7 @@ def test_metis_log_goes_to_the_partition_record(cora, capfd):
 def test_a_run_prints_no_backend_warning_and_no_native_lines(tmp_path):
     out = tmp_path / "runs.jsonl"
     env = {k: v for k, v in os.environ.items() if k != "DGLBACKEND"}
+    env["GRAPHPAR_DATA"] = str(tmp_path / "data")  # no cached partition: METIS runs and its log is captured
     res = subprocess.run([sys.executable, "-m", "graphpar", "run", "--strategy", "partition", "--dataset", "cora",
                           "--workers", "2", "--epochs", "1", "--out", str(out)], capture_output=True, text=True,
                          timeout=300, cwd=tmp_path, env=env)

@@ -20,7 +20,7 @@ from graphpar.bench import regress
 
 SPEC = {"strategies": ["tensor", "partition"], "workers": 2, "rounds": 2, "threads": 1,
         "margin": regress.DEFAULT_MARGIN, "margins": {}, "models": ["gcn"],
-        "datasets": ["rmat:nodes=3000,edges=24000,feat=32,classes=8,seed=1"],
+        "datasets": ["rmat:nodes=20000,edges=200000,feat=64,classes=8,seed=1"],
         "fixed": {"layers": 2, "hidden": 16, "dropout": 0.0, "epochs": 20, "warmup_epochs": 3, "seed": 0}}
 
 

@@ -115,7 +115,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
         if value and not any(r["config"].get(key) == value for r in ok):
             known = sorted({str(r["config"].get(key)) for r in ok})
             raise UsageError(f"no successful runs with {key} {value!r} in {args.results}; recorded: {', '.join(known) or 'none'}")
-    paths = plot_all(records, args.out_dir, args.dataset, args.model, args.prefix)
+    paths = plot_all(records, args.out_dir, args.dataset, args.model, args.prefix, _formats(args), args.mix_versions)
     for p in paths:
         print(p)
     if args.csv:
@@ -124,6 +124,15 @@ def cmd_plot(args: argparse.Namespace) -> int:
     if not paths:
         raise UsageError(f"no successful runs in {args.results}: run graphpar sweep (or make bench) first")
     return 0
+
+
+def _formats(args: argparse.Namespace) -> tuple[str, ...]:
+    from .figstyle import parse_formats  # noqa: PLC0415
+
+    try:
+        return parse_formats(args.format)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 def _link(args: argparse.Namespace, workers: int | None = None):
@@ -254,7 +263,7 @@ def cmd_paper(args: argparse.Namespace) -> int:
     _records_or_usage(args.results)
     try:
         path = write_report(args.which, args.results, args.out_dir, args.bandwidth_gbps, args.latency_us,
-                            args.target_workers)
+                            args.target_workers, _formats(args))
     except ValueError as e:  # no runs of the paper's sweep: the message names the sweep to run
         raise UsageError(str(e).splitlines()[0]) from None
     print(f"report written to {path}")
@@ -281,13 +290,15 @@ def add_commands(sub, commands: dict[str, Callable[[argparse.Namespace], int]]) 
     p.add_argument("--dry-run", action="store_true", help="list the configurations and stop")
     commands["sweep"] = cmd_sweep
 
-    p = sub.add_parser("plot", help="figures (PNG) from recorded runs")
+    p = sub.add_parser("plot", help="figures (PNG, PDF, SVG) from recorded runs")
     p.add_argument("--results", default=DEFAULT_RESULTS)
     p.add_argument("--out-dir", default=f"{DEFAULT_OUT_DIR}/figures", help="where PNGs go (untracked by default)")
     p.add_argument("--dataset")
     p.add_argument("--model")
     p.add_argument("--prefix", default="", help="file name prefix")
     p.add_argument("--csv", help="also export the tables as CSV into this folder")
+    p.add_argument("--format", default="png", help="comma list of png (300 dpi), pdf, svg")
+    p.add_argument("--mix-versions", action="store_true", help="draw runs of different code versions together")
     commands["plot"] = cmd_plot
 
     p = sub.add_parser("project", help="predict epoch time on a cluster from measured runs")
@@ -323,4 +334,5 @@ def add_commands(sub, commands: dict[str, Callable[[argparse.Namespace], int]]) 
     p.add_argument("--bandwidth-gbps", type=float, default=15.0)
     p.add_argument("--latency-us", type=float, default=20.0)
     p.add_argument("--target-workers", type=int, default=16)
+    p.add_argument("--format", default="png", help="comma list of png (300 dpi), pdf, svg")
     commands["paper"] = cmd_paper

@@ -15,7 +15,11 @@ Rules (README "Results format"):
 - bytes per epoch: the mean over the timed epochs of the bytes each rank sends, summed over ranks
   (amortised: ``--stale K`` epochs that skip the exchange count, as they do in the total);
 - balance: max over ranks / mean over ranks (``*_max_over_mean``);
-- epoch time: max over ranks (barrier to barrier), median over the timed epochs.
+- epoch time: max over ranks (barrier to barrier), median over the timed epochs;
+- bubble: time a rank waits inside an epoch for a peer's activations or gradients (a pipeline stage's
+  ``stage_epochs[i]["idle_s"]``; 0 for strategies without stages). It is part of the communication phase
+  (the caller is blocked in recv); figures draw it as idle: ``comm_exposed_s`` = communication phase
+  minus bubble, ``idle_total_s`` = bubble + end-of-epoch barrier wait.
 """
 from __future__ import annotations
 
@@ -73,6 +77,13 @@ def compute_cpu_s(w: dict[str, Any]) -> list[float]:
     return [sum((cpu.get(p) or [0.0] * n)[i] for p in COMPUTE_PHASES) for i in range(n)]
 
 
+def bubble_s(w: dict[str, Any]) -> list[float]:
+    """Per epoch: this rank's in-epoch wait for a peer (pipeline bubble); zeros without stages."""
+    stages = w.get("stage_epochs") or []
+    n = len(w.get("wall_s", []))
+    return [float(stages[i].get("idle_s", 0.0)) if i < len(stages) else 0.0 for i in range(n)]
+
+
 def rank_medians(rec: dict[str, Any]) -> list[dict[str, Any]]:
     """Per rank: median over the timed epochs of wall, compute (idle excluded), comm, idle, compute CPU and
     every phase's wall/CPU seconds; mean bytes sent/received per timed epoch; load facts."""
@@ -84,6 +95,7 @@ def rank_medians(rec: dict[str, Any]) -> list[dict[str, Any]]:
         row = {"rank": w.get("rank", len(out)), "wall_s": _median(w["wall_s"][start:]),
                "compute_s": _median(net[start:]), "comm_s": _median(w["comm_s"][start:]),
                "idle_s": _median(idle[start:]), "cpu_compute_s": _median(compute_cpu_s(w)[start:]),
+               "bubble_s": _median(bubble_s(w)[start:]),
                "sent_bytes": _mean(w["sent_bytes"][start:]), "recv_bytes": _mean(w["recv_bytes"][start:]),
                "local_vertices": w.get("local_vertices"), "local_edges": w.get("local_edges"),
                "peak_memory_bytes": w.get("peak_memory_bytes")}
@@ -91,6 +103,8 @@ def rank_medians(rec: dict[str, Any]) -> list[dict[str, Any]]:
             series = w.get(f"phase_{kind}_s") or {}
             for p in PHASES:
                 row[f"phase.{p}.{kind}_s"] = _median((series.get(p) or [])[start:])
+        row["comm_exposed_s"] = max(row["phase.comm.wall_s"] - row["bubble_s"], 0.0)
+        row["idle_total_s"] = row["idle_s"] + row["bubble_s"]
         out.append(row)
     return out
 
@@ -120,6 +134,19 @@ def summary(rec: dict[str, Any]) -> dict[str, Any]:
     for p in PHASES:
         for kind in ("wall", "cpu"):
             out[f"phase.{p}.{kind}_s"] = _mean([r[f"phase.{p}.{kind}_s"] for r in ranks])
+    out["bubble_s"] = _mean([r["bubble_s"] for r in ranks])
+    out["comm_exposed_s"] = _mean([r["comm_exposed_s"] for r in ranks])
+    out["idle_total_s"] = _mean([r["idle_total_s"] for r in ranks])
+    return out
+
+
+def elapsed_s(rec: dict[str, Any]) -> list[float]:
+    """Training wall seconds from the start of epoch 0 to the end of each epoch (max over ranks, barrier to
+    barrier; evaluation not included): the x axis of time-to-accuracy."""
+    out, total = [], 0.0
+    for e in rec.get("epochs", []):
+        total += e["wall_s_max"]
+        out.append(total)
     return out
 
 

@@ -12,17 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.ticker  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from . import results  # noqa: E402
-from .plots import caption, save_figure  # noqa: E402
-from .projection import Link, overlapping_comm, project  # noqa: E402
-from .sweep import load_spec  # noqa: E402
+from . import figstyle, paperfigs, results
+from .projection import Link, overlapping_comm, project
+from .sweep import load_spec
 
 # The papers' reported numbers (PAPERS.md section 3), quoted in the reports.
 NEUTRONTP = {
@@ -42,9 +36,9 @@ def _runs(which: str, source: str | Path) -> tuple[pd.DataFrame, dict[str, Any],
     if df.empty:
         raise ValueError(f"no successful runs in {source}; run `graphpar sweep {which}` (make figures-{which}) first")
     grid, fixed = spec["grid"], spec["fixed"]
-    for col in ("dataset", "model", "layers", "hidden"):
+    for col in ("dataset", "model", "layers", "hidden", *(k for k in fixed if k not in ("options", "timeout_s"))):
         allowed = grid.get(col, fixed.get(col))
-        if allowed is not None:
+        if allowed is not None and col in df:  # the sweep's own family: its epochs, cadence, recipe too
             allowed = allowed if isinstance(allowed, list) else [allowed]
             df = df[df[col].isin(allowed)]
     if df.empty:
@@ -67,46 +61,32 @@ def _accepts(rec: dict[str, Any], workers: int) -> bool:
     return True
 
 
-def neutrontp(source, out_dir: Path, link: Link, target: int) -> Path:
+def neutrontp(source, out_dir: Path, link: Link, target: int, formats: tuple[str, ...] = ("png",)) -> Path:
     df, spec, recs = _runs("neutrontp", source)
     by_id = {r["run_id"]: r for r in recs}
-    fig_path = out_dir / "figures" / "neutrontp_epoch_vs_workers.png"
-    fig, ax = plt.subplots(figsize=(10.5, 4.8))
+    fig_path = out_dir / "figures" / "neutrontp_epoch_vs_workers"
     projected_ps = sorted({p for p in (2, 4, 8, 16, target) if p <= target})
-    rows = []
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    groups = sorted(df.groupby(["strategy", "model"]), key=lambda kv: (kv[0][0] != "single", kv[0]))
-    for i, ((strategy, model), g) in enumerate(groups):
+    rows, series = [], []
+    groups = sorted(df.groupby(["strategy", "model"]), key=lambda kv: figstyle.order_key(kv[0][0]) + (kv[0][1],))
+    for (strategy, model), g in groups:
         g = g.sort_values("workers")
-        color = colors[i % len(colors)]
+        last = by_id[g["run_id"].iloc[-1]]
         label = f"{strategy} ({model})"
+        entry = {"strategy": strategy, "model": model, "rows": g, "rec": last, "name": paperfigs.series_name(last),
+                 "projected": []}
+        series.append(entry)
         if strategy == "single":
-            ax.axhline(g["epoch_s"].iloc[0] * 1e3, color=color, ls=":", label=f"{label}, P=1 measured")
             rows.append((label, g, None, None))
             continue
-        ax.plot(g["workers"], g["epoch_s"] * 1e3, "o-", color=color, label=f"{label}, measured (loopback)")
-        src = by_id[g["run_id"].iloc[-1]]
+        src = last
         other = by_id[g["run_id"].iloc[-2]] if len(g) >= 2 and g["workers"].iloc[-2] > 1 else None
         ps = [p for p in projected_ps if p >= src["config"]["workers"] and _accepts(src, p)]
-        preds = [project(src, p, link, other) for p in ps]
-        note = " (overlapping async comm: compute unknown)" if overlapping_comm(src) else ""
-        ax.plot(ps, [pr.epoch_s * 1e3 for pr in preds], "s--", color=color, alpha=0.7,
-                label=f"{label}, projected from P={src['config']['workers']}{note}")
+        entry["projected"] = [] if overlapping_comm(src) else [(p, project(src, p, link, other)) for p in ps]
         rows.append((label, g, src, project(src, target, link, other) if _accepts(src, target) else None))
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xticks([1] + projected_ps, [str(p) for p in [1] + projected_ps])
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.set_xlabel("workers P")
-    ax.set_ylabel("epoch time (ms, log)")
+    band = paperfigs.projection_band(recs, link)
+    paths = paperfigs.neutrontp_figure(series, df, link, target, band, fig_path, formats)
+    fig_path = paths[0]
     r0 = df.iloc[0]
-    ax.set_title(f"NeutronTP-style comparison: epoch time vs workers\n{r0['dataset']} ({int(r0['graph.nodes']):,} "
-                 f"vertices, {int(r0['graph.edges']):,} edges), {r0['layers']} layers, hidden {r0['hidden']}; "
-                 f"projection: {link.describe()}", fontsize=9)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    ax.grid(alpha=0.3, which="both")
-    caption(fig, df)
-    save_figure(fig, fig_path)
 
     lines = [f"# NeutronTP comparison, reproduced in shape ({time.strftime('%Y-%m-%d')})", "",
              f"Command: `make figures-neutrontp` (sweep `bench/configs/neutrontp.yaml`, then `graphpar paper "
@@ -163,41 +143,11 @@ def neutrontp(source, out_dir: Path, link: Link, target: int) -> Path:
     return report
 
 
-def gnnpipe(source, out_dir: Path, link: Link, target: int) -> Path:
+def gnnpipe(source, out_dir: Path, link: Link, target: int, formats: tuple[str, ...] = ("png",)) -> Path:
     df, spec, recs = _runs("gnnpipe", source)
     df = df[df["workers"] > 1]
-    fig_path = out_dir / "figures" / "gnnpipe_volume_vs_layers.png"
-    fig, ax = plt.subplots(figsize=(7.2, 4.6))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    strategies = sorted(df["strategy"].unique())
-    markers = {p: m for p, m in zip(sorted(df["workers"].unique()), "os^Dv")}
-    for i, s in enumerate(strategies):
-        for p, g in df[df["strategy"] == s].groupby("workers"):
-            g = g.sort_values("layers")
-            ax.plot(g["layers"], g["bytes_per_epoch"] / 1e6, marker=markers[p], color=colors[i % len(colors)],
-                    ls="-" if p == max(markers) else "--", label=f"{s}, P={p}")
-            a = g["analytic_bytes_per_epoch"].dropna() if "analytic_bytes_per_epoch" in g else []
-            if len(a):
-                ax.scatter(g.loc[a.index, "layers"], a / 1e6, marker="D", s=70, facecolors="none",
-                           edgecolors="black", zorder=3)
-    if "analytic_bytes_per_epoch" in df and df["analytic_bytes_per_epoch"].notna().any():
-        ax.scatter([], [], marker="D", facecolors="none", edgecolors="black", label="analytic (strategy's formula)")
-    ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_xticks(sorted(df["layers"].unique()))
-    ax.set_xlabel("GNN layers L")
-    ax.set_ylabel("MB sent per training epoch, all workers (log)")
-    r0 = df.iloc[0]
-    name = r0["dataset"] if len(r0["dataset"]) <= 24 else r0["dataset"].split(":")[0].upper()
-    ax.set_title(f"GNNPipe-style comparison: communication volume vs depth\n{name} "
-                 f"({int(r0['graph.nodes']):,} vertices, {int(r0['graph.edges']):,} edges), hidden {r0['hidden']}",
-                 fontsize=9)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3, which="both")
-    caption(fig, df)
-    save_figure(fig, fig_path)
+    fig_path = paperfigs.gnnpipe_figure(df, recs, out_dir / "figures" / "gnnpipe_volume_vs_layers", formats)[0]
+    strategies = sorted(df["strategy"].unique(), key=figstyle.order_key)
 
     lines = [f"# GNNPipe comparison, reproduced in shape ({time.strftime('%Y-%m-%d')})", "",
              "Command: `make figures-gnnpipe` (sweep `bench/configs/gnnpipe.yaml`, then `graphpar paper gnnpipe`). "
@@ -249,7 +199,8 @@ def gnnpipe(source, out_dir: Path, link: Link, target: int) -> Path:
 
 
 def write_report(which: str, source: str | Path, out_dir: str | Path, gbps: float, latency_us: float,
-                 target: int) -> Path:
-    """Figure under ``out_dir/figures`` and ``out_dir/<which>_report.md``; returns the report path."""
+                 target: int, formats: tuple[str, ...] = ("png",)) -> Path:
+    """Figure under ``out_dir/figures`` (one file per format) and ``out_dir/<which>_report.md``; returns the
+    report path."""
     fn = {"neutrontp": neutrontp, "gnnpipe": gnnpipe}[which]
-    return fn(source, Path(out_dir), Link.from_gbps(gbps, latency_us), target)
+    return fn(source, Path(out_dir), Link.from_gbps(gbps, latency_us), target, formats)

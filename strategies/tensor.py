@@ -216,7 +216,9 @@ class TensorParallel(Strategy):
 
     def worker_stats(self) -> dict[str, Any]:
         lay = self.layout
-        return {"local_vertices": self.hi - self.lo, "local_edges": self.adj.nnz,
+        # local edges: the graph's edges this rank aggregates over (all of them: a feature slice of every
+        # row), self-loops the model adds not counted, as for every strategy
+        return {"local_vertices": self.hi - self.lo, "local_edges": self.graph.num_edges,
                 "slice_width_classes": lay.col_count(self.spec.dims[-1]),
                 "slice_width_features": lay.col_count(self.spec.dims[0]),
                 "model_peak_bytes": self.dense + self.adj.adjacency_device_bytes(),

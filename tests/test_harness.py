@@ -160,8 +160,9 @@ def test_paper_reports_from_recorded_runs(tmp_path):
     gp = "rmat:nodes=40000,edges=320000,feat=64,classes=16,seed=0"
     for layers in (4, 8):
         append_record(fake_record("alpha", 4, tags={"h": ("all_to_all", layers, 50_000)}, dataset=gp, hidden=64,
-                                  layers=layers), path)
-        append_record(fake_record("beta", 4, tags={"s": ("send", 2, 30_000)}, dataset=gp, hidden=64, layers=layers), path)
+                                  layers=layers, epochs=3), path)
+        append_record(fake_record("beta", 4, tags={"s": ("send", 2, 30_000)}, dataset=gp, hidden=64, layers=layers,
+                                  epochs=3), path)
     report = write_report("neutrontp", path, tmp_path, 15.0, 20.0, 16)
     text = report.read_text()
     assert "alpha (gcn)" in text and "beta (decoupled)" in text and "speedup of each strategy" in text

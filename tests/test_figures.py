@@ -174,9 +174,11 @@ def test_sweep_table_and_figure_show_the_same_numbers(stale):
 
 
 def test_formats_and_300_dpi(tmp_path):
-    paths = plots.plot_all(_records(), tmp_path, formats=("png", "pdf", "svg"))
-    assert {p.suffix for p in paths} == {".png", ".pdf", ".svg"}
-    png = next(p for p in paths if p.name.startswith("speedup_") and p.suffix == ".png")
+    recs = _records()
+    df, _ = figdata.one_family(results.load_runs(recs, latest=True), recs)
+    paths = plots.plot_speedup(df, tmp_path / "speedup_toy", ("png", "pdf", "svg"))
+    assert [p.name for p in paths] == ["speedup_toy.png", "speedup_toy.pdf", "speedup_toy.svg"]
+    png = paths[0]
     from PIL import Image
     with Image.open(png) as im:
         assert round(im.info["dpi"][0]) == 300 and im.width == pytest.approx(3.3 * 300, abs=2)

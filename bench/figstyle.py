@@ -61,6 +61,7 @@ _VARIANT_ORDER = (None, "exact", "stale", "hybrid")
 def order_key(strategy: str, variant: str | None = None) -> tuple:
     """Sort key: the fixed strategy order (others alphabetically after), then the variant."""
     rank = ORDER.index(strategy) if strategy in ORDER else len(ORDER)
+    variant = variant if isinstance(variant, str) else None  # pandas may hold None as NaN
     return rank, strategy, _VARIANT_ORDER.index(variant) if variant in _VARIANT_ORDER else 9
 
 
@@ -77,12 +78,14 @@ def _mix(color: str, amount: float) -> str:
 
 
 def strategy_color(strategy: str, variant: str | None = None) -> str:
+    variant = variant if isinstance(variant, str) else None
     base = STRATEGY_COLORS.get(strategy) or _fallback(strategy, _FALLBACK_COLORS)
     return _mix(base, VARIANTS.get(variant, VARIANTS[None])[0])
 
 
 def series_style(strategy: str, variant: str | None = None, model: str | None = None) -> dict[str, Any]:
     """Keyword arguments for ``ax.plot`` of one series: colour, marker, face, line style (by model)."""
+    variant = variant if isinstance(variant, str) else None
     _, marker, hollow = VARIANTS.get(variant, VARIANTS[None])
     color = strategy_color(strategy, variant)
     return {"color": color, "marker": marker or STRATEGY_MARKERS.get(strategy) or _fallback(strategy, _FALLBACK_MARKERS),

@@ -162,16 +162,17 @@ def _group_positions(d: pd.DataFrame) -> tuple[list[float], list[tuple[float, st
     return xs, groups
 
 
-def _series_axis(ax, xs: list[float], ticks: list[str], groups: list[tuple[float, str, str]]) -> None:
+def _series_axis(ax, xs: list[float], ticks: list[str], groups: list[tuple[float, str, str]], label: str) -> None:
     """P under each bar, the series name (in its colour) under each group."""
     ax.set_xticks(xs, ticks)
     ax.tick_params(axis="x", length=0)
     sec = ax.secondary_xaxis("bottom")
     sec.set_xticks([c for c, _, _ in groups], [n.replace(" (", "\n(") for _, n, _ in groups])
     sec.tick_params(axis="x", length=0, pad=plt.rcParams["xtick.labelsize"] * 1.4 + 4)
-    for label, (_, _, color) in zip(sec.get_xticklabels(), groups):
-        label.set_color(color)
+    for tick, (_, _, color) in zip(sec.get_xticklabels(), groups):
+        tick.set_color(color)
     sec.spines["bottom"].set_visible(False)
+    sec.set_xlabel(label)
 
 
 def plot_breakdown(df: pd.DataFrame, path: Path, formats: tuple[str, ...] = ("png",)) -> list[Path]:
@@ -200,7 +201,7 @@ def plot_breakdown(df: pd.DataFrame, path: Path, formats: tuple[str, ...] = ("pn
         if phased:
             ax.scatter(xs, list(d["cpu_compute_s"] * 1e3), marker="o", s=9, color="black", zorder=3,
                        label="compute CPU seconds")
-        _series_axis(ax, xs, [f"P={p}" for p in d["workers"]], groups)
+        _series_axis(ax, xs, [str(p) for p in d["workers"]], groups, "workers P, per strategy")
         ax.set_xlim(min(xs) - 0.7, max(xs) + 0.7)
         ax.set_ylabel("time per epoch (ms)")
         ax.grid(axis="y", alpha=0.3)

@@ -295,7 +295,7 @@ def plot_comm(df: pd.DataFrame, path: Path, formats: tuple[str, ...] = ("png",))
         ax.set_ylim(min(lows) / 4, max(lows) * 6)
         _log_plain(ax.yaxis)
         ax.set_xticks(range(len(ps)), [f"P={p}" for p in ps])
-        ax.set_ylabel("MB sent per epoch, all ranks (log)")
+        ax.set_ylabel("MB sent per epoch, all ranks (log)" if len(series) <= 4 else "MB sent per epoch (log)")
         ax.grid(axis="y", alpha=0.3, which="both")
         _legend(fig, [ax])
         _done(fig, df, f"Communication volume per training epoch: {_title(df)}",

@@ -1,7 +1,7 @@
 """Layout that never collides: titles wrapped to the figure, legends outside the data, value labels
 placed where they overlap nothing (or left out), and the check the tests run on every figure type.
 
-    fig = figlayout.new(size)                          # constrained layout, room kept for the caption
+    fig, ax = figlayout.new(size)                      # constrained layout, room kept for the caption
     figlayout.legend_below(fig, handles, labels)       # outside every axes
     figlayout.finish(fig, title, caption_lines)        # wrapped title, wrapped caption at the bottom
     figlayout.place_labels(ax, [(x, y, "1.65x", color), ...], obstacles)   # after finish
@@ -95,10 +95,8 @@ def text_boxes(fig) -> list[tuple[Text, Bbox]]:
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     drawn_ticks = _drawn_tick_labels(fig)
-    ticks = {id(t.label1) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)
-             for t in axis.get_major_ticks() + axis.get_minor_ticks()} | \
-            {id(t.label2) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)
-             for t in axis.get_major_ticks() + axis.get_minor_ticks()}
+    ticks = {id(label) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)
+             for t in axis.get_major_ticks() + axis.get_minor_ticks() for label in (t.label1, t.label2)}
     out = []
     for t in fig.findobj(Text):
         if not t.get_visible() or not t.get_text().strip() or (id(t) in ticks and id(t) not in drawn_ticks):

@@ -54,11 +54,6 @@ def provenance(df: pd.DataFrame) -> str:
     return f"graphpar {shas} | env {envs} | {time.strftime('%Y-%m-%d')}"
 
 
-def caption(fig, df: pd.DataFrame, lines: tuple[str, ...] | list[str] = ()) -> None:
-    """Title-free finish: the caption lines (what was run) and the provenance line at the bottom."""
-    figlayout.finish(fig, None, [*lines, provenance(df)])
-
-
 def _title(df: pd.DataFrame) -> str:
     r = df.iloc[0]
     nodes = r.get("graph.nodes")
@@ -269,7 +264,7 @@ def plot_comm(df: pd.DataFrame, path: Path, formats: tuple[str, ...] = ("png",))
     width = 0.8 / max(len(series), 1)
     with figstyle.paper():
         fig, ax = figlayout.new(figstyle.size("single", 2.9))
-        has_analytic, labels, bars_at = False, [], []
+        has_analytic, labels, bars_at, named = False, [], [], set()
         for i, (name, strategy, variant, g) in enumerate(series):
             color = figstyle.strategy_color(strategy, variant)
             for k, p in enumerate(ps):
@@ -279,8 +274,8 @@ def plot_comm(df: pd.DataFrame, path: Path, formats: tuple[str, ...] = ("png",))
                 r = row.iloc[0]
                 x = k + (i - (len(series) - 1) / 2) * width
                 mb = max(r["bytes_per_epoch"], 1) / 1e6
-                ax.bar(x, mb, width * 0.9, color=color, label=name if name not in [lab for lab in
-                                                                                    ax.get_legend_handles_labels()[1]] else None)
+                ax.bar(x, mb, width * 0.9, color=color, label=None if name in named else name)
+                named.add(name)
                 labels.append((x, mb, f"{mb:.3g}", "0.2"))
                 bars_at.append((x, mb, width * 0.9))
                 a = r.get("analytic_bytes_per_epoch")

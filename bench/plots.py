@@ -359,7 +359,12 @@ def plot_time_to_accuracy(df: pd.DataFrame, acc: pd.DataFrame, records: dict[str
             st = figstyle.series_style(row["strategy"], row["variant"])
             ax.plot([elapsed[e] for e in pts["epoch"]], pts["test_acc"], label=f"{row['series']} P={row['workers']}",
                     markevery=max(len(pts) // 8, 1), **st)
-        ax.set_xlabel("training wall time (s, evaluation excluded)")
+        xs = [x for line in ax.get_lines() for x in line.get_xdata()]
+        log = bool(xs) and min(xs) > 0 and max(xs) / min(xs) > 30
+        if log:  # runs an order of magnitude apart: each one's early epochs stay readable
+            ax.set_xscale("log")
+            _log_plain(ax.xaxis)
+        ax.set_xlabel("training wall time (s, evaluation excluded" + (", log)" if log else ")"))
         ax.set_ylabel("test accuracy")
         ax.grid(alpha=0.3)
         _legend(fig, [ax])

@@ -1,7 +1,7 @@
 """One look for every figure: a fixed colour and marker per strategy, a line style per model, paper sizes.
 
     from graphpar.bench import figstyle
-    st = figstyle.series_style("partition", variant="stale")   # {"color", "marker", "mfc", ...}
+    st = figstyle.series_style("partition", variant="stale")   # color, marker, markerfacecolor, linestyle
     with figstyle.paper():                                        # fonts sized for a 3.3 in column
         fig, ax = plt.subplots(figsize=figstyle.size("single"))
     figstyle.save(fig, out / "speedup_cora", ("png", "pdf"))       # 300 dpi PNG, vector PDF/SVG

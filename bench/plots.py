@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from . import figdata, figlayout, figstyle, metrics, results  # noqa: E402
-from .figstyle import PHASE_STYLE  # noqa: E402,F401  (re-exported: the breakdown's phases and colours)
+from .figstyle import PHASE_STYLE  # noqa: E402  (the breakdown's phases and colours)
 
 
 def _slug(text: str) -> str:

@@ -205,11 +205,11 @@ def cmd_regress(args: argparse.Namespace) -> int:
     spec = regress.load_spec(args.configs)
     if not args.update and not Path(args.baseline).is_file():
         raise UsageError(f"no baseline at {args.baseline}: run `make bench-baseline` (graphpar regress --update) first")
-    records, calib, skipped = regress.run_ci(spec, progress=sys.stderr.isatty())
+    records, skipped = regress.run_ci(spec, progress=sys.stderr.isatty())
     if args.out:
         for rec in records:
             append_record(rec, Path(args.out))
-    current = regress.measure(records, calib)
+    current = regress.measure(records)
     doc = regress.baseline_doc(current, spec)
     baseline_path = Path(args.baseline)
     regress.write_json(doc, baseline_path.with_name(baseline_path.stem + ".proposed.json"))

@@ -84,6 +84,13 @@ def bubble_s(w: dict[str, Any]) -> list[float]:
     return [float(stages[i].get("idle_s", 0.0)) if i < len(stages) else 0.0 for i in range(n)]
 
 
+def compute_per_probe(w: dict[str, Any]) -> list[float]:
+    """Per epoch: compute CPU seconds / CPU seconds of the CI probe run right after it in the same rank
+    (``bench/probe.py``; NaN where no probe ran): the load-proof number the CI gate decides on."""
+    probe = w.get("probe_cpu_s") or []
+    return [c / p if p > 0 else float("nan") for c, p in zip(compute_cpu_s(w), probe)]
+
+
 def rank_medians(rec: dict[str, Any]) -> list[dict[str, Any]]:
     """Per rank: median over the timed epochs of wall, compute (idle excluded), comm, idle, compute CPU and
     every phase's wall/CPU seconds; mean bytes sent/received per timed epoch; load facts."""
@@ -96,6 +103,7 @@ def rank_medians(rec: dict[str, Any]) -> list[dict[str, Any]]:
                "compute_s": _median(net[start:]), "comm_s": _median(w["comm_s"][start:]),
                "idle_s": _median(idle[start:]), "cpu_compute_s": _median(compute_cpu_s(w)[start:]),
                "bubble_s": _median(bubble_s(w)[start:]),
+               "compute_per_probe": _median([x for x in compute_per_probe(w)[start:] if x == x]),
                "sent_bytes": _mean(w["sent_bytes"][start:]), "recv_bytes": _mean(w["recv_bytes"][start:]),
                "local_vertices": w.get("local_vertices"), "local_edges": w.get("local_edges"),
                "peak_memory_bytes": w.get("peak_memory_bytes")}

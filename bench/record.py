@@ -99,6 +99,7 @@ def build_record(cfg: dict[str, Any], dataset: dict[str, Any], rank_results: lis
             "recv_bytes": [e["recv_bytes"] for e in r["epochs"]],
             "phase_wall_s": _per_phase(r["epochs"], "wall_s"), "phase_cpu_s": _per_phase(r["epochs"], "cpu_s"),
             "phases_entered": [e.get("phases", {}).get("entered", 0) for e in r["epochs"]],
+            **({"probe_cpu_s": [e["probe_cpu_s"] for e in r["epochs"]]} if "probe_cpu_s" in r["epochs"][0] else {}),
             "comm_by_tag": _tag_totals(r["epochs"]), "setup_comm": r["setup_comm"], "eval_comm": r["eval_comm"],
         })
     rec = {

@@ -1,20 +1,21 @@
-"""CI regression gate: exact communication bytes and same-run throughput ratios against a baseline.
+"""CI regression gate: exact communication bytes and load-proof compute cost against a baseline.
 
     graphpar regress                      # make bench-ci: run results/ci_configs.yaml, compare with results/baseline.json
     graphpar regress --update             # make bench-baseline: write the current numbers as the baseline
 
-Two tiers, chosen to move as little as possible with load on the machine:
+Two tiers, chosen to move as little as possible with load on the machine or with the machine itself:
 - exact: per entry (strategy @ dataset @ model @ P), per scope (setup/train/eval), per tag, per rank: op,
   calls, sent and received bytes. Machine-independent, so any change in either direction fails (a
   deliberate change is accepted by refreshing the baseline).
-- compute CPU: per entry, the thread CPU seconds per epoch of the compute phases (aggregation, dense,
-  layout, optimizer; ``strategies/phases.py``) of its slowest rank (per rank the median over the timed
-  epochs; the cheapest of the interleaved ``rounds``: other jobs only add CPU time), divided by the same
-  number for ``single`` on the same graph and model in the same run. ``single`` itself is divided by
-  the CPU seconds of a fixed dense-matmul calibration. CPU seconds do not grow with the time
-  a rank waits for a core, and a ratio against the same run's reference does not depend on the
-  machine's speed. Fails when ratio / baseline ratio > margin (default 1.3, measured: README "CI
-  regression"); a ratio below baseline / margin is reported as WIN.
+- compute per probe: per rank and timed epoch, the thread CPU seconds of the compute phases
+  (aggregation, dense, layout, optimizer; ``strategies/phases.py``) divided by the thread CPU seconds of
+  a fixed probe workload (``bench/probe.py``: one GCN layer over the whole graph with the reference's
+  kernel) run right after that epoch in the same rank; per rank the median over the timed epochs, the
+  slowest rank, the median over the interleaved ``rounds``. Numerator and denominator are measured
+  seconds apart in one process under the same load on the same graph, so what slows one slows the
+  other: a number of "probe-equivalents of work per epoch" that neither the machine's speed nor other
+  jobs on the cores move much (README "CI regression" has the measurements). Fails when it grew by more
+  than ``margin``; a drop below 1/margin is reported as WIN.
 The wall-time ratio (fastest timed epoch vs ``single``'s) is printed as advisory ("slower?" above 1.6x),
 never a failure: load moves it.
 Always writes ``results/baseline.proposed.json`` so a refresh is a reviewed copy.
@@ -30,6 +31,7 @@ from typing import Any, Callable
 
 from . import metrics
 from .metrics import SCOPES
+from .probe import ENV as PROBE_ENV
 from .record import environment, git_sha
 from .results import env_fingerprint
 
@@ -76,30 +78,10 @@ def ci_configs(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
     return configs, skipped
 
 
-def calibrate(repeats: int = 7) -> float:
-    """CPU seconds (this thread) of a fixed dense workload: the yardstick ``single`` is gated against."""
-    import torch  # noqa: PLC0415
-
-    g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(512, 512, generator=g), torch.randn(512, 128, generator=g)
-    times = []
-    for _ in range(repeats):
-        t0 = time.thread_time()
-        for _ in range(20):
-            a @ b
-        times.append(time.thread_time() - t0)
-    return statistics.median(times)
-
-
-def cpu_compute_s(recs: list[dict[str, Any]]) -> float:
-    """Compute CPU seconds per epoch of the slowest rank: per rank, the median over every timed epoch of
-    every round (thread CPU of the compute phases), then the max over ranks."""
-    per_rank: dict[int, list[float]] = {}
-    for rec in recs:
-        start = metrics.timed_start(len(rec["epochs"]), rec["config"].get("warmup_epochs", 1))
-        for w in rec["workers"]:
-            per_rank.setdefault(w.get("rank", 0), []).extend(metrics.compute_cpu_s(w)[start:])
-    return max(statistics.median(v) for v in per_rank.values() if v) if per_rank else float("nan")
+def cpu_per_probe(rec: dict[str, Any]) -> float:
+    """Compute CPU per probe CPU of one run's slowest rank (per rank: the median over its timed epochs)."""
+    values = [r["compute_per_probe"] for r in metrics.rank_medians(rec)]
+    return max(values) if values else float("nan")
 
 
 def _launch_runner(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +103,8 @@ def _launch_runner(cfg: dict[str, Any]) -> dict[str, Any]:
 
 def run_ci(spec: dict[str, Any], runner: Callable[[dict], dict] = _launch_runner,
            progress: bool = False) -> tuple[list[dict[str, Any]], list[float], list[str]]:
-    """Run every configuration ``rounds`` times interleaved; returns (records, calibration times, skipped)."""
+    """Run every configuration ``rounds`` times interleaved, each rank timing the probe after every epoch;
+    returns (records, skipped)."""
     from tqdm import tqdm  # noqa: PLC0415
 
     from .launcher import RunFailed  # noqa: PLC0415
@@ -131,23 +114,30 @@ def run_ci(spec: dict[str, Any], runner: Callable[[dict], dict] = _launch_runner
 
     import torch  # noqa: PLC0415
 
-    if spec.get("threads"):  # same threads per rank for every run and the calibration: the rank's main
+    probe_before = os.environ.get(PROBE_ENV)
+    os.environ[PROBE_ENV] = "1"  # inherited by the launched ranks; read by the in-process reference too
+    if spec.get("threads"):  # same threads per rank for every run and the probe: the rank's main
         os.environ["GRAPHPAR_THREADS"] = str(spec["threads"])  # thread then does all its compute (thread CPU)
         os.environ["OMP_NUM_THREADS"] = str(spec["threads"])
         torch.set_num_threads(int(spec["threads"]))
     configs, skipped = ci_configs(spec)
-    records, calib = [], []
+    records = []
     bar = tqdm(total=len(configs) * spec["rounds"], desc="bench-ci", unit="run", disable=not progress)
-    for _ in range(spec["rounds"]):
-        for cfg in configs:
-            calib.append(calibrate())
-            try:
-                records.append(runner(cfg))
-            except (RunFailed, RuntimeError) as e:
-                records.append(failed_record(cfg, str(e)))
-            bar.update()
-    bar.close()
-    return records, calib, skipped
+    try:
+        for _ in range(spec["rounds"]):
+            for cfg in configs:
+                try:
+                    records.append(runner(cfg))
+                except (RunFailed, RuntimeError) as e:
+                    records.append(failed_record(cfg, str(e)))
+                bar.update()
+    finally:
+        bar.close()
+        if probe_before is None:
+            os.environ.pop(PROBE_ENV, None)
+        else:
+            os.environ[PROBE_ENV] = probe_before
+    return records, skipped
 
 
 def _bytes(rec: dict[str, Any]) -> dict[str, Any]:
@@ -162,20 +152,18 @@ def _bytes(rec: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def measure(records: list[dict[str, Any]], calibration_s: list[float]) -> dict[str, Any]:
-    """Entries of a CI run: exact bytes per tag and rank; compute CPU ratio vs ``single`` in the same run
-    (the gate); fastest-epoch wall ratio (advisory)."""
+def measure(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Entries of a CI run: exact bytes per tag and rank; compute CPU per probe CPU, median over the
+    rounds (the gate); fastest-epoch wall ratio against ``single`` on the same graph and model (advisory)."""
     runs: dict[str, list[dict]] = {}
     for rec in records:
         runs.setdefault(entry_key(rec["config"]), []).append(rec)
-    single_cpu, single_wall = {}, {}
+    single_wall = {}
     for recs in runs.values():
         ok = [r for r in recs if r.get("status") == "ok"]
         if ok and ok[0]["config"]["strategy"] == "single":
-            key = (ok[0]["config"]["dataset"], ok[0]["config"]["model"])
-            single_cpu[key] = [cpu_compute_s([r]) for r in ok]
-            single_wall[key] = min(metrics.fastest_epoch_s(r) for r in ok)
-    calib = statistics.median(calibration_s) if calibration_s else float("nan")
+            single_wall[(ok[0]["config"]["dataset"], ok[0]["config"]["model"])] = min(
+                metrics.fastest_epoch_s(r) for r in ok)
     entries: dict[str, Any] = {}
     for key, recs in runs.items():
         ok = [r for r in recs if r.get("status") == "ok"]
@@ -183,20 +171,14 @@ def measure(records: list[dict[str, Any]], calibration_s: list[float]) -> dict[s
             entries[key] = {"failed": (recs[0].get("error") or "failed").splitlines()[0]}
             continue
         cfg = ok[0]["config"]
-        is_ref = cfg["strategy"] == "single"
-        cpu = cpu_compute_s(ok)
-        per_round = [cpu_compute_s([r]) for r in ok]
+        rounds = [cpu_per_probe(r) for r in ok]
+        value = statistics.median(rounds)
         wall = min(metrics.fastest_epoch_s(r) for r in ok)
-        ref = (cfg["dataset"], cfg["model"])
-        wall_den = calib if is_ref else single_wall.get(ref)
-        ref_rounds = [calib] if is_ref else single_cpu.get(ref, [])
-        # the cheapest round on each side: other jobs only add CPU time (cache refills after preemption)
-        ratio = min(per_round) / min(ref_rounds) if ref_rounds and min(ref_rounds) > 0 else None
-        entries[key] = {"bytes": _bytes(ok[0]), "against": "calibration" if is_ref else "single",
-                        "cpu_ratio": ratio, "cpu_rounds_s": per_round,
-                        "wall_ratio": wall / wall_den if wall_den else None,
-                        "cpu_compute_s": cpu, "epoch_s": wall,
-                        "cpu_spread": (max(per_round) - min(per_round)) / cpu if cpu > 0 else 0.0}
+        wall_den = single_wall.get((cfg["dataset"], cfg["model"]))
+        entries[key] = {"bytes": _bytes(ok[0]), "cpu_per_probe": value, "cpu_per_probe_rounds": rounds,
+                        "cpu_spread": (max(rounds) - min(rounds)) / value if value > 0 else 0.0,
+                        "wall_ratio": wall / wall_den if wall_den else None, "epoch_s": wall,
+                        "cpu_compute_s": statistics.median(metrics.summary(r)["cpu_compute_s_max"] for r in ok)}
     return entries
 
 
@@ -229,18 +211,18 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], margin: float = D
                 change = f"{csum / bsum:.3f}x" if bsum else "new"
                 rows.append((key, f"bytes {tag}", f"{bsum:,}", f"{csum:,}", change, "FAIL"))
         m = (margins or {}).get(key, margin)
-        if b.get("cpu_ratio") and c.get("cpu_ratio"):
-            r = c["cpu_ratio"] / b["cpu_ratio"]
+        if b.get("cpu_per_probe") and c.get("cpu_per_probe"):
+            r = c["cpu_per_probe"] / b["cpu_per_probe"]
             verdict = "FAIL" if r > m else ("WIN" if r < 1 / m else "ok")
             failed |= verdict == "FAIL"
-            rows.append((key, f"cpu/{c['against']}", f"{b['cpu_ratio']:.3f}", f"{c['cpu_ratio']:.3f}",
+            rows.append((key, "cpu/probe", f"{b['cpu_per_probe']:.3f}", f"{c['cpu_per_probe']:.3f}",
                          f"{r:.2f}x (margin {m}, spread {c['cpu_spread']:.0%})", verdict))
-        elif not b.get("cpu_ratio"):
+        elif not b.get("cpu_per_probe"):
             rows.append((key, "baseline", "old format", "-", "refresh it: make bench-baseline", "FAIL"))
             failed = True
         if b.get("wall_ratio") and c.get("wall_ratio"):
             r = c["wall_ratio"] / b["wall_ratio"]
-            rows.append((key, f"wall/{c['against']}", f"{b['wall_ratio']:.3f}", f"{c['wall_ratio']:.3f}",
+            rows.append((key, "wall/single", f"{b['wall_ratio']:.3f}", f"{c['wall_ratio']:.3f}",
                          f"{r:.2f}x (advisory)", "slower?" if r > WALL_ADVISORY else "info"))
     return rows, failed
 
@@ -256,7 +238,7 @@ def table(rows: list[tuple[str, ...]], only_moved: bool = False) -> str:
 
 def baseline_doc(entries: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     env = environment()
-    return {"schema": "graphpar.baseline/1", "git_sha": git_sha(), "env_fingerprint": env_fingerprint(env),
+    return {"schema": "graphpar.baseline/2", "git_sha": git_sha(), "env_fingerprint": env_fingerprint(env),
             "date": time.strftime("%Y-%m-%d"), "margin": spec.get("margin", DEFAULT_MARGIN),
             "datasets": spec["datasets"], "fixed": spec["fixed"], "entries": entries}
 

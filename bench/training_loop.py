@@ -18,6 +18,7 @@ from graphpar.strategies import Communicator, TrainConfig, get_strategy
 from graphpar.strategies.phases import TIMER, burn_cpu
 
 from .metrics import COUNTERS
+from .probe import probe_for
 from .progress import epoch_progress
 
 
@@ -72,6 +73,7 @@ def train_rank(comm: Communicator, cfg: TrainConfig, graph, keep_params: bool = 
     setup_comm = comm.stats()
     epochs, accuracy_curve = [], []
     slowdown = _slowdown(cfg.strategy)
+    probe = probe_for(graph, cfg.hidden)  # CI gate's yardstick, after each epoch (GRAPHPAR_PROBE=1)
     for epoch in epoch_progress(cfg, comm.rank_global(), epochs):  # tqdm on a terminal, a line every 10 s elsewhere
         before = comm.stats()
         comm.barrier()
@@ -95,6 +97,8 @@ def train_rank(comm: Communicator, cfg: TrainConfig, graph, keep_params: bool = 
                        "sent_bytes": sum(st["sent_bytes"] for st in moved.values()),
                        "recv_bytes": sum(st["recv_bytes"] for st in moved.values()), "comm": moved,
                        "phases": phases, "process_cpu_s": process_cpu})
+        if probe is not None:
+            epochs[-1]["probe_cpu_s"] = probe()
         if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and epoch + 1 < cfg.epochs:
             accuracy_curve.append({"epoch": epoch, **strategy.evaluate()})
     before = comm.stats()

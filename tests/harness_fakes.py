@@ -13,9 +13,11 @@ ENV = {"git_sha": "abc123", "host": "h", "cores": 2, "python": "3.11", "torch": 
 
 def fake_record(strategy: str, workers: int, compute_s: float = 0.1, tags: dict[str, tuple[str, int, int]] | None = None,
                 comm_s: float = 0.0, epochs: int = 4, imbalance: float = 1.0, info: dict | None = None,
-                dataset: str = "toy", time_scale: float = 1.0, **cfg_overrides: Any) -> dict[str, Any]:
+                dataset: str = "toy", time_scale: float = 1.0, probe_s: float | None = None,
+                **cfg_overrides: Any) -> dict[str, Any]:
     """A record of ``workers`` ranks: rank 0 computes ``compute_s * imbalance``, others ``compute_s``;
-    ``tags`` maps tag -> (op, calls per epoch, sent bytes per call); every epoch is identical."""
+    ``tags`` maps tag -> (op, calls per epoch, sent bytes per call); every epoch is identical; ``probe_s``:
+    the CI probe's CPU seconds after each epoch (none when None)."""
     tags = tags or {}
     ranks = []
     for r in range(workers):
@@ -32,7 +34,8 @@ def fake_record(strategy: str, workers: int, compute_s: float = 0.1, tags: dict[
             ep.append({"epoch": e, "loss": 1.0 / (e + 1), "wall_s": wall, "comm_s": comm_s, "phases": phases,
                        "compute_s": wall - comm_s, "idle_s": wall - comm_s - c,
                        "sent_bytes": sum(v["sent_bytes"] for v in comm.values()),
-                       "recv_bytes": sum(v["recv_bytes"] for v in comm.values()), "comm": comm})
+                       "recv_bytes": sum(v["recv_bytes"] for v in comm.values()), "comm": comm,
+                       **({"probe_cpu_s": probe_s} if probe_s is not None else {})})
         ranks.append({"rank": r, "setup_s": 0.0, "setup_comm": {}, "eval_comm": {}, "epochs": ep,
                       "accuracy": {"train_acc": 0.9, "val_acc": 0.8, "test_acc": 0.7},
                       "accuracy_curve": [{"epoch": e, "train_acc": 0.5 + 0.1 * e, "val_acc": 0.5, "test_acc": 0.4 + 0.1 * e}

@@ -40,8 +40,8 @@ def busy_cores(n: int = 2):
 
 
 def _gate(baseline: dict) -> tuple[list, bool]:
-    records, calib, _ = regress.run_ci(SPEC)
-    return regress.compare(baseline, regress.measure(records, calib), SPEC["margin"])
+    records, _ = regress.run_ci(SPEC)
+    return regress.compare(baseline, regress.measure(records), SPEC["margin"])
 
 
 @slow
@@ -53,8 +53,8 @@ def test_gate_passes_under_load_and_catches_a_slowdown(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     monkeypatch.delenv("GRAPHPAR_SLOWDOWN", raising=False)
     try:
-        records, calib, _ = regress.run_ci(SPEC)
-        baseline = {"entries": regress.measure(records, calib)}
+        records, _ = regress.run_ci(SPEC)
+        baseline = {"entries": regress.measure(records)}
         with busy_cores():
             rows, failed = _gate(baseline)
             assert not failed, "unchanged code failed under load:\n" + regress.table(rows)

@@ -71,7 +71,7 @@ def compare(strategy_losses: list[float], strategy_params: dict, ref_losses: lis
 
 def run_reference(cfg: TrainConfig, graph) -> tuple[list[float], dict]:
     """Train the DGL reference in this process; per-epoch losses and final parameters."""
-    from .training_loop import train_rank  # noqa: PLC0415
+    from .runtime.loop import train_rank  # noqa: PLC0415
 
     result = train_rank(Communicator(), reference_config(cfg), graph, keep_params=True)
     return [e["loss"] for e in result["epochs"]], result["params"]
@@ -79,7 +79,7 @@ def run_reference(cfg: TrainConfig, graph) -> tuple[list[float], dict]:
 
 def check_local(cfg: TrainConfig, graph, tolerance: float = DEFAULT_TOLERANCE) -> CheckResult:
     """Train the strategy on local processes and the reference in-process; compare (tests use this)."""
-    from .training_loop import train_local  # noqa: PLC0415
+    from .runtime.loop import train_local  # noqa: PLC0415
 
     cfg = check_config(cfg)
     results = train_local(cfg, graph, keep_params=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from .cli import UsageError
+from .cli.commands import UsageError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SWEEP_KEYS = {"out": str, "grid": dict, "fixed": dict, "name": str, "description": str, "repeat": int}

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 from conftest import slow
 
-from graphpar.bench import regress
+from graphpar.bench.harness import regress
 
 SPEC = {"strategies": ["tensor", "partition"], "workers": 2, "rounds": 2, "threads": 1,
         "margin": regress.DEFAULT_MARGIN, "margins": {}, "models": ["gcn"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from graphpar.bench import worker
+from graphpar.bench.runtime import worker
 from graphpar.strategies import TrainConfig, registered
 
 CUDA = torch.cuda.is_available()
@@ -47,7 +47,7 @@ def test_torch_csr_spmm_on_cuda_matches_cpu(small_directed):
 
 
 def _losses(cfg: TrainConfig) -> list[float]:
-    from graphpar.bench.launcher import launch
+    from graphpar.bench.runtime.launcher import launch
 
     ranks = launch(cfg)
     return [e["loss"] for e in ranks[0]["epochs"]]

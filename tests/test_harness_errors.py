@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from graphpar.bench import cli
+from graphpar.bench.cli import commands as cli
 
 
 def _write(path, text):
@@ -80,7 +80,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, monkeypatch, cap
 
 
 def test_sweep_exits_1_and_names_failed_configurations(tmp_path, monkeypatch, capsys):
-    from graphpar.bench import sweep
+    from graphpar.bench.harness import sweep
 
     real = sweep.run_sweep
 

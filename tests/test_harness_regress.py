@@ -7,7 +7,7 @@ import pytest
 from conftest import slow
 from harness_fakes import fake_record
 
-from graphpar.bench import regress
+from graphpar.bench.harness import regress
 
 TAGS = {"layer1/halo/fwd": ("all_to_all", 2, 40_000), "grad/allreduce": ("all_reduce", 1, 8_000)}
 
@@ -83,7 +83,7 @@ def _single_gate(monkeypatch):
     """Real in-process training of ``single``: GRAPHPAR_SLOWDOWN=single:1.5 (a CPU busy-loop) makes the gate
     fail, and an unchanged rerun passes (the load proof is tests/test_ci_gate.py, slow tier)."""
     from graphpar.bench.record import build_record
-    from graphpar.bench.training_loop import train_local
+    from graphpar.bench.runtime.loop import train_local
     from graphpar.datasets import load_dataset
     from graphpar.strategies import TrainConfig
 

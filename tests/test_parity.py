@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from conftest import slow
-from graphpar.bench.cli import main
-from graphpar.bench.parity import Verdict
+from graphpar.bench.cli.commands import main
+from graphpar.bench.harness.parity import Verdict
 from graphpar.strategies.staleness import StaleMonitor, combine, divergence
 
 SMALL = "rmat:nodes=500,edges=4000,feat=13,classes=5,seed=3"

@@ -16,13 +16,13 @@ import torch
 from conftest import slow
 
 from graphpar.bench.check import check_config, compare, run_reference
-from graphpar.bench.spmd import run_spmd
-from graphpar.bench.training_loop import train_local, train_rank
+from graphpar.bench.runtime.spmd import run_spmd
+from graphpar.bench.runtime.loop import train_local, train_rank
 from graphpar.strategies import ConfigError, TrainConfig, get_strategy
-from graphpar.strategies.halo import build_all_views, build_local_view
+from graphpar.strategies.partition.halo import build_all_views, build_local_view
 from graphpar.strategies.kernels import make_aggregator
 from graphpar.strategies.models import ModelSpec, aggregation_edges
-from graphpar.strategies.partitioning import (cache_path, compute_partition, partition, partition_graph,
+from graphpar.strategies.partition.partitioner import (cache_path, compute_partition, partition, partition_graph,
                                               partition_stats)
 
 

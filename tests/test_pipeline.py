@@ -7,10 +7,10 @@ import torch
 
 from conftest import slow
 from graphpar.bench.check import check_local
-from graphpar.bench.training_loop import train_local
+from graphpar.bench.runtime.loop import train_local
 from graphpar.strategies import Communicator, ConfigError, TrainConfig, get_strategy
 from graphpar.strategies.models import ModelSpec
-from graphpar.strategies.pipeline import layer_costs, one_f_one_b, stage_cut
+from graphpar.strategies.pipeline.strategy import layer_costs, one_f_one_b, stage_cut
 
 
 def cfg_for(graph, workers: int, layers: int, model: str = "gcn", **opts) -> TrainConfig:
@@ -190,9 +190,9 @@ def test_hybrid_bytes_per_epoch_match_formula(small_directed):
     """Cuts: every vertex's row once per cut and direction (each part sends its owned rows); halo: the
     partition's halo rows at every layer's width forward, and backward for layers >= 1; the stage's weight
     gradients all_reduced within each stage group (payload per rank); 8 bytes of loss per rank."""
-    from graphpar.strategies.halo import build_all_views
+    from graphpar.strategies.partition.halo import build_all_views
     from graphpar.strategies.models import init_params
-    from graphpar.strategies.partitioning import random_partition
+    from graphpar.strategies.partition.partitioner import random_partition
 
     g, h, layers = small_directed, 8, 3
     cfg = cfg_for(g, 4, layers, hidden=h, epochs=2, **HYBRID)

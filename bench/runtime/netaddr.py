@@ -1,6 +1,6 @@
 """Host addressing for multi-host runs: who hosts the rendezvous, which address and interface to publish.
 
-    settings = multinode_settings("10.77.0.1", 29500, node_rank=0)   # used by graphpar.bench.launcher
+    settings = multinode_settings("10.77.0.1", 29500, node_rank=0)   # used by graphpar.bench.runtime.launcher
 """
 from __future__ import annotations
 

@@ -72,8 +72,8 @@ def _final(ranks: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _train(cfg, graph, timeout_s: float) -> dict[str, Any]:
-    from .launcher import RunFailed  # noqa: PLC0415
-    from .training_loop import train_local  # noqa: PLC0415
+    from ..runtime.launcher import RunFailed  # noqa: PLC0415
+    from ..runtime.loop import train_local  # noqa: PLC0415
 
     try:
         return _final(train_local(cfg, graph, keep_params=False, timeout_s=timeout_s))
@@ -106,8 +106,8 @@ def plot_parity(runs: dict[str, Any], title: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    from .record import environment  # noqa: PLC0415
-    from .results import env_fingerprint  # noqa: PLC0415
+    from ..record import environment  # noqa: PLC0415
+    from ..results import env_fingerprint  # noqa: PLC0415
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for key, color in (("reference", "tab:gray"), ("strategy", "tab:red")):
@@ -129,7 +129,7 @@ def plot_parity(runs: dict[str, Any], title: str, path: Path) -> None:
 def cmd_parity(args: argparse.Namespace) -> int:
     from graphpar.datasets import load_dataset  # noqa: PLC0415
 
-    from .cli import EXIT_FAIL, EXIT_OK, UsageError, config_from_args, prepare  # noqa: PLC0415
+    from ..cli.commands import EXIT_FAIL, EXIT_OK, UsageError, config_from_args, prepare  # noqa: PLC0415
 
     if args.seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
@@ -165,7 +165,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
 
 def add_command(sub, commands: dict) -> None:
     """Register ``graphpar parity`` on the CLI's subparsers."""
-    from .cli import _training_args  # noqa: PLC0415
+    from ..cli.commands import _training_args  # noqa: PLC0415
 
     p = sub.add_parser("parity", help="reference vs strategy test accuracy over seeds, exit 1 outside tolerance")
     _training_args(p)

@@ -17,7 +17,7 @@ import torch
 from graphpar.strategies import Communicator, TrainConfig, get_strategy
 from graphpar.strategies.phases import TIMER, burn_cpu
 
-from .metrics import COUNTERS
+from ..metrics import COUNTERS
 from .progress import epoch_progress
 
 

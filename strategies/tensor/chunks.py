@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .kernels import CSRMatrix, sparse_mm
+from ..kernels import CSRMatrix, sparse_mm
 
 FLOAT_BYTES, INDEX_BYTES = 4, 8
 

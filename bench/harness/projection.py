@@ -31,8 +31,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from . import metrics
-from .metrics import rank_medians
+from .. import metrics
+from ..metrics import rank_medians
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ def _probe(comm, sizes: list[int], repeats: int) -> dict[str, list[float]]:
 def measure_link(workers: int = 2, small: int = 4096, large: int = 32 << 20, repeats: int = 5) -> dict[str, Any]:
     """Loopback gloo link between ``workers`` local processes: latency from a small all_to_all, bandwidth
     from a large one (bytes per rank per second, the pairwise model inverted); all_reduce fitted likewise."""
-    from .spmd import run_spmd  # noqa: PLC0415
+    from ..runtime.spmd import run_spmd  # noqa: PLC0415
 
     t = run_spmd(_probe, workers, ([small, large], repeats), timeout_s=120)[0]
     p = workers
@@ -224,7 +224,7 @@ def validate(records: list[dict[str, Any]], link: Link | dict[int, Link]) -> lis
     the larger-P runs of the same configuration. ``link`` may map P to the link measured with P ranks.
     ``compute_error`` compares the predicted slowest rank's compute with the measured one (CPU seconds):
     the compute model on its own, which P ranks sharing fewer cores cannot distort."""
-    from .results import config_key  # noqa: PLC0415
+    from ..results import config_key  # noqa: PLC0415
 
     ok = [r for r in records if r.get("status") == "ok" and r["config"]["workers"] > 1]
     rows = []

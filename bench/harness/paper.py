@@ -19,7 +19,7 @@ import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from . import results  # noqa: E402
+from .. import results  # noqa: E402
 from .plots import caption, save_figure  # noqa: E402
 from .projection import Link, overlapping_comm, project  # noqa: E402
 from .sweep import load_spec  # noqa: E402

@@ -38,13 +38,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .base import ConfigError, Option, Strategy, TrainConfig, register
-from .halo import build_local_view, halo_exchange
-from .kernels import default_backend, make_aggregator
-from .models import activate, conv_layer, dropout, init_params
-from .partitioning import METHODS, partition_stats, shared_partition
-from .sampling_blocks import Block, BlockNorm, OwnedStore, Traffic, fetch_rows, sample_layer, sample_owned
-from .training import allreduce_grads, global_accuracy, global_sum, make_optimizer, make_params
+from ..base import ConfigError, Option, Strategy, TrainConfig, register
+from ..partition.halo import build_local_view, halo_exchange
+from ..kernels import default_backend, make_aggregator
+from ..models import activate, conv_layer, dropout, init_params
+from ..partition.partitioner import METHODS, partition_stats, shared_partition
+from .blocks import Block, BlockNorm, OwnedStore, Traffic, fetch_rows, sample_layer, sample_owned
+from ..training import allreduce_grads, global_accuracy, global_sum, make_optimizer, make_params
 
 DEFAULT_FANOUTS = (15, 10, 5)  # DGL's GraphSAGE examples; deeper models repeat the last one
 

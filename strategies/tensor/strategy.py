@@ -22,13 +22,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import ConfigError, Option, Strategy, TrainConfig, register
-from .comm import Communicator
-from .kernels import CSRMatrix, sparse_mm
-from .models import activate, aggregation_edges, conv_layer, dropout, init_params, mlp_layer
-from .tensor_chunks import ChunkedAdjacency, ChunkedSpMM, choose_chunks, minimum_budget
-from .tensor_layout import Layout, finish_gather_chunk, gather, gather_chunk_async, split, split_raw
-from .training import allreduce_grads, global_accuracy, global_sum, local_loss, make_optimizer, make_params
+from ..base import ConfigError, Option, Strategy, TrainConfig, register
+from ..comm import Communicator
+from ..kernels import CSRMatrix, sparse_mm
+from ..models import activate, aggregation_edges, conv_layer, dropout, init_params, mlp_layer
+from .chunks import ChunkedAdjacency, ChunkedSpMM, choose_chunks, minimum_budget
+from .layout import Layout, finish_gather_chunk, gather, gather_chunk_async, split, split_raw
+from ..training import allreduce_grads, global_accuracy, global_sum, local_loss, make_optimizer, make_params
 
 MODES = ("naive", "decoupled")
 F32 = 4

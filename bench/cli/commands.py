@@ -170,7 +170,7 @@ def prepare(cfg, local_workers: int | None = None, force: bool = False) -> dict[
 
 
 def _cluster(args: argparse.Namespace):
-    from .launcher import Cluster  # noqa: PLC0415
+    from ..runtime.launcher import Cluster  # noqa: PLC0415
 
     if args.nnodes < 1 or args.workers % args.nnodes or not 0 <= args.node_rank < args.nnodes:
         raise UsageError(f"--workers {args.workers} --nnodes {args.nnodes} --node-rank {args.node_rank}: every host "
@@ -181,8 +181,8 @@ def _cluster(args: argparse.Namespace):
 
 def run_one(cfg, summary: dict, out: Path | None, cluster=None) -> dict | None:
     """Launch one configuration and append its record; returns the record (None on non-zero node ranks)."""
-    from .launcher import launch  # noqa: PLC0415
-    from .record import append_record, build_record  # noqa: PLC0415
+    from ..runtime.launcher import launch  # noqa: PLC0415
+    from ..record import append_record, build_record  # noqa: PLC0415
 
     ranks = launch(cfg, cluster)
     if ranks is None:
@@ -198,7 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_cluster(args, [cfg.workers])
     check_out(Path(args.out))
     summary = prepare(cfg, cfg.workers // args.nnodes, args.force)
-    from .tables import bench_table, run_line  # noqa: PLC0415
+    from ..tables import bench_table, run_line  # noqa: PLC0415
 
     records = [run_one(cfg, summary, Path(args.out), _cluster(args)) for _ in range(args.repeat)]
     records = [r for r in records if r is not None]
@@ -212,11 +212,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .check import DEFAULT_TOLERANCE, check_config, compare, run_reference  # noqa: PLC0415
-    from .launcher import launch  # noqa: PLC0415
+    from ..check import DEFAULT_TOLERANCE, check_config, compare, run_reference  # noqa: PLC0415
+    from ..runtime.launcher import launch  # noqa: PLC0415
     from graphpar.datasets import load_dataset  # noqa: PLC0415
 
-    from .specs import check_exactness  # noqa: PLC0415
+    from ..specs import check_exactness  # noqa: PLC0415
 
     cfg = check_config(config_from_args(args))
     check_exactness(cfg)
@@ -238,9 +238,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from graphpar.strategies import ConfigError, get_strategy, registered  # noqa: PLC0415
 
-    from .launcher import RunFailed  # noqa: PLC0415
-    from .record import append_record, failed_record  # noqa: PLC0415
-    from .tables import bench_table  # noqa: PLC0415
+    from ..runtime.launcher import RunFailed  # noqa: PLC0415
+    from ..record import append_record, failed_record  # noqa: PLC0415
+    from ..tables import bench_table  # noqa: PLC0415
 
     names = [n.strip() for n in args.strategies.split(",")] if args.strategies else list(registered())
     for name in names:
@@ -340,10 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("strategies", help="registered strategies and their options")
     commands["strategies"] = cmd_strategies
 
-    from . import parity  # noqa: PLC0415
+    from ..harness import parity  # noqa: PLC0415
     parity.add_command(sub, commands)
     try:
-        from . import harness_cli  # noqa: PLC0415  (sweep, plot, project, regress)
+        from . import harness as harness_cli  # noqa: PLC0415  (sweep, plot, project, regress)
         harness_cli.add_commands(sub, commands)
     except ImportError as e:
         if "harness_cli" not in str(e):
@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     from graphpar.datasets import DatasetError  # noqa: PLC0415
     from graphpar.strategies import ConfigError  # noqa: PLC0415
 
-    from .launcher import Interrupted, RunFailed  # noqa: PLC0415
+    from ..runtime.launcher import Interrupted, RunFailed  # noqa: PLC0415
 
     def on_sigterm(signum, _frame):
         raise Interrupted(signum)
@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
-if __name__ == "__main__":  # python -m graphpar.bench.cli: the package's module, so its error classes are the ones caught
-    from graphpar.bench.cli import main as package_main
+if __name__ == "__main__":  # python -m graphpar.bench.cli.commands: the package's module, so its error classes are the ones caught
+    from graphpar.bench.cli.commands import main as package_main
 
     sys.exit(package_main())

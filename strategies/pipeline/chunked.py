@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from .kernels import make_aggregator
-from .partitioning import shared_partition
-from .models import ModelSpec, activate, conv_layer, dropout, layer_param_names
-from .training import local_loss
+from ..kernels import make_aggregator
+from ..partition.partitioner import shared_partition
+from ..models import ModelSpec, activate, conv_layer, dropout, layer_param_names
+from ..training import local_loss
 
 
 def vertex_order(comm, g, k: int, how: str, seed: int) -> Tensor | None:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .comm import Communicator, PendingOp, all_to_all_autograd
-from .phases import phase
+from ..comm import Communicator, PendingOp, all_to_all_autograd
+from ..phases import phase
 
 
 def balanced_bounds(total: int, parts: int) -> list[int]:

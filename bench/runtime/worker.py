@@ -1,6 +1,6 @@
 """What each rank runs under the elastic launcher (torchrun's code path): init, train, gather to rank 0.
 
-    (started by graphpar.bench.launcher.launch; not run by hand)
+    (started by graphpar.bench.runtime.launcher.launch; not run by hand)
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def worker_main(cfg_dict: dict[str, Any], keep_params: bool = False) -> Any:
     from graphpar.datasets import load_dataset  # noqa: PLC0415
     from graphpar.strategies import Communicator, TrainConfig  # noqa: PLC0415
 
-    from .training_loop import train_rank  # noqa: PLC0415
+    from .loop import train_rank  # noqa: PLC0415
 
     cfg = TrainConfig.from_dict(cfg_dict)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))

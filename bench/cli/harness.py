@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .cli import UsageError
+from .commands import UsageError
 
 DEFAULT_RESULTS = "results/runs.jsonl"
 DEFAULT_OUT_DIR = "out"  # generated reports and figures: untracked (see .gitignore)
@@ -43,7 +43,7 @@ def _csv(value: str | None, cast=str, flag: str = "") -> list | None:
 
 def _records_or_usage(path: str) -> list[dict]:
     """The records of a results file; a missing or empty file is bad input (one line, exit 2)."""
-    from .results import read  # noqa: PLC0415
+    from ..results import read  # noqa: PLC0415
 
     if not Path(path).is_file():
         raise UsageError(f"no results file {path}: run graphpar sweep (or make bench) first, or pass --results PATH")
@@ -54,11 +54,11 @@ def _records_or_usage(path: str) -> list[dict]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .record import read_records  # noqa: PLC0415
-    from .results import config_key  # noqa: PLC0415
-    from .specs import validate_sweep  # noqa: PLC0415
-    from .sweep import expand, load_spec, rejected_summary, run_sweep  # noqa: PLC0415
-    from .tables import bench_table  # noqa: PLC0415
+    from ..record import read_records  # noqa: PLC0415
+    from ..results import config_key  # noqa: PLC0415
+    from ..specs import validate_sweep  # noqa: PLC0415
+    from ..harness.sweep import expand, load_spec, rejected_summary, run_sweep  # noqa: PLC0415
+    from ..tables import bench_table  # noqa: PLC0415
 
     spec = load_spec(args.config) if args.config else {"grid": {}, "fixed": {}}
     grid = spec["grid"]
@@ -106,8 +106,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from .plots import plot_all  # noqa: PLC0415
-    from .results import export_csv  # noqa: PLC0415
+    from ..harness.plots import plot_all  # noqa: PLC0415
+    from ..results import export_csv  # noqa: PLC0415
 
     records = _records_or_usage(args.results)
     ok = [r for r in records if r.get("status") == "ok"]
@@ -127,7 +127,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _link(args: argparse.Namespace, workers: int | None = None):
-    from .projection import Link, measure_link  # noqa: PLC0415
+    from ..harness.projection import Link, measure_link  # noqa: PLC0415
 
     if args.measure_link:
         m = measure_link(workers or args.link_workers)
@@ -139,8 +139,8 @@ def _link(args: argparse.Namespace, workers: int | None = None):
 
 
 def cmd_project(args: argparse.Namespace) -> int:
-    from . import metrics  # noqa: PLC0415
-    from .projection import project, validate  # noqa: PLC0415
+    from .. import metrics  # noqa: PLC0415
+    from ..harness.projection import project, validate  # noqa: PLC0415
 
     for flag, value in (("--workers", args.workers), ("--link-workers", args.link_workers)):
         if value < 1:
@@ -190,8 +190,8 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
-    from . import regress  # noqa: PLC0415
-    from .record import append_record  # noqa: PLC0415
+    from ..harness import regress  # noqa: PLC0415
+    from ..record import append_record  # noqa: PLC0415
 
     spec = regress.load_spec(args.configs)
     if not args.update and not Path(args.baseline).is_file():
@@ -205,7 +205,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
     baseline_path = Path(args.baseline)
     regress.write_json(doc, baseline_path.with_name(baseline_path.stem + ".proposed.json"))
     if skipped:
-        from .sweep import rejected_summary  # noqa: PLC0415
+        from ..harness.sweep import rejected_summary  # noqa: PLC0415
         print("  " + rejected_summary(skipped))
     if args.update:
         regress.write_json(doc, baseline_path)
@@ -222,10 +222,10 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from . import metrics  # noqa: PLC0415
-    from .cli import UsageError  # noqa: PLC0415
-    from .results import read  # noqa: PLC0415
-    from .tables import compare_runs  # noqa: PLC0415
+    from .. import metrics  # noqa: PLC0415
+    from .commands import UsageError  # noqa: PLC0415
+    from ..results import read  # noqa: PLC0415
+    from ..tables import compare_runs  # noqa: PLC0415
 
     runs = []
     for path in (args.a, args.b):
@@ -249,7 +249,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_paper(args: argparse.Namespace) -> int:
-    from .paper import write_report  # noqa: PLC0415
+    from ..harness.paper import write_report  # noqa: PLC0415
 
     _records_or_usage(args.results)
     try:

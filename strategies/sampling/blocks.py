@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .comm import Communicator
+from ..comm import Communicator
 
 
 class OwnedStore:

@@ -20,11 +20,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .comm import Communicator
-from .halo import build_local_view, halo_exchange, halo_volume_bytes
-from .models import ModelSpec, activate, conv_layer, dropout
-from .partitioning import partition_stats, shared_partition
-from .training import allreduce_grads, global_accuracy, local_loss
+from ..comm import Communicator
+from ..partition.halo import build_local_view, halo_exchange, halo_volume_bytes
+from ..models import ModelSpec, activate, conv_layer, dropout
+from ..partition.partitioner import partition_stats, shared_partition
+from ..training import allreduce_grads, global_accuracy, local_loss
 
 
 def stage_groups(comm: Communicator, stages: int, parts: int) -> Communicator:

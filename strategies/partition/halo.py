@@ -22,9 +22,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .comm import Communicator, all_to_all_autograd
-from .kernels import make_aggregator
-from .models import ModelSpec, aggregation_edges
+from ..comm import Communicator, all_to_all_autograd
+from ..kernels import make_aggregator
+from ..models import ModelSpec, aggregation_edges
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
     graphpar run --strategy partition --dataset cora --workers 4 --partition metis
 
-    from graphpar.strategies.partitioning import partition_graph, partition_stats
+    from graphpar.strategies.partition.partitioner import partition_graph, partition_stats
     part_id = partition_graph(graph, 4, "metis")          # int64 [N], values in [0, 4)
     stats = partition_stats(graph.src, graph.dst, part_id, 4)
 
@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .native_output import captured_native_output
+from ..native_output import captured_native_output
 
 METHODS = ("metis", "random", "contiguous")
 CACHE_FORMAT_VERSION = 2  # 2: part_id tensor + JSON header, hash-checked

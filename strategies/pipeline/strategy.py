@@ -27,14 +27,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import ConfigError, Option, Strategy, TrainConfig, register
-from .kernels import default_backend
-from .models import ModelSpec, aggregation_edges, init_params, layer_param_names
-from .partitioning import METHODS
-from .pipeline_hybrid import HybridStage
-from .pipeline_stage import StageEngine, chunk_bounds, relabel, vertex_order
-from .staleness import StaleMonitor
-from .training import global_accuracy, global_sum, make_optimizer, make_params
+from ..base import ConfigError, Option, Strategy, TrainConfig, register
+from ..kernels import default_backend
+from ..models import ModelSpec, aggregation_edges, init_params, layer_param_names
+from ..partition.partitioner import METHODS
+from .hybrid import HybridStage
+from .chunked import StageEngine, chunk_bounds, relabel, vertex_order
+from ..staleness import StaleMonitor
+from ..training import global_accuracy, global_sum, make_optimizer, make_params
 
 
 def layer_costs(spec: ModelSpec, num_nodes: int, num_edges: int) -> list[float]:

@@ -28,10 +28,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from . import metrics
-from .metrics import SCOPES
-from .record import environment, git_sha
-from .results import env_fingerprint
+from .. import metrics
+from ..metrics import SCOPES
+from ..record import environment, git_sha
+from ..results import env_fingerprint
 
 DEFAULT_MARGIN = 1.3
 WALL_ADVISORY = 1.6  # wall ratio moved by more than this: printed as "slower?", never a failure
@@ -39,7 +39,7 @@ WALL_ADVISORY = 1.6  # wall ratio moved by more than this: printed as "slower?",
 
 def load_spec(path: str | Path) -> dict[str, Any]:
     """The CI configuration set: datasets, models, workers, fixed training settings, rounds, margins."""
-    from .specs import load_ci_spec  # noqa: PLC0415
+    from ..specs import load_ci_spec  # noqa: PLC0415
 
     spec = load_ci_spec(path)
     spec.setdefault("strategies", "all")
@@ -59,7 +59,7 @@ def ci_configs(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
     """Configurations of one round (single at P=1 first on each graph) and the strategies skipped (why)."""
     from graphpar.strategies import ConfigError, TrainConfig, registered  # noqa: PLC0415
 
-    from .cli import prepare  # noqa: PLC0415
+    from ..cli.commands import prepare  # noqa: PLC0415
 
     names = list(registered()) if spec["strategies"] == "all" else list(spec["strategies"])
     configs, skipped = [], []
@@ -108,9 +108,9 @@ def _launch_runner(cfg: dict[str, Any]) -> dict[str, Any]:
     from graphpar.datasets import load_dataset  # noqa: PLC0415
     from graphpar.strategies import TrainConfig  # noqa: PLC0415
 
-    from .cli import prepare, run_one  # noqa: PLC0415
-    from .record import build_record  # noqa: PLC0415
-    from .training_loop import train_local  # noqa: PLC0415
+    from ..cli.commands import prepare, run_one  # noqa: PLC0415
+    from ..record import build_record  # noqa: PLC0415
+    from ..runtime.loop import train_local  # noqa: PLC0415
 
     c = TrainConfig.from_dict(cfg)
     summary = prepare(c)
@@ -124,8 +124,8 @@ def run_ci(spec: dict[str, Any], runner: Callable[[dict], dict] = _launch_runner
     """Run every configuration ``rounds`` times interleaved; returns (records, calibration times, skipped)."""
     from tqdm import tqdm  # noqa: PLC0415
 
-    from .launcher import RunFailed  # noqa: PLC0415
-    from .record import failed_record  # noqa: PLC0415
+    from ..runtime.launcher import RunFailed  # noqa: PLC0415
+    from ..record import failed_record  # noqa: PLC0415
 
     import os  # noqa: PLC0415
 

@@ -21,13 +21,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .base import ConfigError, Option, Strategy, TrainConfig, register
+from ..base import ConfigError, Option, Strategy, TrainConfig, register
 from .halo import StaleHalo, build_local_view, halo_exchange, halo_volume_bytes
-from .kernels import default_backend
-from .models import activate, conv_layer, dropout, init_params
-from .partitioning import METHODS, partition_stats, shared_partition
-from .staleness import StaleMonitor
-from .training import allreduce_grads, global_accuracy, global_sum, local_loss, make_optimizer, make_params
+from ..kernels import default_backend
+from ..models import activate, conv_layer, dropout, init_params
+from .partitioner import METHODS, partition_stats, shared_partition
+from ..staleness import StaleMonitor
+from ..training import allreduce_grads, global_accuracy, global_sum, local_loss, make_optimizer, make_params
 
 
 @register

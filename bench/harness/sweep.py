@@ -32,9 +32,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from .progress import run_done
-from .record import append_record, failed_record, git_sha, read_records
-from .results import config_key
+from ..runtime.progress import run_done
+from ..record import append_record, failed_record, git_sha, read_records
+from ..results import config_key
 
 AXES = ("strategy", "dataset", "workers", "model", "layers", "hidden", "options")
 
@@ -51,7 +51,7 @@ class SweepOutcome:
 
 def load_spec(path: str | Path) -> dict[str, Any]:
     """A sweep file (a path or a shipped config's name) as a dict with ``grid`` and ``fixed``, checked key by key."""
-    from .specs import load_sweep_spec  # noqa: PLC0415
+    from ..specs import load_sweep_spec  # noqa: PLC0415
 
     return load_sweep_spec(path)
 
@@ -108,7 +108,7 @@ def rejected_summary(skipped: list[str]) -> str:
 def _default_runner(cfg_dict: dict[str, Any], out: Path) -> dict | None:
     from graphpar.strategies import TrainConfig  # noqa: PLC0415
 
-    from .cli import prepare, run_one  # noqa: PLC0415
+    from ..cli.commands import prepare, run_one  # noqa: PLC0415
 
     cfg = TrainConfig.from_dict(cfg_dict)
     return run_one(cfg, prepare(cfg), out)
@@ -117,7 +117,7 @@ def _default_runner(cfg_dict: dict[str, Any], out: Path) -> dict | None:
 def _validate(cfg_dict: dict[str, Any]) -> None:
     from graphpar.strategies import TrainConfig  # noqa: PLC0415
 
-    from .cli import prepare  # noqa: PLC0415
+    from ..cli.commands import prepare  # noqa: PLC0415
 
     prepare(TrainConfig.from_dict(cfg_dict))
 
@@ -133,7 +133,7 @@ def run_sweep(configs: list[dict[str, Any]], out: Path, force: bool = False,
     from graphpar.datasets import DatasetError  # noqa: PLC0415
     from graphpar.strategies import ConfigError  # noqa: PLC0415
 
-    from .cli import UsageError  # noqa: PLC0415
+    from ..cli.commands import UsageError  # noqa: PLC0415
 
     result = SweepOutcome()
     done = Counter() if force else done_counts(out, git_sha())

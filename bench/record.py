@@ -19,6 +19,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from . import metrics
 from .metrics import COUNTERS  # noqa: F401  (per-tag communicator counters; re-exported)
 
@@ -41,8 +43,6 @@ def git_sha() -> str:
 
 def environment(device: str = "cpu") -> dict[str, Any]:
     """The fingerprint a result is only comparable within."""
-    import torch  # noqa: PLC0415
-
     try:
         import dgl  # noqa: PLC0415
         dgl_version = dgl.__version__

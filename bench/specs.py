@@ -17,7 +17,11 @@ from typing import Any
 
 import yaml
 
-from .cli.commands import UsageError
+from graphpar.datasets import DatasetError, validate_spec
+from graphpar.strategies import TrainConfig, registered
+from graphpar.strategies.base import all_options
+
+from .errors import UsageError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SWEEP_KEYS = {"out": str, "grid": dict, "fixed": dict, "name": str, "description": str, "repeat": int}
@@ -91,8 +95,6 @@ def _check_value(where: str, key: str, value: Any, t: Any) -> None:
 
 def _field_types() -> dict[str, Any]:
     """TrainConfig's fields and the Python types a YAML value may have for each."""
-    from graphpar.strategies import TrainConfig  # noqa: PLC0415
-
     hints = typing.get_type_hints(TrainConfig)
     out = {}
     for f in fields(TrainConfig):
@@ -106,8 +108,6 @@ def _field_types() -> dict[str, Any]:
 
 
 def _check_options(where: str, options: Any) -> None:
-    from graphpar.strategies.base import all_options  # noqa: PLC0415
-
     if not isinstance(options, dict):
         raise SpecError(f"{where}: options must be a mapping like {{chunks: 4}}, got {options!r}")
     known = {opt.key: opt for opt, _ in all_options().values()}
@@ -122,9 +122,6 @@ def _check_options(where: str, options: Any) -> None:
 
 def _check_settings(where: str, settings: dict[str, Any], as_axes: bool) -> None:
     """TrainConfig values (lists of them on grid axes) by field type; datasets and strategies by name."""
-    from graphpar.datasets import DatasetError, validate_spec  # noqa: PLC0415
-    from graphpar.strategies import registered  # noqa: PLC0415
-
     types = _field_types()
     for key, value in settings.items():
         if key == "per_strategy" and as_axes:  # {strategy: {axis: [...]}}: each strategy's own axes

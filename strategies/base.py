@@ -21,7 +21,6 @@ from torch import Tensor
 from .comm import Communicator
 from .models import MODELS, ModelSpec
 
-
 MAX_WORKERS, MAX_LAYERS, MAX_HIDDEN = 1 << 16, 1024, 1 << 16  # beyond these a value is a typo
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import slow
+
 from graphpar.datasets import DatasetError, load_dataset
 from graphpar.datasets.catalog import cache_path as dataset_cache_path
 
@@ -113,7 +113,7 @@ def test_dataset_cache_payload_is_not_run_and_is_rebuilt(data_root, marker, caps
 
 
 def test_partition_cache_payload_is_not_run_and_is_recomputed(data_root, marker, capsys):
-    from graphpar.strategies.partition.partitioner import cache_path, check_partition, partition
+    from graphpar.strategies.partition.partitioner import cache_path, partition
 
     g = load_dataset(SPEC)
     first = partition(g, 3, "metis")
@@ -412,7 +412,7 @@ def test_stopped_worker_ends_the_run_within_timeout_plus_grace(tmp_path):
         proc.kill()
         for w in workers:
             os.kill(w, signal.SIGKILL)
-        raise AssertionError("the launcher hung on a stopped worker")
+        raise AssertionError("the launcher hung on a stopped worker") from None
     elapsed = time.time() - start
     assert proc.returncode == 1 and "run failed" in err, err[-3000:]
     assert elapsed < timeout + grace + 30, f"took {elapsed:.0f}s"
@@ -425,8 +425,8 @@ def test_sweep_stops_on_ctrl_c_keeps_finished_records_and_resumes(tmp_path, monk
     from harness_fakes import fake_record
 
     from graphpar.bench.harness import sweep
-    from graphpar.bench.runtime.launcher import Interrupted
     from graphpar.bench.record import append_record, read_records
+    from graphpar.bench.runtime.launcher import Interrupted
 
     monkeypatch.setattr(sweep, "git_sha", lambda: "abc123")
     configs = [fake_record("single", 1, dataset=d)["config"] for d in ("g1", "g2", "g3")]

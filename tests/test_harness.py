@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from harness_fakes import fake_record
 
-from graphpar.bench.harness import plots, projection, sweep
 from graphpar.bench import results
+from graphpar.bench.harness import plots, projection, sweep
 from graphpar.bench.record import append_record, failed_record, read_records
 
 A2A = {"layer1/halo/fwd": ("all_to_all", 2, 40_000), "grad/allreduce": ("all_reduce", 1, 8_000)}

@@ -7,8 +7,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import slow
+
 from graphpar.bench.cli.commands import main
 from graphpar.bench.harness.parity import Verdict
 from graphpar.strategies.staleness import StaleMonitor, combine, divergence

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import slow
+
 from graphpar.bench.check import check_local
 from graphpar.bench.runtime.loop import train_local
 from graphpar.strategies import Communicator, ConfigError, TrainConfig, get_strategy
@@ -190,8 +190,8 @@ def test_hybrid_bytes_per_epoch_match_formula(small_directed):
     """Cuts: every vertex's row once per cut and direction (each part sends its owned rows); halo: the
     partition's halo rows at every layer's width forward, and backward for layers >= 1; the stage's weight
     gradients all_reduced within each stage group (payload per rank); 8 bytes of loss per rank."""
-    from graphpar.strategies.partition.halo import build_all_views
     from graphpar.strategies.models import init_params
+    from graphpar.strategies.partition.halo import build_all_views
     from graphpar.strategies.partition.partitioner import random_partition
 
     g, h, layers = small_directed, 8, 3

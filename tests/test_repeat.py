@@ -5,8 +5,8 @@ import json
 
 from harness_fakes import fake_record
 
-from graphpar.bench.harness import sweep
 from graphpar.bench import tables
+from graphpar.bench.harness import sweep
 from graphpar.bench.record import append_record, read_records
 
 

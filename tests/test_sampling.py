@@ -16,14 +16,14 @@ import torch
 from conftest import slow
 
 from graphpar.bench.check import check_config, compare, run_reference
-from graphpar.bench.runtime.spmd import run_spmd
 from graphpar.bench.runtime.loop import train_local, train_rank
+from graphpar.bench.runtime.spmd import run_spmd
 from graphpar.strategies import Communicator, ConfigError, TrainConfig, get_strategy
 from graphpar.strategies.kernels import make_aggregator
 from graphpar.strategies.models import ModelSpec, aggregation_edges
 from graphpar.strategies.partition.partitioner import partition_graph
-from graphpar.strategies.sampling.strategy import parse_fanouts
 from graphpar.strategies.sampling.blocks import BlockNorm, OwnedStore, sample_layer
+from graphpar.strategies.sampling.strategy import parse_fanouts
 
 
 @pytest.fixture(scope="module", autouse=True)

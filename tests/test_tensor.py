@@ -9,12 +9,12 @@ import torch
 from conftest import slow
 
 from graphpar.bench.check import check_config, check_local, compare, run_reference
-from graphpar.bench.runtime.spmd import run_spmd
 from graphpar.bench.runtime.loop import train_local, train_rank
+from graphpar.bench.runtime.spmd import run_spmd
 from graphpar.strategies import ConfigError, TrainConfig, get_strategy
 from graphpar.strategies.kernels import CSRMatrix, spmm
 from graphpar.strategies.models import aggregation_edges, init_params
-from graphpar.strategies.tensor.chunks import ChunkedAdjacency, chunk_bounds, choose_chunks, minimum_budget
+from graphpar.strategies.tensor.chunks import ChunkedAdjacency, choose_chunks, chunk_bounds, minimum_budget
 from graphpar.strategies.tensor.layout import Layout, pack_split, unpack_gather, unpack_split
 
 

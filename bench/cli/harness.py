@@ -19,7 +19,15 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .commands import UsageError
+from .. import metrics
+from ..errors import UsageError
+from ..harness import regress, sweep
+from ..harness.projection import Link, measure_link, project, validate
+from ..harness.sweep import rejected_summary
+from ..record import append_record, read_records
+from ..results import config_key, export_csv, read
+from ..specs import validate_sweep
+from ..tables import bench_table, compare_runs
 
 DEFAULT_RESULTS = "results/runs.jsonl"
 DEFAULT_OUT_DIR = "out"  # generated reports and figures: untracked (see .gitignore)
@@ -43,8 +51,6 @@ def _csv(value: str | None, cast=str, flag: str = "") -> list | None:
 
 def _records_or_usage(path: str) -> list[dict]:
     """The records of a results file; a missing or empty file is bad input (one line, exit 2)."""
-    from ..results import read  # noqa: PLC0415
-
     if not Path(path).is_file():
         raise UsageError(f"no results file {path}: run graphpar sweep (or make bench) first, or pass --results PATH")
     records = read(path)
@@ -54,13 +60,7 @@ def _records_or_usage(path: str) -> list[dict]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from ..record import read_records  # noqa: PLC0415
-    from ..results import config_key  # noqa: PLC0415
-    from ..specs import validate_sweep  # noqa: PLC0415
-    from ..harness.sweep import expand, load_spec, rejected_summary, run_sweep  # noqa: PLC0415
-    from ..tables import bench_table  # noqa: PLC0415
-
-    spec = load_spec(args.config) if args.config else {"grid": {}, "fixed": {}}
+    spec = sweep.load_spec(args.config) if args.config else {"grid": {}, "fixed": {}}
     grid = spec["grid"]
     for axis, value, cast, flag in (("strategy", args.strategies, str, "--strategies"),
                                     ("dataset", args.datasets, str, "--datasets"),
@@ -79,14 +79,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if "dataset" not in grid:
         raise UsageError("a sweep needs datasets: --datasets cora,... or dataset: [...] under grid: in the file")
     out = Path(args.out or spec.get("out") or DEFAULT_RESULTS)
-    configs = expand(spec)
+    configs = sweep.expand(spec)
     if args.dry_run:
         for c in configs:
             print(f"{c['strategy']} P={c['workers']} {c['model']} L={c['layers']} H={c['hidden']} on {c['dataset']} "
                   f"{c['options'] or ''}")
         print(f"{len(configs)} configurations")
         return 0
-    outcome = run_sweep(configs, out, force=args.force, repeat=args.repeat)
+    outcome = sweep.run_sweep(configs, out, force=args.force, repeat=args.repeat)
     keys = {config_key(c) for c in configs}
     mine = [r for r in read_records(out) if r.get("status") == "ok" and config_key(r["config"]) in keys]
     if mine:  # repeats of a configuration pool into one row (metrics.repeats)
@@ -106,8 +106,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
-    from ..harness.plots import plot_all  # noqa: PLC0415
-    from ..results import export_csv  # noqa: PLC0415
+    from ..harness.plots import plot_all  # noqa: PLC0415  (matplotlib: only the commands that draw load it)
 
     records = _records_or_usage(args.results)
     ok = [r for r in records if r.get("status") == "ok"]
@@ -127,8 +126,6 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _link(args: argparse.Namespace, workers: int | None = None):
-    from ..harness.projection import Link, measure_link  # noqa: PLC0415
-
     if args.measure_link:
         m = measure_link(workers or args.link_workers)
         print(f"loopback gloo, P={m['workers']}: all_to_all {m['bandwidth_Bps'] / 1e9:.2f} GB/s per rank, "
@@ -139,9 +136,6 @@ def _link(args: argparse.Namespace, workers: int | None = None):
 
 
 def cmd_project(args: argparse.Namespace) -> int:
-    from .. import metrics  # noqa: PLC0415
-    from ..harness.projection import project, validate  # noqa: PLC0415
-
     for flag, value in (("--workers", args.workers), ("--link-workers", args.link_workers)):
         if value < 1:
             raise UsageError(f"{flag} must be >= 1, got {value}")
@@ -190,9 +184,6 @@ def cmd_project(args: argparse.Namespace) -> int:
 
 
 def cmd_regress(args: argparse.Namespace) -> int:
-    from ..harness import regress  # noqa: PLC0415
-    from ..record import append_record  # noqa: PLC0415
-
     spec = regress.load_spec(args.configs)
     if not args.update and not Path(args.baseline).is_file():
         raise UsageError(f"no baseline at {args.baseline}: run `make bench-baseline` (graphpar regress --update) first")
@@ -205,7 +196,6 @@ def cmd_regress(args: argparse.Namespace) -> int:
     baseline_path = Path(args.baseline)
     regress.write_json(doc, baseline_path.with_name(baseline_path.stem + ".proposed.json"))
     if skipped:
-        from ..harness.sweep import rejected_summary  # noqa: PLC0415
         print("  " + rejected_summary(skipped))
     if args.update:
         regress.write_json(doc, baseline_path)
@@ -222,11 +212,6 @@ def cmd_regress(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .. import metrics  # noqa: PLC0415
-    from .commands import UsageError  # noqa: PLC0415
-    from ..results import read  # noqa: PLC0415
-    from ..tables import compare_runs  # noqa: PLC0415
-
     runs = []
     for path in (args.a, args.b):
         if not Path(path).exists():
@@ -249,7 +234,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_paper(args: argparse.Namespace) -> int:
-    from ..harness.paper import write_report  # noqa: PLC0415
+    from ..harness.paper import write_report  # noqa: PLC0415  (matplotlib)
 
     _records_or_usage(args.results)
     try:

@@ -15,9 +15,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from graphpar.strategies import ConfigError, TrainConfig, get_strategy, registered
 
 from .. import results  # noqa: E402
 from .plots import caption, save_figure  # noqa: E402
@@ -55,8 +57,6 @@ def _runs(which: str, source: str | Path) -> tuple[pd.DataFrame, dict[str, Any],
 
 def _accepts(rec: dict[str, Any], workers: int) -> bool:
     """Whether the record's strategy accepts its configuration at ``workers`` ranks (its own validate)."""
-    from graphpar.strategies import ConfigError, TrainConfig, get_strategy, registered  # noqa: PLC0415
-
     cfg = TrainConfig.from_dict({**rec["config"], "workers": workers})
     if cfg.strategy not in registered():  # not importable here: nothing to ask
         return True

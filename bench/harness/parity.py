@@ -17,12 +17,17 @@ every training run as a whole. Exit 0 within the tolerance, 1 outside or when a 
 """
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from graphpar.strategies.staleness import combine
+
+from ..record import environment
+from ..results import env_fingerprint
+from ..runtime.launcher import RunFailed
+from ..runtime.loop import train_local
 
 DEFAULT_TOLERANCE, DEFAULT_SEED_MARGIN = 1.5, 5.0  # accuracy points (percent)
 DEFAULT_OUT = Path("results/scratch/parity")
@@ -63,8 +68,6 @@ class Verdict:
 
 
 def _final(ranks: list[dict[str, Any]]) -> dict[str, Any]:
-    from graphpar.strategies.staleness import combine  # noqa: PLC0415
-
     r0 = ranks[0]
     return {"test_acc": r0["accuracy"]["test_acc"], "losses": [e["loss"] for e in r0["epochs"]],
             "curve": [(a["epoch"], a["test_acc"]) for a in r0["accuracy_curve"]],
@@ -72,9 +75,6 @@ def _final(ranks: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _train(cfg, graph, timeout_s: float) -> dict[str, Any]:
-    from ..runtime.launcher import RunFailed  # noqa: PLC0415
-    from ..runtime.loop import train_local  # noqa: PLC0415
-
     try:
         return _final(train_local(cfg, graph, keep_params=False, timeout_s=timeout_s))
     except Exception as e:  # noqa: BLE001  (a rank's traceback, or no result within timeout_s + 60 s)
@@ -106,9 +106,6 @@ def plot_parity(runs: dict[str, Any], title: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    from ..record import environment  # noqa: PLC0415
-    from ..results import env_fingerprint  # noqa: PLC0415
-
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for key, color in (("reference", "tab:gray"), ("strategy", "tab:red")):
         for i, r in enumerate(runs[key]):
@@ -124,56 +121,3 @@ def plot_parity(runs: dict[str, Any], title: str, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def cmd_parity(args: argparse.Namespace) -> int:
-    from graphpar.datasets import load_dataset  # noqa: PLC0415
-
-    from ..cli.commands import EXIT_FAIL, EXIT_OK, UsageError, config_from_args, prepare  # noqa: PLC0415
-
-    if args.seeds < 1:
-        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
-    if args.tolerance < 0 or args.seed_margin < 0:
-        raise UsageError(f"--tolerance {args.tolerance} and --seed-margin {args.seed_margin} must be >= 0 (points)")
-    if args.nnodes != 1:
-        raise UsageError("parity trains on this host only; drop --nnodes")
-    cfg = config_from_args(args)
-    if cfg.eval_every < 1:
-        cfg = replace(cfg, eval_every=max(cfg.epochs // 40, 1))
-    prepare(cfg)
-    prepare(replace(cfg, strategy="single", workers=1, options={}))
-    seeds = list(range(cfg.seed, cfg.seed + args.seeds))
-    opts = "".join(f" --{k.replace('_', '-')} {v}" for k, v in cfg.options.items())
-    title = (f"parity: {cfg.strategy}{opts} P={cfg.workers} vs single, {cfg.dataset}, {cfg.model} L={cfg.layers}, "
-             f"{cfg.epochs} epochs, seeds {seeds[0]}..{seeds[-1]}")
-    print(title)
-    runs = run_parity(cfg, seeds, load_dataset(cfg.dataset), cfg.timeout_s)  # --timeout: default 1800 here
-    verdict = Verdict([r["test_acc"] for r in runs["reference"]], [r["test_acc"] for r in runs["strategy"]],
-                      args.tolerance, args.seed_margin)
-    for line in verdict.lines():
-        print(line)
-    stem = f"parity_{cfg.strategy}_{cfg.dataset.replace('/', '_').replace(':', '_')}_P{cfg.workers}"
-    out = Path(args.out_dir)
-    plot_parity(runs, title, out / f"{stem}.png")
-    (out / f"{stem}.json").write_text(json.dumps({"config": cfg.as_dict(), "seeds": seeds, "runs": runs,
-                                                  "mean_diff_points": verdict.mean_diff,
-                                                  "worst_gap_points": verdict.worst_gap,
-                                                  "passed": verdict.passed}, indent=1))
-    print(f"figure and numbers: {out / stem}.png, .json")
-    return EXIT_OK if verdict.passed else EXIT_FAIL
-
-
-def add_command(sub, commands: dict) -> None:
-    """Register ``graphpar parity`` on the CLI's subparsers."""
-    from ..cli.commands import _training_args  # noqa: PLC0415
-
-    p = sub.add_parser("parity", help="reference vs strategy test accuracy over seeds, exit 1 outside tolerance")
-    _training_args(p)
-    p.set_defaults(timeout=1800.0)  # a whole 200-epoch run must finish within it (and + 60 s)
-    p.add_argument("--seeds", type=int, default=4, help="seeds --seed, --seed+1, ... (default 4)")
-    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
-                   help="points the strategy's mean may fall below the reference's (default 1.5)")
-    p.add_argument("--seed-margin", type=float, default=DEFAULT_SEED_MARGIN,
-                   help="points any seed may fall below the reference's worst seed (default 5)")
-    p.add_argument("--out-dir", default=str(DEFAULT_OUT), help="folder for the figure and the numbers")
-    commands["parity"] = cmd_parity

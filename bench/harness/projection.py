@@ -26,13 +26,18 @@ configuration was measured at two worker counts, per-tag bytes follow the power 
 """
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from .. import metrics
 from ..metrics import rank_medians
+from ..results import config_key
+from ..runtime.spmd import run_spmd
 
 
 @dataclass(frozen=True)
@@ -105,8 +110,6 @@ def per_rank_tags(rec: dict[str, Any]) -> list[dict[str, dict[str, float]]]:
 def fitted_scales(rec: dict[str, Any], other: dict[str, Any], target: int) -> dict[str, float]:
     """Per tag, the factor on ``rec``'s per-rank bytes at ``target`` ranks from a power law through the
     mean per-rank bytes measured at two worker counts (``rec``'s and ``other``'s)."""
-    import math  # noqa: PLC0415
-
     p1, p2 = rec["config"]["workers"], other["config"]["workers"]
 
     def mean_bytes(r: dict[str, Any]) -> dict[str, float]:
@@ -172,16 +175,14 @@ def project(rec: dict[str, Any], workers: int | None, link: Link, other: dict[st
 
 # -- measuring the local link -------------------------------------------------------------------
 def _probe(comm, sizes: list[int], repeats: int) -> dict[str, list[float]]:
-    import torch  # noqa: PLC0415
-
     p = comm.world_size
     out: dict[str, list[float]] = {"all_to_all": [], "all_reduce": []}
     for nbytes in sizes:
         rows = max(p, nbytes // 4 // 256 // p * p)
         x = torch.ones(rows, 256)
         split = [rows // p] * p
-        for name, fn in (("all_to_all", lambda: comm.all_to_all(x, split, split, "probe/a2a")),
-                         ("all_reduce", lambda: comm.all_reduce(x, "probe/ar"))):
+        for name, fn in (("all_to_all", lambda x=x, split=split: comm.all_to_all(x, split, split, "probe/a2a")),
+                         ("all_reduce", lambda x=x: comm.all_reduce(x, "probe/ar"))):
             fn()
             times = []
             for _ in range(repeats):
@@ -196,8 +197,6 @@ def _probe(comm, sizes: list[int], repeats: int) -> dict[str, list[float]]:
 def measure_link(workers: int = 2, small: int = 4096, large: int = 32 << 20, repeats: int = 5) -> dict[str, Any]:
     """Loopback gloo link between ``workers`` local processes: latency from a small all_to_all, bandwidth
     from a large one (bytes per rank per second, the pairwise model inverted); all_reduce fitted likewise."""
-    from ..runtime.spmd import run_spmd  # noqa: PLC0415
-
     t = run_spmd(_probe, workers, ([small, large], repeats), timeout_s=120)[0]
     p = workers
     rows_large = max(p, large // 4 // 256 // p * p)
@@ -224,8 +223,6 @@ def validate(records: list[dict[str, Any]], link: Link | dict[int, Link]) -> lis
     the larger-P runs of the same configuration. ``link`` may map P to the link measured with P ranks.
     ``compute_error`` compares the predicted slowest rank's compute with the measured one (CPU seconds):
     the compute model on its own, which P ranks sharing fewer cores cannot distort."""
-    from ..results import config_key  # noqa: PLC0415
-
     ok = [r for r in records if r.get("status") == "ok" and r["config"]["workers"] > 1]
     rows = []
     by_key = {}

@@ -23,15 +23,26 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import statistics
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+import torch
+from tqdm import tqdm
+
+from graphpar.datasets import load_dataset
+from graphpar.strategies import ConfigError, TrainConfig, registered
+
 from .. import metrics
+from ..api import prepare, run_one
 from ..metrics import SCOPES
-from ..record import environment, git_sha
+from ..record import build_record, environment, failed_record, git_sha
 from ..results import env_fingerprint
+from ..runtime.launcher import RunFailed
+from ..runtime.loop import train_local
+from ..specs import load_ci_spec
 
 DEFAULT_MARGIN = 1.3
 WALL_ADVISORY = 1.6  # wall ratio moved by more than this: printed as "slower?", never a failure
@@ -39,8 +50,6 @@ WALL_ADVISORY = 1.6  # wall ratio moved by more than this: printed as "slower?",
 
 def load_spec(path: str | Path) -> dict[str, Any]:
     """The CI configuration set: datasets, models, workers, fixed training settings, rounds, margins."""
-    from ..specs import load_ci_spec  # noqa: PLC0415
-
     spec = load_ci_spec(path)
     spec.setdefault("strategies", "all")
     spec.setdefault("workers", 2)
@@ -57,10 +66,6 @@ def entry_key(cfg: dict[str, Any]) -> str:
 
 def ci_configs(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
     """Configurations of one round (single at P=1 first on each graph) and the strategies skipped (why)."""
-    from graphpar.strategies import ConfigError, TrainConfig, registered  # noqa: PLC0415
-
-    from ..cli.commands import prepare  # noqa: PLC0415
-
     names = list(registered()) if spec["strategies"] == "all" else list(spec["strategies"])
     configs, skipped = [], []
     for ds, model in itertools.product(spec["datasets"], spec.get("models") or [spec["fixed"].get("model", "gcn")]):
@@ -78,8 +83,6 @@ def ci_configs(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
 
 def calibrate(repeats: int = 7) -> float:
     """CPU seconds (this thread) of a fixed dense workload: the yardstick ``single`` is gated against."""
-    import torch  # noqa: PLC0415
-
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(512, 512, generator=g), torch.randn(512, 128, generator=g)
     times = []
@@ -105,13 +108,6 @@ def cpu_compute_s(recs: list[dict[str, Any]]) -> float:
 def _launch_runner(cfg: dict[str, Any]) -> dict[str, Any]:
     """P > 1 through the launcher, as ``graphpar run`` does; the P=1 reference in this process (same
     training loop and timer, one thread; saves a third of the launches)."""
-    from graphpar.datasets import load_dataset  # noqa: PLC0415
-    from graphpar.strategies import TrainConfig  # noqa: PLC0415
-
-    from ..cli.commands import prepare, run_one  # noqa: PLC0415
-    from ..record import build_record  # noqa: PLC0415
-    from ..runtime.loop import train_local  # noqa: PLC0415
-
     c = TrainConfig.from_dict(cfg)
     summary = prepare(c)
     if c.workers == 1:
@@ -122,15 +118,6 @@ def _launch_runner(cfg: dict[str, Any]) -> dict[str, Any]:
 def run_ci(spec: dict[str, Any], runner: Callable[[dict], dict] = _launch_runner,
            progress: bool = False) -> tuple[list[dict[str, Any]], list[float], list[str]]:
     """Run every configuration ``rounds`` times interleaved; returns (records, calibration times, skipped)."""
-    from tqdm import tqdm  # noqa: PLC0415
-
-    from ..runtime.launcher import RunFailed  # noqa: PLC0415
-    from ..record import failed_record  # noqa: PLC0415
-
-    import os  # noqa: PLC0415
-
-    import torch  # noqa: PLC0415
-
     if spec.get("threads"):  # same threads per rank for every run and the calibration: the rank's main
         os.environ["GRAPHPAR_THREADS"] = str(spec["threads"])  # thread then does all its compute (thread CPU)
         os.environ["OMP_NUM_THREADS"] = str(spec["threads"])

@@ -26,15 +26,23 @@ git sha is skipped unless ``force``.
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 import sys
+from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable
 
-from ..runtime.progress import run_done
+from tqdm import tqdm
+
+from graphpar.datasets import DatasetError
+from graphpar.strategies import ConfigError, TrainConfig, get_strategy, registered
+
+from ..api import prepare, run_one
+from ..errors import UsageError
 from ..record import append_record, failed_record, git_sha, read_records
 from ..results import config_key
+from ..runtime.progress import run_done
+from ..specs import load_sweep_spec
 
 AXES = ("strategy", "dataset", "workers", "model", "layers", "hidden", "options")
 
@@ -51,8 +59,6 @@ class SweepOutcome:
 
 def load_spec(path: str | Path) -> dict[str, Any]:
     """A sweep file (a path or a shipped config's name) as a dict with ``grid`` and ``fixed``, checked key by key."""
-    from ..specs import load_sweep_spec  # noqa: PLC0415
-
     return load_sweep_spec(path)
 
 
@@ -62,8 +68,6 @@ def _as_list(value: Any) -> list:
 
 def expand(spec: dict[str, Any]) -> list[dict[str, Any]]:
     """Every configuration of the grid as a TrainConfig dict (strategy options filtered per strategy)."""
-    from graphpar.strategies import TrainConfig, get_strategy, registered  # noqa: PLC0415
-
     grid = dict(spec.get("grid") or {})
     strategies = _as_list(grid.pop("strategy", "all"))
     per_strategy = grid.pop("per_strategy", None) or {}
@@ -106,19 +110,11 @@ def rejected_summary(skipped: list[str]) -> str:
 
 
 def _default_runner(cfg_dict: dict[str, Any], out: Path) -> dict | None:
-    from graphpar.strategies import TrainConfig  # noqa: PLC0415
-
-    from ..cli.commands import prepare, run_one  # noqa: PLC0415
-
     cfg = TrainConfig.from_dict(cfg_dict)
     return run_one(cfg, prepare(cfg), out)
 
 
 def _validate(cfg_dict: dict[str, Any]) -> None:
-    from graphpar.strategies import TrainConfig  # noqa: PLC0415
-
-    from ..cli.commands import prepare  # noqa: PLC0415
-
     prepare(TrainConfig.from_dict(cfg_dict))
 
 
@@ -128,13 +124,6 @@ def run_sweep(configs: list[dict[str, Any]], out: Path, force: bool = False,
               repeat: int = 1) -> SweepOutcome:
     """Run each configuration ``repeat`` times, interleaved over the grid (resumable); failures are
     recorded and the sweep goes on."""
-    from tqdm import tqdm  # noqa: PLC0415
-
-    from graphpar.datasets import DatasetError  # noqa: PLC0415
-    from graphpar.strategies import ConfigError  # noqa: PLC0415
-
-    from ..cli.commands import UsageError  # noqa: PLC0415
-
     result = SweepOutcome()
     done = Counter() if force else done_counts(out, git_sha())
     show = sys.stderr.isatty() if progress is None else progress

@@ -26,18 +26,17 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.elastic.multiprocessing import api as elastic_api
 from torch.distributed.elastic.multiprocessing.api import SignalException
-from torch.distributed.elastic.multiprocessing.errors import _EMPTY_ERROR_DATA
+from torch.distributed.elastic.multiprocessing.errors import _EMPTY_ERROR_DATA, ChildFailedError
 from torch.distributed.elastic.rendezvous import RendezvousError
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 from graphpar.strategies import TrainConfig
 
+from .dist import peer_died
 from .netaddr import interface_of, multinode_settings
-from .worker import PEER_DIED, worker_main
-
+from .worker import worker_main
 
 # The agent logs a SIGTERM warning for every clean shutdown; real failures still surface as RunFailed.
 logging.getLogger("torch.distributed.elastic.multiprocessing.api").setLevel(logging.ERROR)
@@ -105,7 +104,7 @@ class Cluster:
 def _root_cause(err: ChildFailedError) -> str:
     def secondary(f) -> bool:  # a rank that failed only because a peer died first
         text = str(f.message)
-        return any(m in text for m in PEER_DIED)
+        return peer_died(text)
 
     rank, failure = min(err.failures.items(), key=lambda kv: (secondary(kv[1]), kv[1].timestamp, kv[0]))
     message = failure.message

@@ -15,10 +15,11 @@ from typing import Any
 import torch
 
 from graphpar.strategies import Communicator, TrainConfig, get_strategy
+from graphpar.strategies.comm import COUNTERS
 from graphpar.strategies.phases import TIMER, burn_cpu
 
-from ..metrics import COUNTERS
 from .progress import epoch_progress
+from .spmd import run_spmd
 
 
 def peak_memory_bytes(device: torch.device) -> int:
@@ -119,8 +120,6 @@ def _spmd_train(comm: Communicator, cfg_dict: dict, graph, keep_params: bool) ->
 
 def train_local(cfg: TrainConfig, graph, keep_params: bool = True, timeout_s: float = 300.0) -> list[dict[str, Any]]:
     """Train on cfg.workers local processes (gloo) without the launcher; per-rank results in rank order."""
-    from .spmd import run_spmd  # noqa: PLC0415
-
     if cfg.workers == 1:
         return [train_rank(Communicator(), cfg, graph, keep_params)]
     return run_spmd(_spmd_train, cfg.workers, (cfg.as_dict(), graph, keep_params), timeout_s=timeout_s)

@@ -15,6 +15,8 @@ import sys
 import time
 from typing import Any, Iterator
 
+from tqdm import tqdm
+
 
 def _enabled() -> bool:
     return os.environ.get("GRAPHPAR_PROGRESS", "1") != "0"
@@ -37,8 +39,6 @@ def epoch_progress(cfg, rank: int, epochs: list[dict[str, Any]]) -> Iterator[int
         yield from range(cfg.epochs)
         return
     if sys.stderr.isatty():
-        from tqdm import tqdm  # noqa: PLC0415
-
         with tqdm(total=cfg.epochs, desc=describe(cfg), unit="epoch", leave=False, file=sys.stderr) as bar:
             for epoch in range(cfg.epochs):
                 yield epoch

@@ -17,6 +17,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from graphpar.strategies.comm import Communicator
+
+from .dist import destroy
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -31,8 +35,6 @@ def _entry(rank: int, world_size: int, port: int, fn: Callable, args: tuple, que
     torch.set_num_threads(threads)
     try:
         dist.init_process_group("gloo", rank=rank, world_size=world_size, timeout=timedelta(seconds=timeout_s))
-        from graphpar.strategies.comm import Communicator  # noqa: PLC0415
-
         result = fn(Communicator(timeout_s=timeout_s), *args)
         buffer = io.BytesIO()
         torch.save(result, buffer)  # bytes, not shared-memory tensors: the rank may exit before the parent reads
@@ -42,9 +44,7 @@ def _entry(rank: int, world_size: int, port: int, fn: Callable, args: tuple, que
         queue.put((rank, False, traceback.format_exc()))
         return  # peers may be stuck in a collective: no teardown handshake, the parent reaps us
     if dist.is_initialized():
-        from .worker import _destroy_process_group  # noqa: PLC0415
-
-        _destroy_process_group()
+        destroy()
 
 
 def run_spmd(fn: Callable, world_size: int, args: tuple = (), timeout_s: float = 120.0) -> list[Any]:

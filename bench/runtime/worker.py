@@ -8,20 +8,17 @@ import io
 import os
 import signal
 import time
-from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch.distributed.elastic.multiprocessing.errors import record
 
+from graphpar.datasets import load_dataset
+from graphpar.strategies import Communicator, TrainConfig
 
-def _backend(device: str) -> str:
-    """NCCL across GPUs; gloo on CPU and when several ranks must share one GPU (NCCL refuses that)."""
-    if device != "cuda":
-        return "gloo"
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return "nccl" if torch.cuda.device_count() >= local_world else "gloo"
+from .dist import destroy, init, peer_died
+from .loop import train_rank
 
 
 @record
@@ -30,11 +27,6 @@ def worker_main(cfg_dict: dict[str, Any], keep_params: bool = False) -> Any:
     os.environ.setdefault("OUTDATED_IGNORE", "1")
     # Ctrl-C reaches the whole process group: the launcher reports it once; a worker just leaves quietly
     signal.signal(signal.SIGINT, lambda signum, _frame: os._exit(128 + signum))
-    from graphpar.datasets import load_dataset  # noqa: PLC0415
-    from graphpar.strategies import Communicator, TrainConfig  # noqa: PLC0415
-
-    from .loop import train_rank  # noqa: PLC0415
-
     cfg = TrainConfig.from_dict(cfg_dict)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
@@ -42,7 +34,7 @@ def worker_main(cfg_dict: dict[str, Any], keep_params: bool = False) -> Any:
     torch.set_num_threads(int(os.environ.get("GRAPHPAR_THREADS", "0")) or max(1, (os.cpu_count() or 1) // local_world))
     if cfg.device == "cuda":
         torch.cuda.set_device(local_rank % max(torch.cuda.device_count(), 1))
-    dist.init_process_group(_backend(cfg.device), timeout=timedelta(seconds=cfg.timeout_s))
+    init(cfg.device, cfg.timeout_s)
     try:
         graph = load_dataset(cfg.dataset)
         result = train_rank(Communicator(timeout_s=cfg.timeout_s), cfg, graph, keep_params=keep_params)
@@ -50,11 +42,11 @@ def worker_main(cfg_dict: dict[str, Any], keep_params: bool = False) -> Any:
         dist.barrier()
         return gathered
     except RuntimeError as err:
-        if any(m in str(err) for m in PEER_DIED):  # let the launcher see the rank that died first
+        if peer_died(err):  # let the launcher see the rank that died first
             time.sleep(2.0)
         raise
     finally:
-        _destroy_process_group()
+        destroy()
 
 
 def gather_results(result: Any) -> list[Any] | None:
@@ -77,19 +69,3 @@ def gather_results(result: Any) -> list[Any] | None:
         return None
     return [torch.load(io.BytesIO(blob[:int(size)].cpu().numpy().tobytes()), weights_only=True)
             for blob, size in zip(blobs, sizes)]
-
-
-# A rank failing with one of these only lost a peer; the launcher reports the first rank to exit.
-PEER_DIED = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
-
-
-def _destroy_process_group() -> None:
-    """Tear the group down without the gloo teardown deadlock.
-
-    A gloo worker thread drops its last reference to a finished collective's tensors just after the
-    collective completes, and that needs the GIL; ``destroy_process_group`` joins those threads while
-    holding the GIL. Destroying right after a collective therefore hung ranks in ~ProcessGroupGloo
-    (seen after gather_object). A short sleep (releases the GIL) lets the threads finish first.
-    """
-    time.sleep(0.2)
-    dist.destroy_process_group()

@@ -38,6 +38,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from graphpar.datasets.catalog import data_root
+from graphpar.datasets.graph import atomic_save, safe_load
+
+from .. import tags
 from ..native_output import captured_native_output
 
 METHODS = ("metis", "random", "contiguous")
@@ -149,16 +153,12 @@ def cache_path(graph_hash: str, num_parts: int, method: str, balance_edges: bool
                root: Path | None = None) -> Path:
     """``$GRAPHPAR_DATA/partitions/<hash>-p<P>-<method>[-edges][-s<seed>].pt``."""
     if root is None:
-        from graphpar.datasets.catalog import data_root  # noqa: PLC0415
-
         root = data_root()
     suffix = ("-edges" if balance_edges and method == "metis" else "") + (f"-s{seed}" if method == "random" else "")
     return Path(root) / "partitions" / f"{graph_hash}-p{num_parts}-{method}{suffix}.pt"
 
 
 def _save(part: Partition, path: Path, graph_hash: str) -> None:
-    from graphpar.datasets.graph import atomic_save  # noqa: PLC0415
-
     header = {k: v for k, v in asdict(part).items() if k not in ("part_id", "cached", "load_s")}
     header.update(format=CACHE_FORMAT_VERSION, graph_hash=graph_hash, num_nodes=int(part.part_id.numel()),
                   part_hash=part_hash(part.part_id))
@@ -183,8 +183,6 @@ def _stale(path: Path, why: str) -> None:
 def _load(path: Path, num_nodes: int, num_parts: int, method: str, balance_edges: bool,
           graph_hash: str) -> Partition | None:
     """The cached partition, or None (one line on stderr) when damaged, edited or not this graph's."""
-    from graphpar.datasets.graph import safe_load  # noqa: PLC0415
-
     start = time.perf_counter()
     payload, why = safe_load(path)
     if payload is None:
@@ -240,7 +238,7 @@ def partition_graph(graph, num_parts: int, method: str = "metis", balance_edges:
 
 
 def shared_partition(comm, graph, num_parts: int, method: str = "metis", balance_edges: bool = False,
-                     seed: int = 0, tag: str = "setup/partition") -> Partition:
+                     seed: int = 0, tag: str = tags.SETUP_PARTITION) -> Partition:
     """Rank 0 of ``comm`` partitions (or loads the cache) and sends the assignment to the others.
 
     Every rank gets the same bits even when METIS is not deterministic across processes, and only one

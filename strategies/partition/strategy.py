@@ -11,7 +11,8 @@ gradients back (layers >= 1; the input features need none). Weight gradients are
 all_reduce per step, then every replica takes the same Adam step, so with ``--stale 1`` training equals
 the single-process reference. ``--stale K`` reuses the last exchanged halo rows and gradients for K-1 of
 every K epochs (refreshing on epochs 0, K, 2K...), the Sancus/PipeGCN idea; worker_stats records the bytes
-this saved and ``staleness`` (``staleness.StaleMonitor``: stale reads, drift at each refresh, divergence). Bytes per epoch (exact, per rank, ``--stale 1``): sent = sum_i send_rows * d_i * 4 forward +
+this saved and ``staleness`` (``staleness.StaleMonitor``: stale reads, drift at each refresh, divergence).
+Bytes per epoch (exact, per rank, ``--stale 1``): sent = sum_i send_rows * d_i * 4 forward +
 sum_{i>=1} recv_rows * d_i * 4 backward, plus the |W| * 4-byte gradient all_reduce and an 8-byte loss sum.
 """
 from __future__ import annotations
@@ -21,13 +22,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .. import tags
 from ..base import ConfigError, Option, Strategy, TrainConfig, register
-from .halo import StaleHalo, build_local_view, halo_exchange, halo_volume_bytes
 from ..kernels import default_backend
 from ..models import activate, conv_layer, dropout, init_params
-from .partitioner import METHODS, partition_stats, shared_partition
 from ..staleness import StaleMonitor
 from ..training import allreduce_grads, global_accuracy, global_sum, local_loss, make_optimizer, make_params
+from .halo import StaleHalo, build_local_view, halo_exchange, halo_volume_bytes
+from .partitioner import METHODS, partition_stats, shared_partition
 
 
 @register
@@ -79,7 +81,7 @@ class GraphPartition(Strategy):
         h = self.x
         for i in range(self.spec.layers):
             h_in = dropout(self.spec, i, h, training)
-            tag = f"{tag_prefix}layer{i}/halo"
+            tag = tags.halo(i, tag_prefix)
             if self.stale_k > 1 and training:
                 h_local = self.history[i].exchange(self.comm, self.view, h_in, tag, refresh)
             else:
@@ -104,7 +106,7 @@ class GraphPartition(Strategy):
         if not refresh:
             self.stale_epochs += 1
             self.stale_saved_bytes += self.exchange_bytes()
-        total = float(loss) if self.num_parts == 1 else global_sum(self.comm, [float(loss)], "loss/allreduce")[0]
+        total = float(loss) if self.num_parts == 1 else global_sum(self.comm, [float(loss)], tags.LOSS_ALLREDUCE)[0]
         if self.monitor is not None:
             layers = self.spec.layers
             self.monitor.reads(0 if refresh else self.view.num_halo * layers, self.view.num_local * layers)
@@ -113,7 +115,7 @@ class GraphPartition(Strategy):
 
     def evaluate(self) -> dict[str, float]:
         with torch.no_grad():
-            logits = self._forward(False, tag_prefix="eval/")
+            logits = self._forward(False, tag_prefix=tags.EVAL)
         return global_accuracy(self.comm, logits, self.label, self.masks)
 
     def full_parameters(self) -> dict[str, Tensor]:

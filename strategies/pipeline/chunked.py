@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from .. import tags
 from ..kernels import make_aggregator
-from ..partition.partitioner import shared_partition
 from ..models import ModelSpec, activate, conv_layer, dropout, layer_param_names
+from ..partition.partitioner import shared_partition
 from ..training import local_loss
 
 
@@ -36,7 +37,7 @@ def vertex_order(comm, g, k: int, how: str, seed: int) -> Tensor | None:
         return None
     if how == "random":
         return torch.randperm(g.num_nodes, generator=torch.Generator().manual_seed(seed + 7919))
-    part = shared_partition(comm, g, k, how, seed=seed, tag="setup/chunk-order")
+    part = shared_partition(comm, g, k, how, seed=seed, tag=tags.SETUP_CHUNK_ORDER)
     return torch.argsort(part.part_id, stable=True)
 
 

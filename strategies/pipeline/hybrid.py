@@ -20,9 +20,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .. import tags
 from ..comm import Communicator
-from ..partition.halo import build_local_view, halo_exchange, halo_volume_bytes
 from ..models import ModelSpec, activate, conv_layer, dropout
+from ..partition.halo import build_local_view, halo_exchange, halo_volume_bytes
 from ..partition.partitioner import partition_stats, shared_partition
 from ..training import allreduce_grads, global_accuracy, local_loss
 
@@ -47,7 +48,7 @@ class HybridStage:
         self.stage, self.g = comm.rank // parts, comm.rank % parts
         self.b, self.e = cut[self.stage]
         self.last = self.e == spec.layers
-        self.part = shared_partition(comm, graph, parts, method, seed=seed, tag="setup/partition")
+        self.part = shared_partition(comm, graph, parts, method, seed=seed, tag=tags.SETUP_PARTITION)
         self.group = stage_groups(comm, self.stages, parts)
         self.view = build_local_view(graph, self.part.part_id, self.g, spec, parts).to(device)
         self.agg = self.view.aggregator(backend, device)
@@ -68,7 +69,7 @@ class HybridStage:
     def _layers(self, h: Tensor, training: bool, prefix: str) -> Tensor:
         for i in range(self.b, self.e):
             h_in = dropout(self.spec, i, h, training)
-            h_local = halo_exchange(self.group, self.view, h_in, f"{prefix}layer{i}/halo")
+            h_local = halo_exchange(self.group, self.view, h_in, tags.halo(i, prefix))
             h = activate(self.spec, i, conv_layer(self.spec, self.params, i, self.agg, h_local, h_in), h_in)
         return h
 
@@ -81,13 +82,13 @@ class HybridStage:
     def train_epoch(self, clock: dict[str, float]) -> float:
         """Forward then backward of the whole part; weight grads summed in the stage group; returns the local loss."""
         s, dims = self.stage, self.spec.dims
-        x_in = self._recv(dims[self.b], s - 1, f"pipe/cut{s}/fwd", clock).requires_grad_(True) if s > 0 else self.x
+        x_in = self._recv(dims[self.b], s - 1, tags.pipe_cut(s, tags.FWD), clock).requires_grad_(True) if s > 0 else self.x
         t = time.perf_counter()
         out = self._layers(x_in, True, "")
         clock["compute_s"] += time.perf_counter() - t
         if not self.last:
-            self.comm.send(out.detach(), self._peer(s + 1), f"pipe/cut{s + 1}/fwd")
-            grad = self._recv(dims[self.e], s + 1, f"pipe/cut{s + 1}/bwd", clock)
+            self.comm.send(out.detach(), self._peer(s + 1), tags.pipe_cut(s + 1, tags.FWD))
+            grad = self._recv(dims[self.e], s + 1, tags.pipe_cut(s + 1, tags.BWD), clock)
             loss = 0.0
         else:
             out, grad = local_loss(out, self.label, self.masks[0], self.n_train), None
@@ -97,20 +98,20 @@ class HybridStage:
         allreduce_grads(self.group, self.params)
         clock["compute_s"] += time.perf_counter() - t
         if s > 0:
-            self.comm.send(x_in.grad.contiguous(), self._peer(s - 1), f"pipe/cut{s}/bwd")
+            self.comm.send(x_in.grad.contiguous(), self._peer(s - 1), tags.pipe_cut(s, tags.BWD))
         return loss
 
     def evaluate(self) -> dict[str, float]:
         s, dims = self.stage, self.spec.dims
         with torch.no_grad():
-            h = self._recv(dims[self.b], s - 1, f"eval/pipe/cut{s}/fwd", {"idle_s": 0.0}) if s > 0 else self.x
-            out = self._layers(h, False, "eval/")
+            h = self._recv(dims[self.b], s - 1, tags.pipe_cut(s, tags.FWD, tags.EVAL), {"idle_s": 0.0}) if s > 0 else self.x
+            out = self._layers(h, False, tags.EVAL)
             if not self.last:
-                self.comm.send(out, self._peer(s + 1), f"eval/pipe/cut{s + 1}/fwd")
+                self.comm.send(out, self._peer(s + 1), tags.pipe_cut(s + 1, tags.FWD, tags.EVAL))
         if self.last:
-            return global_accuracy(self.comm, out, self.label, self.masks, "eval/acc")
+            return global_accuracy(self.comm, out, self.label, self.masks, tags.EVAL_ACC)
         none = torch.zeros(0, dtype=torch.bool, device=self.device)
-        return global_accuracy(self.comm, torch.zeros(0, dims[-1]), self.label[:0], [none] * 3, "eval/acc")
+        return global_accuracy(self.comm, torch.zeros(0, dims[-1]), self.label[:0], [none] * 3, tags.EVAL_ACC)
 
     def halo_bytes_per_epoch(self) -> int:
         """All ranks' halo bytes in one epoch: every stage exchanges the halo of its own layers."""

@@ -11,7 +11,8 @@ send/recv (tags ``pipe/cut{s}/fwd``, gradients back under ``pipe/cut{s}/bwd``) i
 backward order, with an epoch barrier. ``--staleness 1``: a chunk reads last epoch's rows (and
 gradients) of chunks not yet done this epoch; ``--pipe-warmup N`` runs N whole-graph epochs first, the last
 of which seeds the historical gradients; ``staleness`` in the record counts the historical reads, the drift
-of those rows and whether the loss diverged (``staleness.StaleMonitor``). Each rank draws its own dropout masks. ``--staleness 0``: one chunk = the whole graph: plain
+of those rows and whether the loss diverged (``staleness.StaleMonitor``). Each rank draws its own dropout masks.
+``--staleness 0``: one chunk = the whole graph: plain
 layer-wise model parallelism, equal to the reference. ``--pipe-update chunk`` steps each stage's
 optimiser after every chunk's backward (weight stashing keeps each chunk's backward on the weights its
 forward used); ``epoch`` (default) steps once per epoch. Bytes per epoch, exact, summed over ranks:
@@ -27,14 +28,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .. import tags
 from ..base import ConfigError, Option, Strategy, TrainConfig, register
 from ..kernels import default_backend
 from ..models import ModelSpec, aggregation_edges, init_params, layer_param_names
 from ..partition.partitioner import METHODS
-from .hybrid import HybridStage
-from .chunked import StageEngine, chunk_bounds, relabel, vertex_order
 from ..staleness import StaleMonitor
 from ..training import global_accuracy, global_sum, make_optimizer, make_params
+from .chunked import StageEngine, chunk_bounds, relabel, vertex_order
+from .hybrid import HybridStage
 
 
 def layer_costs(spec: ModelSpec, num_nodes: int, num_edges: int) -> list[float]:
@@ -176,23 +178,23 @@ class LayerPipeline(Strategy):
         for op, c in one_f_one_b(s, self.stages, k):
             rows = bounds[c][1] - bounds[c][0]
             if op == "F":
-                x_in = self._recv(rows, dims[eng.b], s - 1, f"pipe/cut{s}/fwd", clock) if s > 0 else None
+                x_in = self._recv(rows, dims[eng.b], s - 1, tags.pipe_cut(s, tags.FWD), clock) if s > 0 else None
                 t = time.perf_counter()
                 ctxs[c], out = eng.forward_chunk(c, k, x_in, True, stash=per_chunk)
                 if eng.last:
                     loss += float(out)
                 clock["compute_s"] += time.perf_counter() - t
                 if not eng.last:
-                    sends.append(self.comm.send(out.detach(), s + 1, f"pipe/cut{s + 1}/fwd", async_op=True))
+                    sends.append(self.comm.send(out.detach(), s + 1, tags.pipe_cut(s + 1, tags.FWD), async_op=True))
             else:
-                g = None if eng.last else self._recv(rows, dims[eng.e], s + 1, f"pipe/cut{s + 1}/bwd", clock)
+                g = None if eng.last else self._recv(rows, dims[eng.e], s + 1, tags.pipe_cut(s + 1, tags.BWD), clock)
                 t = time.perf_counter()
                 dx = eng.backward_chunk(ctxs.pop(c), k, g, seed_k)
                 if per_chunk:
                     self._step()
                 clock["compute_s"] += time.perf_counter() - t
                 if dx is not None:
-                    sends.append(self.comm.send(dx.contiguous(), s - 1, f"pipe/cut{s}/bwd", async_op=True))
+                    sends.append(self.comm.send(dx.contiguous(), s - 1, tags.pipe_cut(s, tags.BWD), async_op=True))
         t = time.perf_counter()
         for p in sends:
             p.wait()
@@ -201,7 +203,7 @@ class LayerPipeline(Strategy):
             self._step()
         eng.end_epoch()
         t = time.perf_counter()
-        total = global_sum(self.comm, [loss], "pipe/loss")[0]
+        total = global_sum(self.comm, [loss], tags.PIPE_LOSS)[0]
         clock["idle_s"] += time.perf_counter() - t
         self.times.append({**clock, "chunks": k})
         if self.monitor is not None:
@@ -213,7 +215,7 @@ class LayerPipeline(Strategy):
         loss = self.hybrid.train_epoch(clock)
         self._step()
         t = time.perf_counter()
-        total = global_sum(self.comm, [loss], "pipe/loss")[0]
+        total = global_sum(self.comm, [loss], tags.PIPE_LOSS)[0]
         clock["idle_s"] += time.perf_counter() - t
         self.times.append({**clock, "chunks": 1})
         return total
@@ -240,15 +242,15 @@ class LayerPipeline(Strategy):
             x_in = None
             if s > 0:
                 x_in = self.comm.recv(torch.empty(n, self.spec.dims[eng.b], device=self.device), s - 1,
-                                      f"eval/pipe/cut{s}/fwd")
+                                      tags.pipe_cut(s, tags.FWD, tags.EVAL))
             _, out = eng.forward_chunk(0, 1, x_in, training=False)
             if not eng.last:
-                self.comm.send(out, s + 1, f"eval/pipe/cut{s + 1}/fwd")
+                self.comm.send(out, s + 1, tags.pipe_cut(s + 1, tags.FWD, tags.EVAL))
         self._gather_params()
         if eng.last:
-            return global_accuracy(self.comm, out, self.label, self.masks, "eval/acc")
+            return global_accuracy(self.comm, out, self.label, self.masks, tags.EVAL_ACC)
         none = torch.zeros(0, dtype=torch.bool, device=self.device)
-        return global_accuracy(self.comm, torch.zeros(0, self.spec.dims[-1]), self.label[:0], [none] * 3, "eval/acc")
+        return global_accuracy(self.comm, torch.zeros(0, self.spec.dims[-1]), self.label[:0], [none] * 3, tags.EVAL_ACC)
 
     def _gather_params(self) -> None:
         """Every stage's weights to rank 0 (for full_parameters, which only rank 0 calls)."""
@@ -256,7 +258,7 @@ class LayerPipeline(Strategy):
             return
         if self.stage > 0:
             for n, p in self.params.items():
-                self.comm.send(p.detach(), 0, "eval/params")
+                self.comm.send(p.detach(), 0, tags.EVAL_PARAMS)
             return
         init = init_params(self.spec, self.cfg.seed)
         self.gathered = {n: p.detach().cpu().clone() for n, p in self.params.items()}
@@ -264,7 +266,7 @@ class LayerPipeline(Strategy):
             b, e = self.cut[r]
             for n in (n for i in range(b, e) for n in layer_param_names(self.spec, i)):
                 self.gathered[n] = self.comm.recv(torch.empty_like(init[n], device=self.device), r * self.parts,
-                                                  "eval/params").cpu()
+                                                  tags.EVAL_PARAMS).cpu()
 
     def full_parameters(self) -> dict[str, Tensor]:
         return dict(self.gathered) or {n: p.detach().cpu().clone() for n, p in self.params.items()}

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .. import tags
 from ..comm import Communicator
 
 
@@ -79,9 +80,9 @@ def _request(comm: Communicator, part_id: Tensor, ids: Tensor, tag: str) -> tupl
     owner = part_id[ids]
     order = torch.argsort(owner, stable=True)
     send = torch.bincount(owner, minlength=p)
-    recv = _a2a(comm, send, [1] * p, [1] * p, f"{tag}/sizes")
+    recv = _a2a(comm, send, [1] * p, [1] * p, tags.part(tag, "sizes"))
     send, recv = send.tolist(), recv.tolist()
-    got = _a2a(comm, ids[order], send, recv, f"{tag}/ids")
+    got = _a2a(comm, ids[order], send, recv, tags.part(tag, "ids"))
     return order, got, send, recv
 
 
@@ -110,9 +111,9 @@ def sample_layer(comm: Communicator, store: OwnedStore, dst_nodes: Tensor, fanou
     Every rank of ``comm`` must call it with the same tag (with no vertices when it has none)."""
     order, got, send, recv = _request(comm, store.part_id, dst_nodes, tag)
     served_counts, served_nbrs = store.sample(store.local_of[got], fanout, gen)
-    counts_back = _a2a(comm, served_counts, recv, send, f"{tag}/counts")
+    counts_back = _a2a(comm, served_counts, recv, send, tags.part(tag, "counts"))
     served_splits = _split_sums(served_counts, recv)
-    nbrs = _a2a(comm, served_nbrs, served_splits, _split_sums(counts_back, send), f"{tag}/nbrs")
+    nbrs = _a2a(comm, served_nbrs, served_splits, _split_sums(counts_back, send), tags.part(tag, "nbrs"))
     counts = torch.empty_like(counts_back)
     counts[order] = counts_back
     dst_idx = torch.repeat_interleave(order, counts_back)
@@ -130,7 +131,7 @@ def sample_owned(store: OwnedStore, dst_nodes: Tensor, fanout: int,
 def fetch_rows(comm: Communicator, store: OwnedStore, ids: Tensor, tag: str) -> tuple[Tensor, Traffic]:
     """Feature rows of ``ids`` (global), remote ones from their owners; rows in the order of ``ids``."""
     order, got, send, recv = _request(comm, store.part_id, ids, tag)
-    rows = _a2a(comm, store.feat[store.local_of[got]], recv, send, f"{tag}/rows")
+    rows = _a2a(comm, store.feat[store.local_of[got]], recv, send, tags.part(tag, "rows"))
     out = torch.empty_like(rows)
     out[order] = rows
     me = comm.rank

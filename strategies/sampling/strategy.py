@@ -38,13 +38,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .. import tags
 from ..base import ConfigError, Option, Strategy, TrainConfig, register
-from ..partition.halo import build_local_view, halo_exchange
 from ..kernels import default_backend, make_aggregator
 from ..models import activate, conv_layer, dropout, init_params
+from ..partition.halo import build_local_view, halo_exchange
 from ..partition.partitioner import METHODS, partition_stats, shared_partition
-from .blocks import Block, BlockNorm, OwnedStore, Traffic, fetch_rows, sample_layer, sample_owned
 from ..training import allreduce_grads, global_accuracy, global_sum, make_optimizer, make_params
+from .blocks import Block, BlockNorm, OwnedStore, Traffic, fetch_rows, sample_layer, sample_owned
 
 DEFAULT_FANOUTS = (15, 10, 5)  # DGL's GraphSAGE examples; deeper models repeat the last one
 
@@ -138,7 +139,7 @@ class Sampling(Strategy):
                 counts, dst_idx, nbrs = sample_owned(self.store, dst, self.fanouts[i], self.sample_gen)
             else:
                 counts, dst_idx, nbrs, t = sample_layer(self.comm, self.store, dst, self.fanouts[i],
-                                                        self.sample_gen, f"sample/layer{i}")
+                                                        self.sample_gen, tags.sample(i))
                 _add(traffic, f"layer{i}", t)
             blocks.append(self.norm.make_block(dst, counts, dst_idx, nbrs))
             dst = blocks[-1].src_nodes
@@ -161,7 +162,7 @@ class Sampling(Strategy):
             t0 = time.perf_counter()
             blocks = self._sample(seeds, traffic)
             t1 = time.perf_counter()
-            x, t = fetch_rows(self.comm, self.store, blocks[0].src_nodes, "fetch")
+            x, t = fetch_rows(self.comm, self.store, blocks[0].src_nodes, tags.FETCH)
             _add(traffic, "input", t)
             sample_s, fetch_s = sample_s + t1 - t0, fetch_s + time.perf_counter() - t1
             self.optimizer.zero_grad(set_to_none=True)
@@ -177,14 +178,14 @@ class Sampling(Strategy):
         self.traffic.append({**traffic, "steps": self.steps})
         if self.num_parts == 1:
             return ce_sum / max(self.n_train, 1)
-        return global_sum(self.comm, [ce_sum], "loss/allreduce")[0] / max(self.n_train, 1)
+        return global_sum(self.comm, [ce_sum], tags.LOSS_ALLREDUCE)[0] / max(self.n_train, 1)
 
     # -- evaluation: full neighbourhoods, layer by layer ------------------------------------------------
     def evaluate(self) -> dict[str, float]:
         with torch.no_grad():
             h = self.store.feat.to(self.device)
             for i in range(self.spec.layers):
-                h_local = halo_exchange(self.comm, self.view, h, f"eval/layer{i}/halo")
+                h_local = halo_exchange(self.comm, self.view, h, tags.halo(i, tags.EVAL))
                 h = activate(self.spec, i, conv_layer(self.spec, self.params, i, self.eval_agg, h_local, h), h)
         return global_accuracy(self.comm, h, self.label[self.store.owned.to(self.device)], self.masks)
 

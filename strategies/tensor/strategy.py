@@ -22,13 +22,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .. import tags
 from ..base import ConfigError, Option, Strategy, TrainConfig, register
 from ..comm import Communicator
 from ..kernels import CSRMatrix, sparse_mm
 from ..models import activate, aggregation_edges, conv_layer, dropout, init_params, mlp_layer
+from ..training import allreduce_grads, global_accuracy, global_sum, local_loss, make_optimizer, make_params
 from .chunks import ChunkedAdjacency, ChunkedSpMM, choose_chunks, minimum_budget
 from .layout import Layout, finish_gather_chunk, gather, gather_chunk_async, split, split_raw
-from ..training import allreduce_grads, global_accuracy, global_sum, local_loss, make_optimizer, make_params
 
 MODES = ("naive", "decoupled")
 F32 = 4
@@ -62,13 +63,14 @@ class DecoupledPropagate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, rows: Tensor, comm, layout, adj, steps: int, prefix: str) -> Tensor:  # noqa: D401
         ctx.comm, ctx.layout, ctx.adj, ctx.steps, ctx.prefix = comm, layout, adj, steps, prefix
-        return propagate(comm, layout, adj, rows, steps, False, (f"{prefix}prop/split/fwd", f"{prefix}prop/gather/fwd"))
+        return propagate(comm, layout, adj, rows, steps, False,
+                         (tags.prop("split", tags.FWD, prefix), tags.prop("gather", tags.FWD, prefix)))
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         p = ctx.prefix
         g = propagate(ctx.comm, ctx.layout, ctx.adj, grad.contiguous(), ctx.steps, True,
-                      (f"{p}prop/split/bwd", f"{p}prop/gather/bwd"))
+                      (tags.prop("split", tags.BWD, p), tags.prop("gather", tags.BWD, p)))
         return g, None, None, None, None, None
 
 
@@ -173,8 +175,8 @@ class TensorParallel(Strategy):
             if rows is self.x_rows:
                 sliced = self.x_slice
             else:
-                sliced = split(self.comm, self.layout, rows, f"{prefix}layer{i}/split")
-            return gather(self.comm, self.layout, self._aggregate(sliced), rows.shape[1], f"{prefix}layer{i}/gather")
+                sliced = split(self.comm, self.layout, rows, tags.tp_split(i, prefix))
+            return gather(self.comm, self.layout, self._aggregate(sliced), rows.shape[1], tags.tp_gather(i, prefix))
         return aggregate
 
     def _forward_naive(self, training: bool, prefix: str) -> Tensor:
@@ -205,11 +207,11 @@ class TensorParallel(Strategy):
         loss.backward()
         allreduce_grads(self.comm, self.params)
         self.optimizer.step()
-        return global_sum(self.comm, [float(loss)], "loss/allreduce")[0] if self.comm.world_size > 1 else float(loss)
+        return global_sum(self.comm, [float(loss)], tags.LOSS_ALLREDUCE)[0] if self.comm.world_size > 1 else float(loss)
 
     def evaluate(self) -> dict[str, float]:
         with torch.no_grad():
-            return global_accuracy(self.comm, self.forward(False, "eval/"), self.label, self.masks)
+            return global_accuracy(self.comm, self.forward(False, tags.EVAL), self.label, self.masks)
 
     def full_parameters(self) -> dict[str, Tensor]:
         return {k: v.detach().cpu().clone() for k, v in self.params.items()}

@@ -55,8 +55,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    cfg = check_config(config_from_args(args))
-    check_exactness(cfg)
+    cfg = config_from_args(args)
+    check_exactness(cfg)  # before the exact options are filled in: a stale mode is refused, not switched off
+    cfg = check_config(cfg)
     if args.tolerance is not None and not (math.isfinite(args.tolerance) and args.tolerance > 0):
         raise UsageError(f"--tolerance {args.tolerance}: pass a finite number > 0 (default {DEFAULT_TOLERANCE})")
     check_cluster(args, [cfg.workers])

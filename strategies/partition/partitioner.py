@@ -39,12 +39,24 @@ import torch
 from torch import Tensor
 
 from graphpar.datasets.catalog import data_root
-from graphpar.datasets.graph import atomic_save, safe_load
+from graphpar.datasets.graph import atomic_save, load_cache
 
 from .. import tags
+from ..base import ConfigError
+from ..kernels import default_backend
 from ..native_output import captured_native_output
 
 METHODS = ("metis", "random", "contiguous")
+
+
+def check_method(flag: str, method: str, computed: bool = True) -> None:
+    """A partitioning method a run can use here: a known one, and METIS only where DGL imports (``computed``:
+    whether this run partitions at all; a single part needs no partitioner)."""
+    if method not in METHODS:
+        raise ConfigError(f"{flag} {method!r} is unknown; pass one of {', '.join(METHODS)}")
+    if computed and method == "metis" and default_backend() != "dgl":
+        raise ConfigError(f"{flag} metis needs DGL (dgl.metis_partition_assignment), which does not import here; "
+                          f"pass {flag} random or contiguous")
 CACHE_FORMAT_VERSION = 2  # 2: part_id tensor + JSON header, hash-checked
 
 
@@ -184,15 +196,11 @@ def _load(path: Path, num_nodes: int, num_parts: int, method: str, balance_edges
           graph_hash: str) -> Partition | None:
     """The cached partition, or None (one line on stderr) when damaged, edited or not this graph's."""
     start = time.perf_counter()
-    payload, why = safe_load(path)
+    payload, header, why = load_cache(path, CACHE_FORMAT_VERSION)
     if payload is None:
         return _stale(path, why)
     try:
-        if "header" not in payload:
-            return _stale(path, "written by an older graphpar (no header)")
-        header, part_id = json.loads(payload["header"]), payload["part_id"]
-        if header.get("format") != CACHE_FORMAT_VERSION:
-            return _stale(path, f"cache format {header.get('format')}, expected {CACHE_FORMAT_VERSION}")
+        part_id = payload["part_id"]
         expected = {"graph_hash": graph_hash, "num_nodes": num_nodes, "num_parts": num_parts, "method": method,
                     "balance_edges": balance_edges}
         wrong = {k: header.get(k) for k, v in expected.items() if header.get(k) != v}

@@ -24,12 +24,11 @@ from torch import Tensor
 
 from .. import tags
 from ..base import ConfigError, Option, Strategy, TrainConfig, register
-from ..kernels import default_backend
 from ..models import activate, conv_layer, dropout, init_params
 from ..staleness import StaleMonitor
-from ..training import allreduce_grads, global_accuracy, global_sum, local_loss, make_optimizer, make_params
+from ..training import global_accuracy, global_sum, local_loss
 from .halo import StaleHalo, build_local_view, halo_exchange, halo_volume_bytes
-from .partitioner import METHODS, partition_stats, shared_partition
+from .partitioner import METHODS, check_method, partition_stats, shared_partition
 
 
 @register
@@ -43,19 +42,21 @@ class GraphPartition(Strategy):
         Option("--stale", int, 1, "partition: refresh halo rows and gradients every K epochs (1 = exact)"),
     )
 
+    check_fills_exact = False  # --stale K > 1 is a different training: refused by check, not switched off
+
+    @classmethod
+    def exact_options(cls) -> dict[str, Any]:
+        return {"stale": 1}
+
     @classmethod
     def validate(cls, cfg: TrainConfig, graph_summary: dict) -> None:
         super().validate(cfg, graph_summary)
-        opts = {o.key: cfg.options.get(o.key, o.default) for o in cls.options}
-        if opts["partition"] not in METHODS:
-            raise ConfigError(f"--partition {opts['partition']!r} is unknown; pass one of {', '.join(METHODS)}")
+        opts = cls.options_of(cfg)
+        check_method("--partition", opts["partition"], cfg.workers > 1)
         if int(opts["stale"]) < 1:
             raise ConfigError(f"--stale {opts['stale']} must be >= 1 (1 = exact, K = refresh every K epochs)")
         if int(opts["balance_edges"]) not in (0, 1):
             raise ConfigError(f"--balance-edges {opts['balance_edges']} must be 0 or 1")
-        if opts["partition"] == "metis" and cfg.workers > 1 and default_backend() != "dgl":
-            raise ConfigError("--partition metis needs DGL (dgl.metis_partition_assignment), which does not "
-                              "import here; pass --partition random or contiguous")
 
     def setup(self) -> None:
         g, dev, comm, cfg = self.graph, self.device, self.comm, self.cfg
@@ -63,14 +64,10 @@ class GraphPartition(Strategy):
         self.part = shared_partition(comm, g, self.num_parts, self.opt["partition"],
                                      bool(int(self.opt["balance_edges"])), cfg.seed)
         self.view = build_local_view(g, self.part.part_id, comm.rank, self.spec, self.num_parts).to(dev)
-        kernel = cfg.kernel if cfg.kernel != "auto" else ("torch" if dev.type == "cuda" else default_backend())
-        self.aggregate = self.view.aggregator(kernel, dev)
-        owned = self.view.owned
-        self.x, self.label = g.feat[owned].to(dev), g.label[owned].to(dev)
-        self.masks = [m[owned].to(dev) for m in (g.train_mask, g.val_mask, g.test_mask)]
+        self.aggregate = self.view.aggregator(self.kernel_name(), dev)
+        self.x, self.label, self.masks = self.rows_of(self.view.owned)
         self.n_train = int(g.train_mask.sum())
-        self.params = make_params(init_params(self.spec, cfg.seed), dev)
-        self.optimizer = make_optimizer(self.params, cfg.lr, cfg.weight_decay)
+        self.init_model(init_params(self.spec, cfg.seed))
         self.monitor = StaleMonitor() if self.stale_k > 1 else None
         self.history = [StaleHalo(self.monitor) for _ in range(self.spec.layers)]
         self.stale_epochs, self.stale_saved_bytes = 0, 0
@@ -98,11 +95,8 @@ class GraphPartition(Strategy):
 
     def train_epoch(self, epoch: int) -> float:
         refresh = self.stale_k == 1 or epoch % self.stale_k == 0
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = local_loss(self._forward(True, refresh), self.label, self.masks[0], self.n_train)
-        loss.backward()
-        allreduce_grads(self.comm, self.params)
-        self.optimizer.step()
+        loss = self.data_parallel_step(
+            lambda: local_loss(self._forward(True, refresh), self.label, self.masks[0], self.n_train))
         if not refresh:
             self.stale_epochs += 1
             self.stale_saved_bytes += self.exchange_bytes()
@@ -117,9 +111,6 @@ class GraphPartition(Strategy):
         with torch.no_grad():
             logits = self._forward(False, tag_prefix=tags.EVAL)
         return global_accuracy(self.comm, logits, self.label, self.masks)
-
-    def full_parameters(self) -> dict[str, Tensor]:
-        return {k: v.detach().cpu().clone() for k, v in self.params.items()}
 
     def worker_stats(self) -> dict[str, Any]:
         return {**self.view.stats(), "exchange_bytes_per_epoch": self.exchange_bytes(),

@@ -30,9 +30,8 @@ from torch import Tensor
 
 from .. import tags
 from ..base import ConfigError, Option, Strategy, TrainConfig, register
-from ..kernels import default_backend
 from ..models import ModelSpec, aggregation_edges, init_params, layer_param_names
-from ..partition.partitioner import METHODS
+from ..partition.partitioner import METHODS, check_method
 from ..staleness import StaleMonitor
 from ..training import global_accuracy, global_sum, make_optimizer, make_params
 from .chunked import StageEngine, chunk_bounds, relabel, vertex_order
@@ -100,10 +99,16 @@ class LayerPipeline(Strategy):
                "(weight stashing)", ("epoch", "chunk")),
     )
 
+    check_fills_exact = False  # --staleness 1 (the default) reads last epoch's rows: refused by check
+
+    @classmethod
+    def exact_options(cls) -> dict[str, Any]:
+        return {"staleness": 0}
+
     @classmethod
     def validate(cls, cfg: TrainConfig, graph_summary: dict) -> None:
         super().validate(cfg, graph_summary)
-        o = {x.key: cfg.options.get(x.key, x.default) for x in cls.options}
+        o = cls.options_of(cfg)
         parts = o["graph_parts"]
         if parts < 1 or cfg.workers % parts:
             raise ConfigError(f"--workers {cfg.workers} must be stages x --graph-parts {parts}; pass a divisor")
@@ -114,14 +119,12 @@ class LayerPipeline(Strategy):
         if parts > 1 and o["staleness"] != 0:
             raise ConfigError(f"--graph-parts {parts} (hybrid) streams the whole graph as one chunk; "
                               "pass --staleness 0")
-        if parts > 1 and o["pipe_partition"] == "metis" and default_backend() != "dgl":
-            raise ConfigError("--pipe-partition metis needs DGL; pass --pipe-partition random or contiguous")
+        check_method("--pipe-partition", o["pipe_partition"], parts > 1)
         if not 1 <= o["chunks"] <= graph_summary["nodes"]:
             raise ConfigError(f"--chunks {o['chunks']} must be in [1, {graph_summary['nodes']}] (the vertex count)")
         if o["staleness"] not in (0, 1):
             raise ConfigError(f"--staleness {o['staleness']} must be 0 (exact) or 1 (historical embeddings)")
-        if o["chunk_order"] == "metis" and o["staleness"] and o["chunks"] > 1 and default_backend() != "dgl":
-            raise ConfigError("--chunk-order metis needs DGL; pass --chunk-order random or contiguous")
+        check_method("--chunk-order", o["chunk_order"], bool(o["staleness"]) and o["chunks"] > 1)
         if o["pipe_warmup"] < 0 or o["grad_clip"] < 0:
             raise ConfigError(f"--pipe-warmup {o['pipe_warmup']} and --grad-clip {o['grad_clip']} must be >= 0")
 
@@ -140,7 +143,7 @@ class LayerPipeline(Strategy):
         self.optimizer = make_optimizer(self.params, cfg.lr, cfg.weight_decay)
         self.times: list[dict[str, float]] = []
         self.gathered: dict[str, Tensor] = {}
-        kernel = cfg.kernel if cfg.kernel != "auto" else ("torch" if dev.type == "cuda" else default_backend())
+        kernel = self.kernel_name()
         self.k = 1 if self.opt["staleness"] == 0 else int(self.opt["chunks"])
         self.hybrid = None
         if self.parts > 1:

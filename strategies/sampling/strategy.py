@@ -40,11 +40,11 @@ from torch import Tensor
 
 from .. import tags
 from ..base import ConfigError, Option, Strategy, TrainConfig, register
-from ..kernels import default_backend, make_aggregator
+from ..kernels import make_aggregator
 from ..models import activate, conv_layer, dropout, init_params
 from ..partition.halo import build_local_view, halo_exchange
-from ..partition.partitioner import METHODS, partition_stats, shared_partition
-from ..training import allreduce_grads, global_accuracy, global_sum, make_optimizer, make_params
+from ..partition.partitioner import METHODS, check_method, partition_stats, shared_partition
+from ..training import allreduce_grads, global_accuracy, global_sum
 from .blocks import Block, BlockNorm, OwnedStore, Traffic, fetch_rows, sample_layer, sample_owned
 
 DEFAULT_FANOUTS = (15, 10, 5)  # DGL's GraphSAGE examples; deeper models repeat the last one
@@ -90,15 +90,11 @@ class Sampling(Strategy):
     @classmethod
     def validate(cls, cfg: TrainConfig, graph_summary: dict) -> None:
         super().validate(cfg, graph_summary)
-        opts = {o.key: cfg.options.get(o.key, o.default) for o in cls.options}
-        if opts["partition"] not in METHODS:
-            raise ConfigError(f"--partition {opts['partition']!r} is unknown; pass one of {', '.join(METHODS)}")
+        opts = cls.options_of(cfg)
+        check_method("--partition", opts["partition"], cfg.workers > 1)
         if int(opts["batch_size"]) < 0:
             raise ConfigError(f"--batch-size {opts['batch_size']} must be >= 1, or 0 for all training vertices")
         parse_fanouts(opts["fanouts"], cfg.layers)
-        if opts["partition"] == "metis" and cfg.workers > 1 and default_backend() != "dgl":
-            raise ConfigError("--partition metis needs DGL (dgl.metis_partition_assignment), which does not "
-                              "import here; pass --partition random or contiguous")
 
     def setup(self) -> None:
         g, comm, cfg, dev = self.graph, self.comm, self.cfg, self.device
@@ -117,9 +113,8 @@ class Sampling(Strategy):
         self.steps = max(max(math.ceil(int(n) / self.batch) for n in per_rank), 1)
         # the global batch size of every step, known to every rank without communication
         self.global_batch = [int((per_rank - s * self.batch).clamp(0, self.batch).sum()) for s in range(self.steps)]
-        self.kernel = cfg.kernel if cfg.kernel != "auto" else ("torch" if dev.type == "cuda" else default_backend())
-        self.params = make_params(init_params(self.spec, cfg.seed), dev)
-        self.optimizer = make_optimizer(self.params, cfg.lr, cfg.weight_decay)
+        self.kernel = self.kernel_name()
+        self.init_model(init_params(self.spec, cfg.seed))
         self.sample_gen = torch.Generator().manual_seed(cfg.seed * 1000 + 17 + rank)
         self.shuffle_gen = torch.Generator().manual_seed(cfg.seed * 1000 + 911 + rank)
         # evaluation: layer-wise full-graph inference with the halo exchange
@@ -188,9 +183,6 @@ class Sampling(Strategy):
                 h_local = halo_exchange(self.comm, self.view, h, tags.halo(i, tags.EVAL))
                 h = activate(self.spec, i, conv_layer(self.spec, self.params, i, self.eval_agg, h_local, h), h)
         return global_accuracy(self.comm, h, self.label[self.store.owned.to(self.device)], self.masks)
-
-    def full_parameters(self) -> dict[str, Tensor]:
-        return {k: v.detach().cpu().clone() for k, v in self.params.items()}
 
     def worker_stats(self) -> dict[str, Any]:
         return {"local_vertices": int(self.store.owned.numel()), "local_edges": self.store.num_edges,

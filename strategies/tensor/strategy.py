@@ -27,7 +27,7 @@ from ..base import ConfigError, Option, Strategy, TrainConfig, register
 from ..comm import Communicator
 from ..kernels import CSRMatrix, sparse_mm
 from ..models import activate, aggregation_edges, conv_layer, dropout, init_params, mlp_layer
-from ..training import allreduce_grads, global_accuracy, global_sum, local_loss, make_optimizer, make_params
+from ..training import global_accuracy, global_sum, local_loss
 from .chunks import ChunkedAdjacency, ChunkedSpMM, choose_chunks, minimum_budget
 from .layout import Layout, finish_gather_chunk, gather, gather_chunk_async, split, split_raw
 
@@ -117,7 +117,8 @@ class TensorParallel(Strategy):
         if mode == "decoupled" and cfg.model != "decoupled":
             raise ConfigError(f"--tp-mode decoupled trains --model decoupled, not {cfg.model}; "
                               f"pass --model decoupled or --tp-mode naive")
-        chunks, budget = cfg.options.get("chunks", 1), cfg.options.get("memory_budget", 0)
+        opts = cls.options_of(cfg)
+        chunks, budget = opts["chunks"], opts["memory_budget"]
         if chunks < 1 or chunks > graph_summary["nodes"]:
             raise ConfigError(f"--chunks {chunks} must be in [1, {graph_summary['nodes']}] (the vertex count)")
         if budget < 0 or (budget and chunks != 1):
@@ -146,8 +147,7 @@ class TensorParallel(Strategy):
                                   f"{minimum_budget(matrix, dense)} bytes; raise it to at least that")
         self.adj = ChunkedAdjacency(matrix, chunks, dev)
         self.dense = dense
-        self.params = make_params(init_params(spec, self.cfg.seed), dev)
-        self.optimizer = make_optimizer(self.params, self.cfg.lr, self.cfg.weight_decay)
+        self.init_model(init_params(spec, self.cfg.seed))
         rows = slice(self.lo, self.hi)
         self.x_rows = g.feat[rows].to(dev)
         if self.mode == "naive":  # the input's column slice comes straight from the dataset: no comm
@@ -202,19 +202,12 @@ class TensorParallel(Strategy):
 
     # -- the strategy interface ------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> float:
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = local_loss(self.forward(True), self.label, self.masks[0], self.n_train)
-        loss.backward()
-        allreduce_grads(self.comm, self.params)
-        self.optimizer.step()
+        loss = self.data_parallel_step(lambda: local_loss(self.forward(True), self.label, self.masks[0], self.n_train))
         return global_sum(self.comm, [float(loss)], tags.LOSS_ALLREDUCE)[0] if self.comm.world_size > 1 else float(loss)
 
     def evaluate(self) -> dict[str, float]:
         with torch.no_grad():
             return global_accuracy(self.comm, self.forward(False, tags.EVAL), self.label, self.masks)
-
-    def full_parameters(self) -> dict[str, Tensor]:
-        return {k: v.detach().cpu().clone() for k, v in self.params.items()}
 
     def worker_stats(self) -> dict[str, Any]:
         lay = self.layout

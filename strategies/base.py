@@ -100,8 +100,13 @@ class TrainConfig:
                 raise ConfigError(f"--{key.replace('_', '-')} must be a finite number, got {value}")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any], strict: bool = True) -> "TrainConfig":
+        """A config from its dict; a key that is no field is an error (``strict=False``: dropped, for
+        records written by older versions)."""
         names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown and strict:
+            raise ConfigError(f"unknown configuration keys {unknown}; known: {sorted(names)}")
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def model_spec(self, in_dim: int, out_dim: int) -> ModelSpec:

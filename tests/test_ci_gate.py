@@ -14,7 +14,7 @@ import subprocess
 import sys
 from contextlib import contextmanager
 
-from conftest import slow
+import pytest
 
 from graphpar.bench.harness import regress
 
@@ -44,7 +44,7 @@ def _gate(baseline: dict) -> tuple[list, bool]:
     return regress.compare(baseline, regress.measure(records, calib), SPEC["margin"])
 
 
-@slow
+@pytest.mark.slow
 def test_gate_passes_under_load_and_catches_a_slowdown(monkeypatch):
     import torch
 

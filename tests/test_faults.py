@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import slow
 
 from graphpar.datasets import DatasetError, load_dataset
 from graphpar.datasets.catalog import cache_path as dataset_cache_path
@@ -247,7 +246,7 @@ def test_metis_gives_the_same_partition_every_time(cora):
         assert len(hashes) == 1, f"P={parts} balance_edges={balance}: {hashes}"
 
 
-@slow
+@pytest.mark.slow
 def test_metis_is_deterministic_across_processes(tmp_path):
     code = ("from graphpar.datasets import load_dataset\n"
             "from graphpar.strategies.partition.partitioner import compute_partition, part_hash\n"

@@ -4,7 +4,6 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import slow
 from harness_fakes import fake_record
 
 from graphpar.bench.harness import regress
@@ -66,7 +65,7 @@ def test_failed_run_and_new_entries():
     assert not failed and {r[-1] for r in rows} == {"NEW"}
 
 
-@slow  # timed on real CPU: a timing test does not belong in the fast tier (it flaked under load)
+@pytest.mark.slow  # timed on real CPU: a timing test does not belong in the fast tier (it flaked under load)
 def test_single_gated_against_calibration_end_to_end(monkeypatch, tmp_path):
     import torch
 

@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-from conftest import slow
 
 from graphpar.bench.cli.commands import main
 from graphpar.bench.harness.parity import Verdict
@@ -70,7 +69,7 @@ STALE_MODES = {"partition": ["--stale", "4"], "pipeline": ["--staleness", "1"]}
 GRAPHS = ["cora", "amazon-computers", "coauthor-cs", "facebook-page-page", "coauthor-physics"]
 
 
-@slow
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [2, 4])
 @pytest.mark.parametrize("strategy", list(STALE_MODES))
 @pytest.mark.parametrize("dataset", GRAPHS)

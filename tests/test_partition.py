@@ -13,7 +13,6 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import slow
 
 from graphpar.bench.check import check_config, compare, run_reference
 from graphpar.bench.runtime.loop import train_local, train_rank
@@ -220,7 +219,7 @@ def test_exact_p3_on_directed_graph(small_directed):
         assert_exact(cfg, ranks, small_directed)
 
 
-@slow
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [2, 3, 4])
 def test_exact_full_matrix(cora, small_directed, workers):
     graphs = [cora, small_directed]
@@ -243,7 +242,7 @@ def test_stale_accuracy_on_cora(two_workers, cora):
     assert results[5][0]["stale_epochs"] == 150
 
 
-@slow
+@pytest.mark.slow
 def test_stale_accuracy_on_coauthor_cs():
     from graphpar.datasets import load_dataset
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import slow
 
 from graphpar.bench.check import check_local
 from graphpar.bench.runtime.loop import train_local
@@ -117,7 +116,7 @@ def test_staleness0_equals_reference(small_directed):
     assert result.passed, result.summary()
 
 
-@slow
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["gcn", "sage"])
 @pytest.mark.parametrize("workers,layers", [(2, 4), (2, 8), (4, 4), (4, 8)])
 def test_staleness0_equals_reference_matrix(small_directed, model, workers, layers):
@@ -177,7 +176,7 @@ def test_hybrid_staleness0_equals_reference(small_directed):
     assert result.passed, result.summary()
 
 
-@slow
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["gcn", "sage"])
 @pytest.mark.parametrize("workers,parts,layers", [(4, 2, 8), (4, 4, 2), (6, 2, 3)])
 def test_hybrid_equals_reference_matrix(small_directed, model, workers, parts, layers):
@@ -234,25 +233,25 @@ def _parity(graph, workers: int, layers: int, model: str = "gcn", residual: bool
     assert mean_pipe >= mean_ref - 0.015, f"pipeline {mean_pipe:.3f} vs reference {mean_ref:.3f} test accuracy"
 
 
-@slow
+@pytest.mark.slow
 def test_historical_embeddings_keep_cora_accuracy_two_stages(cora):
     _parity(cora, 2, 2)
 
 
-@slow
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["gcn", "sage"])
 def test_historical_embeddings_keep_cora_accuracy(cora, model):
     _parity(cora, 4, 4, model)  # measured: gcn 0.744 vs 0.752, sage 0.783 vs 0.759
 
 
-@slow
+@pytest.mark.slow
 def test_historical_embeddings_keep_coauthor_cs_accuracy():
     from graphpar.datasets import load_dataset
 
     _parity(load_dataset("coauthor-cs"), 4, 4)  # measured: 0.871 vs 0.874
 
 
-@slow
+@pytest.mark.slow
 def test_sixteen_layers_with_residuals(cora):
     """Deep models vary a lot from seed to seed (the reference: 0.709 with seed 0, 0.524 with seed 1): compare
     means over three seeds. Dropout 0: with 0.5 the 16-layer reference does not train (0.146)."""

@@ -13,7 +13,6 @@ import sys
 
 import pytest
 import torch
-from conftest import slow
 
 from graphpar.bench.check import check_config, compare, run_reference
 from graphpar.bench.runtime.loop import train_local, train_rank
@@ -248,7 +247,7 @@ def mean_test_accuracy(graph, strategy: str, workers: int, seeds: range, **optio
     return statistics.mean(accs)
 
 
-@slow
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset, seeds", [("cora", range(5)), ("coauthor-cs", range(3))])
 def test_accuracy_within_1_5_points_of_the_reference(dataset, seeds):
     """gcn, 200 epochs, dropout 0.5, P=2, batch 32, fanouts 15,10 against the full-graph reference."""

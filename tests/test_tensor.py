@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import slow
 
 from graphpar.bench.check import check_config, check_local, compare, run_reference
 from graphpar.bench.runtime.loop import train_local, train_rank
@@ -130,7 +129,7 @@ SLOW = [(g, model, mode, P, k) for g in ("cora", "small_directed")
         for P in (2, 3, 4) for k in (1, 4)]
 
 
-@slow
+@pytest.mark.slow
 @pytest.mark.parametrize("graph_name,model,mode,P,chunks", SLOW)
 def test_matches_reference_full_matrix(request, graph_name, model, mode, P, chunks):
     graph = request.getfixturevalue(graph_name)

@@ -33,10 +33,10 @@ def run_line(rec: dict[str, Any]) -> str:
             f"(compute {s['compute_s'] * 1e3:.1f}, comm {s['comm_s'] * 1e3:.1f}, idle {s['idle_s'] * 1e3:.1f}; "
             f"compute CPU {s['cpu_compute_s'] * 1e3:.1f} ms: {phase_split(s)} %), "
             f"{_mb(s['bytes_per_epoch'])} MB/epoch, compute max/mean {s['compute_max_over_mean']:.2f}, "
-            f"loss {s['final_loss']:.4f}, test acc {a['test_acc']:.3f}" + _staleness_note(rec))
+            f"loss {s['final_loss']:.4f}, test acc {a['test_acc']:.3f}" + staleness_note(rec))
 
 
-def _staleness_note(rec: dict[str, Any]) -> str:
+def staleness_note(rec: dict[str, Any]) -> str:
     """Stale modes, over all ranks: share of rows read from history, largest drift, DIVERGED with the reason."""
     st = combine([w.get("staleness") for w in rec.get("workers", [])]) or rec.get("info", {}).get("staleness")
     if not st:

@@ -173,10 +173,10 @@ def test_paper_reports_from_recorded_runs(tmp_path):
 
 
 def test_grid_flags_keep_dataset_specs_whole():
-    from graphpar.bench.cli.harness import _csv
+    from graphpar.bench.cli.harness import csv_list
 
-    assert _csv("cora,rmat:nodes=20,edges=80,seed=0,pubmed") == ["cora", "rmat:nodes=20,edges=80,seed=0", "pubmed"]
-    assert _csv("1,2,4", int) == [1, 2, 4]
+    assert csv_list("cora,rmat:nodes=20,edges=80,seed=0,pubmed") == ["cora", "rmat:nodes=20,edges=80,seed=0", "pubmed"]
+    assert csv_list("1,2,4", int) == [1, 2, 4]
 
 
 def test_validate_flags_overlapping_async_comm_and_takes_per_p_links():

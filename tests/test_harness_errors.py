@@ -185,7 +185,7 @@ def test_dirty_tree_sha_carries_a_hash_of_the_diff(tmp_path, monkeypatch):
     (repo / "f.py").write_text("a = 1\n")
     subprocess.run(git + ["add", "f.py"], check=True)
     subprocess.run(git + ["commit", "-qm", "x"], check=True)
-    monkeypatch.setattr(record, "_REPO", repo)
+    monkeypatch.setattr(record, "REPO_ROOT", repo)
     clean = record.git_sha()
     assert "+" not in clean and clean != "unknown"
     (repo / "f.py").write_text("a = 2\n")

@@ -85,7 +85,7 @@ def test_stale_modes_keep_the_reference_accuracy(tmp_path, capsys, dataset, stra
 
 
 def test_terminal_line_says_a_stale_run_diverged():
-    from graphpar.bench.tables import _staleness_note as run_line  # the stale part of the terminal line
+    from graphpar.bench.tables import staleness_note as run_line  # the stale part of the terminal line
 
     rec = {"config": {"strategy": "partition", "workers": 2, "model": "gcn", "dataset": "cora"},
            "summary": {"epoch_s": 0.01, "compute_s_mean": 0.008, "comm_s_mean": 0.002, "bytes_per_epoch": 1e6,

@@ -60,12 +60,12 @@ def _epoch_grads(graph, model: str, opts: dict, epochs: int) -> tuple[list[float
     strat.setup()
     strat.optimizer.param_groups[0]["weight_decay"] = 0.0
     grads: dict = {}
-    real_step = strat._step
+    real_step = strat.optimizer_step
 
     def capture():
         grads.update({n: p.grad.clone() for n, p in strat.params.items()})
         real_step()
-    strat._step = capture
+    strat.optimizer_step = capture
     return [strat.train_epoch(e) for e in range(epochs)], grads
 
 

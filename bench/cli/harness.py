@@ -33,7 +33,7 @@ DEFAULT_RESULTS = "results/runs.jsonl"
 DEFAULT_OUT_DIR = "out"  # generated reports and figures: untracked (see .gitignore)
 
 
-def _csv(value: str | None, cast=str, flag: str = "") -> list | None:
+def csv_list(value: str | None, cast=str, flag: str = "") -> list | None:
     """Comma list; a piece like ``edges=E`` continues the previous spec (``rmat:nodes=N,edges=E``)."""
     if not value:
         return None
@@ -67,7 +67,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                                     ("workers", args.workers, int, "--workers"), ("model", args.models, str, "--models"),
                                     ("layers", args.layers, int, "--layers"), ("hidden", args.hidden, int, "--hidden")):
         if value:
-            grid[axis] = _csv(value, cast, flag)
+            grid[axis] = csv_list(value, cast, flag)
     if args.options:
         try:
             grid["options"] = [json.loads(o) for o in args.options]

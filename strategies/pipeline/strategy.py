@@ -194,7 +194,7 @@ class LayerPipeline(Strategy):
                 t = time.perf_counter()
                 dx = eng.backward_chunk(ctxs.pop(c), k, g, seed_k)
                 if per_chunk:
-                    self._step()
+                    self.optimizer_step()
                 clock["compute_s"] += time.perf_counter() - t
                 if dx is not None:
                     sends.append(self.comm.send(dx.contiguous(), s - 1, tags.pipe_cut(s, tags.BWD), async_op=True))
@@ -203,7 +203,7 @@ class LayerPipeline(Strategy):
             p.wait()
         clock["idle_s"] += time.perf_counter() - t
         if not per_chunk:
-            self._step()
+            self.optimizer_step()
         eng.end_epoch()
         t = time.perf_counter()
         total = global_sum(self.comm, [loss], tags.PIPE_LOSS)[0]
@@ -216,14 +216,14 @@ class LayerPipeline(Strategy):
     def _hybrid_epoch(self) -> float:
         clock = {"compute_s": 0.0, "idle_s": 0.0}
         loss = self.hybrid.train_epoch(clock)
-        self._step()
+        self.optimizer_step()
         t = time.perf_counter()
         total = global_sum(self.comm, [loss], tags.PIPE_LOSS)[0]
         clock["idle_s"] += time.perf_counter() - t
         self.times.append({**clock, "chunks": 1})
         return total
 
-    def _step(self) -> None:
+    def optimizer_step(self) -> None:
         clip = self.opt["grad_clip"]
         if clip:
             for p in self.params.values():

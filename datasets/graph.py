@@ -138,9 +138,6 @@ class GraphData:
     def in_degrees(self) -> Tensor:
         return torch.bincount(self.dst, minlength=self.num_nodes)
 
-    def out_degrees(self) -> Tensor:
-        return torch.bincount(self.src, minlength=self.num_nodes)
-
     # -- cache -----------------------------------------------------------------------------
     def save(self, path: Path) -> None:
         """Plain tensors + JSON metadata (no pickled objects), written atomically (temp file + rename)."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import functools
-import io
 import pickle
 from typing import Any, BinaryIO
 
@@ -69,5 +68,3 @@ def restricted_load(f: BinaryIO, encoding: str = "latin1") -> Any:
         raise ValueError(f"unreadable pickle data ({type(e).__name__}: {e})") from None
 
 
-def restricted_loads(data: bytes, encoding: str = "latin1") -> Any:
-    return restricted_load(io.BytesIO(data), encoding)

@@ -138,9 +138,6 @@ class Communicator:
         recv = sum(st.recv_bytes for t, st in self._stats.items() if t.startswith(prefix))
         return sent, recv
 
-    def total_seconds(self, prefix: str = "") -> float:
-        return sum(st.seconds for t, st in self._stats.items() if t.startswith(prefix))
-
     # -- collectives ------------------------------------------------------------------------
     def all_to_all(self, x: Tensor, send_rows: Sequence[int], recv_rows: Sequence[int], tag: str,
                    async_op: bool = False) -> Tensor | PendingOp:

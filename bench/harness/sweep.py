@@ -44,8 +44,6 @@ from ..results import config_key
 from ..runtime.progress import run_done
 from ..specs import load_sweep_spec
 
-AXES = ("strategy", "dataset", "workers", "model", "layers", "hidden", "options")
-
 
 @dataclass
 class SweepOutcome:

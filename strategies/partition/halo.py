@@ -67,11 +67,6 @@ class LocalView:
         self.send_idx = self.send_idx.to(device)
         return self
 
-    def halo_bytes(self, width: int, element_size: int = 4) -> tuple[int, int]:
-        """(sent, received) bytes of one exchange of rows of ``width`` elements."""
-        row = width * element_size
-        return sum(self.send_counts) * row, sum(self.recv_counts) * row
-
     def stats(self) -> dict[str, Any]:
         return {"local_vertices": self.num_owned, "local_edges": self.num_edges, "halo_vertices": self.num_halo,
                 "send_rows": sum(self.send_counts), "recv_rows": sum(self.recv_counts)}

@@ -81,10 +81,6 @@ class Layout:
         """Elements rank r sends off-rank in one split of this width (= what it receives in a gather)."""
         return self.row_count(r) * (width - self.col_count(width, r))
 
-    def total_offrank_elements(self, width: int) -> int:
-        """Elements crossing ranks in one conversion at this width, summed over ranks: N*W - sum n_r*w_r."""
-        return sum(self.offrank_elements(width, r) for r in range(self.world_size))
-
 
 def _overlap(rng: tuple[int, int], lo: int, hi: int) -> int:
     return max(0, min(rng[1], hi) - max(rng[0], lo))

@@ -10,7 +10,7 @@ export MASTER_ADDR := 127.0.0.1
 export GLOO_SOCKET_IFNAME := lo
 GRAPHPAR := $(VENV)/bin/graphpar
 
-.PHONY: help setup test test-full test-multinode bench bench-quick bench-ci bench-baseline bench-tensor bench-partition \
+.PHONY: help setup lint test test-full test-multinode bench bench-quick bench-ci bench-baseline bench-tensor bench-partition \
 	bench-pipeline figures figures-neutrontp figures-gnnpipe clean
 TP := $(GRAPHPAR) bench --strategies tensor --epochs 3 --hidden 64
 
@@ -25,6 +25,10 @@ $(STAMP): setup.cfg pyproject.toml
 	$(PY) -m pip install -q --upgrade pip "setuptools>=68" wheel
 	PYTHONWARNINGS=ignore $(PY) -m pip install -q --no-build-isolation -e ".[dgl,test]"
 	touch $(STAMP)
+
+lint: $(STAMP)  ## ruff (rules in pyproject.toml) and the layering test (imports only point down, no cycle)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -q tests/test_layering.py
 
 test: $(STAMP)  ## run the test suite (fast tier)
 	$(PY) -m pytest -q -x tests

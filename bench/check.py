@@ -11,7 +11,9 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from graphpar.strategies import Communicator, TrainConfig
+from graphpar.strategies import Communicator, TrainConfig, get_strategy
+
+from .runtime.loop import train_local, train_rank
 
 DEFAULT_TOLERANCE = 1e-4
 
@@ -40,8 +42,6 @@ class CheckResult:
 def check_config(cfg: TrainConfig) -> TrainConfig:
     """The configuration a check trains: the user's, with dropout off and the strategy's exact options
     filling whatever the user left unset."""
-    from graphpar.strategies import get_strategy  # noqa: PLC0415
-
     options = {**get_strategy(cfg.strategy).exact_options(), **cfg.options}
     return replace(cfg, dropout=0.0, options=options)
 
@@ -71,16 +71,12 @@ def compare(strategy_losses: list[float], strategy_params: dict, ref_losses: lis
 
 def run_reference(cfg: TrainConfig, graph) -> tuple[list[float], dict]:
     """Train the DGL reference in this process; per-epoch losses and final parameters."""
-    from .training_loop import train_rank  # noqa: PLC0415
-
     result = train_rank(Communicator(), reference_config(cfg), graph, keep_params=True)
     return [e["loss"] for e in result["epochs"]], result["params"]
 
 
 def check_local(cfg: TrainConfig, graph, tolerance: float = DEFAULT_TOLERANCE) -> CheckResult:
     """Train the strategy on local processes and the reference in-process; compare (tests use this)."""
-    from .training_loop import train_local  # noqa: PLC0415
-
     cfg = check_config(cfg)
     results = train_local(cfg, graph, keep_params=True)
     losses = [e["loss"] for e in results[0]["epochs"]]

@@ -28,9 +28,9 @@ import json
 import statistics
 from typing import Any, Iterable
 
+from graphpar.strategies.comm import COUNTERS  # noqa: F401  (per-tag communicator counters; part of this API)
 from graphpar.strategies.phases import COMPUTE_PHASES, PHASES
 
-COUNTERS = ("calls", "sent_bytes", "recv_bytes", "seconds", "blocked_seconds")  # per-tag communicator counters
 SCOPES = (("setup", "setup_comm"), ("train", "comm_by_tag"), ("eval", "eval_comm"))  # (scope, worker key)
 _KEY_EXCLUDE = ("timeout_s",)
 

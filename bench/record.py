@@ -19,20 +19,22 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from . import metrics
 from .metrics import COUNTERS  # noqa: F401  (per-tag communicator counters; re-exported)
 
 SCHEMA = "graphpar.run/1"
-_REPO = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def git_sha() -> str:
     """Commit of the code that ran; with uncommitted changes to tracked files, '+dirty.' and a hash of
     the diff, so runs of the same edited tree match (sweep resume) and runs of different edits do not."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=_REPO, capture_output=True,
+        sha = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                              text=True, timeout=5).stdout.strip()
-        diff = subprocess.run(["git", "diff", "HEAD", "--binary"], cwd=_REPO, capture_output=True,
+        diff = subprocess.run(["git", "diff", "HEAD", "--binary"], cwd=REPO_ROOT, capture_output=True,
                               timeout=10).stdout
         return (sha or "unknown") + (f"+dirty.{hashlib.sha1(diff).hexdigest()[:8]}" if diff else "")
     except (OSError, subprocess.SubprocessError):
@@ -41,8 +43,6 @@ def git_sha() -> str:
 
 def environment(device: str = "cpu") -> dict[str, Any]:
     """The fingerprint a result is only comparable within."""
-    import torch  # noqa: PLC0415
-
     try:
         import dgl  # noqa: PLC0415
         dgl_version = dgl.__version__

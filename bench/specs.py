@@ -17,7 +17,11 @@ from typing import Any
 
 import yaml
 
-from .cli import UsageError
+from graphpar.datasets import DatasetError, validate_spec
+from graphpar.strategies import TrainConfig, get_strategy, registered
+from graphpar.strategies.base import all_options
+
+from .errors import UsageError
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SWEEP_KEYS = {"out": str, "grid": dict, "fixed": dict, "name": str, "description": str, "repeat": int}
@@ -91,8 +95,6 @@ def _check_value(where: str, key: str, value: Any, t: Any) -> None:
 
 def _field_types() -> dict[str, Any]:
     """TrainConfig's fields and the Python types a YAML value may have for each."""
-    from graphpar.strategies import TrainConfig  # noqa: PLC0415
-
     hints = typing.get_type_hints(TrainConfig)
     out = {}
     for f in fields(TrainConfig):
@@ -106,8 +108,6 @@ def _field_types() -> dict[str, Any]:
 
 
 def _check_options(where: str, options: Any) -> None:
-    from graphpar.strategies.base import all_options  # noqa: PLC0415
-
     if not isinstance(options, dict):
         raise SpecError(f"{where}: options must be a mapping like {{chunks: 4}}, got {options!r}")
     known = {opt.key: opt for opt, _ in all_options().values()}
@@ -122,9 +122,6 @@ def _check_options(where: str, options: Any) -> None:
 
 def _check_settings(where: str, settings: dict[str, Any], as_axes: bool) -> None:
     """TrainConfig values (lists of them on grid axes) by field type; datasets and strategies by name."""
-    from graphpar.datasets import DatasetError, validate_spec  # noqa: PLC0415
-    from graphpar.strategies import registered  # noqa: PLC0415
-
     types = _field_types()
     for key, value in settings.items():
         if key == "per_strategy" and as_axes:  # {strategy: {axis: [...]}}: each strategy's own axes
@@ -202,11 +199,15 @@ def load_ci_spec(path: str | Path) -> dict[str, Any]:
 
 
 def check_exactness(cfg) -> None:
-    """``graphpar check`` compares against the reference to 1e-4: stale modes are not meant to match."""
-    opts = cfg.options
-    if cfg.strategy == "pipeline" and opts.get("staleness", 1) != 0:
-        raise UsageError(f"pipeline with --staleness {opts.get('staleness', 1)} (the default is 1) reads last epoch's "
-                         "rows, so it is not meant to equal the reference; check the exact mode with --staleness 0")
-    if cfg.strategy == "partition" and opts.get("stale", 1) > 1:
-        raise UsageError(f"partition with --stale {opts['stale']} reuses halo rows across epochs, so it is not meant "
-                         "to equal the reference; check the exact mode with --stale 1")
+    """``graphpar check`` compares against the reference to 1e-4: a strategy's ``exact_options()`` say under
+    which options it is meant to match. Where it may not fill them in itself (stale modes), a run set or
+    defaulted otherwise is refused, naming the flag of the exact mode."""
+    cls = get_strategy(cfg.strategy)
+    opts = cls.options_of(cfg)
+    flags = {o.key: o.name for o in cls.options}
+    for key, exact in cls.exact_options().items():
+        if opts[key] == exact or (cls.check_fills_exact and key not in cfg.options):
+            continue
+        default = "" if key in cfg.options else " (the default)"
+        raise UsageError(f"{cfg.strategy} with {flags[key]} {opts[key]}{default} is not meant to equal the reference "
+                         f"(a stale or sampled mode); check the exact mode with {flags[key]} {exact}")

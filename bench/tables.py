@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from graphpar.strategies.phases import PHASES
+from graphpar.strategies.staleness import combine
+
 from . import metrics
 
 _SHORT = (("aggregation", "agg"), ("dense", "nn"), ("layout", "lay"), ("optimizer", "opt"))
@@ -30,13 +33,11 @@ def run_line(rec: dict[str, Any]) -> str:
             f"(compute {s['compute_s'] * 1e3:.1f}, comm {s['comm_s'] * 1e3:.1f}, idle {s['idle_s'] * 1e3:.1f}; "
             f"compute CPU {s['cpu_compute_s'] * 1e3:.1f} ms: {phase_split(s)} %), "
             f"{_mb(s['bytes_per_epoch'])} MB/epoch, compute max/mean {s['compute_max_over_mean']:.2f}, "
-            f"loss {s['final_loss']:.4f}, test acc {a['test_acc']:.3f}" + _staleness_note(rec))
+            f"loss {s['final_loss']:.4f}, test acc {a['test_acc']:.3f}" + staleness_note(rec))
 
 
-def _staleness_note(rec: dict[str, Any]) -> str:
+def staleness_note(rec: dict[str, Any]) -> str:
     """Stale modes, over all ranks: share of rows read from history, largest drift, DIVERGED with the reason."""
-    from graphpar.strategies.staleness import combine  # noqa: PLC0415
-
     st = combine([w.get("staleness") for w in rec.get("workers", [])]) or rec.get("info", {}).get("staleness")
     if not st:
         return ""
@@ -80,8 +81,6 @@ def bench_table(records: list[dict[str, Any]]) -> str:
 def compare_runs(a: dict[str, Any], b: dict[str, Any]) -> str:
     """Per-phase difference of two runs of the same configuration (``graphpar compare A.jsonl B.jsonl``):
     wall and CPU seconds per epoch (mean over ranks of per-rank medians), B relative to A."""
-    from graphpar.strategies.phases import PHASES  # noqa: PLC0415
-
     sa, sb = metrics.summary(a), metrics.summary(b)
 
     def change(x: float, y: float) -> str:

@@ -1,14 +1,13 @@
 """``python -m graphpar.datasets NAME...`` fetches real graphs into $GRAPHPAR_DATA (sha256-checked);
 ``--verify`` re-checks the copies carried in datasets/data/."""
+import argparse
 import sys
+
+from .catalog import data_root, repo_data_dir
+from .download import SOURCES, DownloadError, bad_files, fetch
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse  # noqa: PLC0415
-
-    from .catalog import data_root, repo_data_dir  # noqa: PLC0415
-    from .download import SOURCES, DownloadError, bad_files, fetch  # noqa: PLC0415
-
     parser = argparse.ArgumentParser(prog="python -m graphpar.datasets",
                                      description="fetch real graphs into $GRAPHPAR_DATA, checking sha256")
     parser.add_argument("names", nargs="*", help=f"any of: {', '.join(SOURCES)}")

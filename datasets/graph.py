@@ -138,9 +138,6 @@ class GraphData:
     def in_degrees(self) -> Tensor:
         return torch.bincount(self.dst, minlength=self.num_nodes)
 
-    def out_degrees(self) -> Tensor:
-        return torch.bincount(self.src, minlength=self.num_nodes)
-
     # -- cache -----------------------------------------------------------------------------
     def save(self, path: Path) -> None:
         """Plain tensors + JSON metadata (no pickled objects), written atomically (temp file + rename)."""
@@ -156,15 +153,10 @@ class GraphData:
 
         Read with ``torch.load(weights_only=True)``: tensors, strings and numbers only, never code. The
         content hash is recomputed and must equal the one stored at build time."""
-        payload, why = safe_load(path)
+        payload, header, why = load_cache(path, CACHE_FORMAT_VERSION)
         if payload is None:
             return _stale(path, why)
         try:
-            if "header" not in payload:
-                return _stale(path, "written by an older graphpar (no header)")
-            header = json.loads(payload["header"])
-            if header.get("format") != CACHE_FORMAT_VERSION:
-                return _stale(path, f"cache format {header.get('format')}, expected {CACHE_FORMAT_VERSION}")
             graph = cls(name=header["name"], num_nodes=int(header["num_nodes"]),
                         num_classes=int(header["num_classes"]), meta=dict(header["meta"]),
                         **{k: payload[k] for k in TENSORS})
@@ -211,6 +203,24 @@ def atomic_save(payload: dict, path: Path) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def load_cache(path: Path, version: int) -> tuple[dict | None, dict | None, str]:
+    """(payload, header, "") of a cache file written as plain tensors plus a JSON ``header`` of format
+    ``version``, or (None, None, why) when it is unreadable, has no header or is of another format."""
+    payload, why = safe_load(path)
+    if payload is None:
+        return None, None, why
+    if "header" not in payload:
+        return None, None, "written by an older graphpar (no header)"
+    try:
+        header = json.loads(payload["header"])
+    except (TypeError, ValueError) as e:
+        return None, None, f"{type(e).__name__}: {e}"
+    if not isinstance(header, dict) or header.get("format") != version:
+        got = header.get("format") if isinstance(header, dict) else None
+        return None, None, f"cache format {got}, expected {version}"
+    return payload, header, ""
 
 
 def safe_load(path: Path) -> tuple[dict | None, str]:

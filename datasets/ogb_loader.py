@@ -56,8 +56,8 @@ def _reachable(url: str, timeout: float = 5.0) -> bool:
 
 def _meta(name: str) -> dict:
     os.environ.setdefault("OUTDATED_IGNORE", "1")
-    import pandas as pd  # noqa: PLC0415
     import ogb.nodeproppred  # noqa: PLC0415
+    import pandas as pd  # noqa: PLC0415
 
     master = pd.read_csv(Path(ogb.nodeproppred.__file__).parent / "master.csv", index_col=0, keep_default_na=False)
     if name not in master:

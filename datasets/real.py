@@ -31,8 +31,8 @@ def load_facebook(directory: Path) -> GraphData:
     rows = [int(k) for k, v in feats.items() for _ in v]
     cols = [c for v in feats.values() for c in v]
     feat[torch.tensor(rows), torch.tensor(cols)] = 1.0
-    src, dst = canonical_edges(torch.from_numpy(edges["id_1"].to_numpy().copy()), torch.from_numpy(edges["id_2"].to_numpy().copy()),
-                               n, symmetrize=True)
+    src, dst = canonical_edges(torch.from_numpy(edges["id_1"].to_numpy().copy()),
+                               torch.from_numpy(edges["id_2"].to_numpy().copy()), n, symmetrize=True)
     train, val, test = split_per_class(label, len(classes), 20, 30, 0)
     return GraphData(name="facebook-page-page", num_nodes=n, src=src, dst=dst, feat=feat, label=label,
                      train_mask=train, val_mask=val, test_mask=test, num_classes=len(classes),

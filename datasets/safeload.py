@@ -10,10 +10,13 @@ one line naming it, so a crafted file can build data but never call a function o
 """
 from __future__ import annotations
 
+import collections
 import functools
-import io
 import pickle
 from typing import Any, BinaryIO
+
+import numpy as np
+from numpy.core import multiarray
 
 
 class UnsafeDataError(ValueError):
@@ -23,11 +26,6 @@ class UnsafeDataError(ValueError):
 @functools.lru_cache(maxsize=1)
 def _allowed() -> dict[tuple[str, str], Any]:
     """(module, name) -> object for every global the graph files may name (built lazily: scipy is optional)."""
-    import collections  # noqa: PLC0415
-    import numpy as np  # noqa: PLC0415
-
-    from numpy.core import multiarray  # noqa: PLC0415
-
     allowed: dict[tuple[str, str], Any] = {
         ("numpy.core.multiarray", "_reconstruct"): multiarray._reconstruct,
         ("numpy.core.multiarray", "scalar"): multiarray.scalar,
@@ -70,5 +68,3 @@ def restricted_load(f: BinaryIO, encoding: str = "latin1") -> Any:
         raise ValueError(f"unreadable pickle data ({type(e).__name__}: {e})") from None
 
 
-def restricted_loads(data: bytes, encoding: str = "latin1") -> Any:
-    return restricted_load(io.BytesIO(data), encoding)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from .graph import GraphData, canonical_edges, random_split, split_per_class
+from .real import synthetic_node_data
 
 EDGELIST_KEYS = ("feat", "label", "directed")
 SYNTHETIC_FEATURES, SYNTHETIC_CLASSES = 64, 8
@@ -84,8 +85,6 @@ def _read_array(path: Path, what: str) -> np.ndarray:
 
 def load_edgelist(spec: str) -> GraphData:
     """An edge list (0-based integer ids) with optional feature and label files."""
-    from .real import synthetic_node_data  # noqa: PLC0415
-
     parts = parse_edgelist_spec(spec)
     path = parts["path"]
     if not path.is_file():

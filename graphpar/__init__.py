@@ -6,13 +6,12 @@ prints "DGL backend not selected") in the CLI, the workers or the tests.
 from __future__ import annotations
 
 import os
+from importlib.metadata import PackageNotFoundError, version
 
 os.environ.setdefault("DGLBACKEND", "pytorch")
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version  # noqa: PLC0415
-
     try:
         return version("graphpar")
     except PackageNotFoundError:  # a source tree that was never installed

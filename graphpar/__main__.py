@@ -1,6 +1,6 @@
 """``python -m graphpar ...`` is the ``graphpar`` command."""
 import sys
 
-from graphpar.bench.cli import main
+from graphpar.bench.cli.commands import main
 
 sys.exit(main())

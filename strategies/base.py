@@ -19,8 +19,9 @@ import torch
 from torch import Tensor
 
 from .comm import Communicator
+from .kernels import default_backend
 from .models import MODELS, ModelSpec
-
+from .training import allreduce_grads, make_optimizer, make_params
 
 MAX_WORKERS, MAX_LAYERS, MAX_HIDDEN = 1 << 16, 1024, 1 << 16  # beyond these a value is a typo
 
@@ -99,8 +100,13 @@ class TrainConfig:
                 raise ConfigError(f"--{key.replace('_', '-')} must be a finite number, got {value}")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any], strict: bool = True) -> "TrainConfig":
+        """A config from its dict; a key that is no field is an error (``strict=False``: dropped, for
+        records written by older versions)."""
         names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown and strict:
+            raise ConfigError(f"unknown configuration keys {unknown}; known: {sorted(names)}")
         return cls(**{k: v for k, v in d.items() if k in names})
 
     def model_spec(self, in_dim: int, out_dim: int) -> ModelSpec:
@@ -119,13 +125,51 @@ class Strategy(ABC):
     def __init__(self, cfg: TrainConfig, graph, comm: Communicator, device: torch.device):
         self.cfg, self.graph, self.comm, self.device = cfg, graph, comm, torch.device(device)
         self.spec = cfg.model_spec(graph.num_features, graph.num_classes)
-        self.opt = {o.key: cfg.options.get(o.key, o.default) for o in self.options}
+        self.opt = self.options_of(cfg)
+
+    # -- options ------------------------------------------------------------------------------------
+    @classmethod
+    def options_of(cls, cfg: TrainConfig) -> dict[str, Any]:
+        """This strategy's options in ``cfg``, each one's default where it is not set."""
+        return {o.key: cfg.options.get(o.key, o.default) for o in cls.options}
 
     @classmethod
     def exact_options(cls) -> dict[str, Any]:
-        """Options under which this strategy trains exactly the reference; ``graphpar check`` fills them in
-        where the user did not set the option (e.g. sampling: full fanout, one batch)."""
+        """Options under which this strategy trains exactly the reference. ``graphpar check`` fills them in
+        where the user did not set the option (e.g. sampling: full fanout, one batch), unless
+        ``check_fills_exact`` is False: then a value other than these (set or default) is refused with the
+        flag that makes the run exact (stale modes: not meant to match, so not silently switched off)."""
         return {}
+
+    check_fills_exact: ClassVar[bool] = True
+
+    # -- helpers for setup and the training step ------------------------------------------------------
+    def kernel_name(self) -> str:
+        """The aggregation backend: ``--kernel``, else torch.sparse on CUDA and DGL where it imports."""
+        if self.cfg.kernel != "auto":
+            return self.cfg.kernel
+        return "torch" if self.device.type == "cuda" else default_backend()
+
+    def rows_of(self, rows) -> tuple[Tensor, Tensor, list[Tensor]]:
+        """Features, labels and train/val/test masks of the vertices ``rows`` on this rank's device."""
+        g, dev = self.graph, self.device
+        masks = [m[rows].to(dev) for m in (g.train_mask, g.val_mask, g.test_mask)]
+        return g.feat[rows].to(dev), g.label[rows].to(dev), masks
+
+    def init_model(self, params: dict[str, Tensor]) -> None:
+        """``self.params`` (leaf tensors on this rank's device) and their Adam optimizer."""
+        self.params = make_params(params, self.device)
+        self.optimizer = make_optimizer(self.params, self.cfg.lr, self.cfg.weight_decay)
+
+    def data_parallel_step(self, loss_of) -> Tensor:
+        """One optimizer step on replicated weights: ``loss_of()`` (this rank's share of the global mean
+        loss), backward, weight gradients summed over ranks, step. Returns the loss."""
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = loss_of()
+        loss.backward()
+        allreduce_grads(self.comm, self.params)
+        self.optimizer.step()
+        return loss
 
     @classmethod
     def validate(cls, cfg: TrainConfig, graph_summary: dict[str, Any]) -> None:
@@ -148,9 +192,10 @@ class Strategy(ABC):
     def evaluate(self) -> dict[str, float]:
         """Global train/val/test accuracy (same on every rank); communication tagged ``eval/``."""
 
-    @abstractmethod
     def full_parameters(self) -> dict[str, Tensor]:
-        """The model's parameters in the reference's names, complete on rank 0 (for checks)."""
+        """The model's parameters in the reference's names, complete on rank 0 (for checks); replicated
+        weights by default, a strategy that splits them gathers them."""
+        return {k: v.detach().cpu().clone() for k, v in self.params.items()}
 
     def worker_stats(self) -> dict[str, Any]:
         """Per-rank facts for the record: local_vertices, local_edges, and anything strategy-specific."""

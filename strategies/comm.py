@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable, Sequence
@@ -23,9 +22,11 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from . import tags
 from .phases import phase
 
 DEFAULT_TIMEOUT_S = 300.0
+COUNTERS = ("calls", "sent_bytes", "recv_bytes", "seconds", "blocked_seconds")  # per-tag counters of TagStats
 
 
 @dataclass
@@ -137,9 +138,6 @@ class Communicator:
         recv = sum(st.recv_bytes for t, st in self._stats.items() if t.startswith(prefix))
         return sent, recv
 
-    def total_seconds(self, prefix: str = "") -> float:
-        return sum(st.seconds for t, st in self._stats.items() if t.startswith(prefix))
-
     # -- collectives ------------------------------------------------------------------------
     def all_to_all(self, x: Tensor, send_rows: Sequence[int], recv_rows: Sequence[int], tag: str,
                    async_op: bool = False) -> Tensor | PendingOp:
@@ -224,11 +222,11 @@ class _AllToAllFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, comm, send_rows, recv_rows, tag):  # noqa: D401
         ctx.comm, ctx.send_rows, ctx.recv_rows, ctx.tag = comm, send_rows, recv_rows, tag
-        return comm.all_to_all(x, send_rows, recv_rows, tag + "/fwd")
+        return comm.all_to_all(x, send_rows, recv_rows, tag + tags.FWD)
 
     @staticmethod
     def backward(ctx, grad):
-        g = ctx.comm.all_to_all(grad.contiguous(), ctx.recv_rows, ctx.send_rows, ctx.tag + "/bwd")
+        g = ctx.comm.all_to_all(grad.contiguous(), ctx.recv_rows, ctx.send_rows, ctx.tag + tags.BWD)
         return g, None, None, None, None
 
 

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .kernels import add_self_loops, gcn_weights, mean_weights
+
 MODELS = ("gcn", "sage", "decoupled")
 
 
@@ -147,8 +149,6 @@ def forward_full(spec: ModelSpec, params: dict[str, Tensor], x: Tensor, aggregat
 
 def aggregation_edges(spec: ModelSpec, src: Tensor, dst: Tensor, num_nodes: int) -> tuple[Tensor, Tensor, Tensor]:
     """The edges and weights a model aggregates over on the full graph (self-loops for gcn/decoupled)."""
-    from .kernels import add_self_loops, gcn_weights, mean_weights  # noqa: PLC0415
-
     if spec.kind == "sage":
         return src, dst, mean_weights(src, dst, num_nodes)
     s, d = add_self_loops(src, dst, num_nodes)

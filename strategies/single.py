@@ -35,8 +35,7 @@ class Single(Strategy):
         impl = self.opt["single_impl"]
         self.impl = ("dgl" if default_backend() == "dgl" and dev.type == "cpu" else "twin") if impl == "auto" else impl
         init = init_params(self.spec, self.cfg.seed)
-        self.x, self.label = g.feat.to(dev), g.label.to(dev)
-        self.masks = [m.to(dev) for m in (g.train_mask, g.val_mask, g.test_mask)]
+        self.x, self.label, self.masks = self.rows_of(slice(None))
         self.n_train = int(g.train_mask.sum())
         if self.impl == "dgl":
             self.model = ReferenceModel(self.spec).to(dev)
@@ -46,9 +45,8 @@ class Single(Strategy):
             self._forward = lambda training: self._dgl_forward(training)
         else:
             self.params = make_params(init, dev)
-            kernel = self.cfg.kernel if self.cfg.kernel != "auto" else ("torch" if dev.type == "cuda" else default_backend())
             s, d, w = aggregation_edges(self.spec, g.src, g.dst, g.num_nodes)
-            agg = make_aggregator(s, d, w, g.num_nodes, g.num_nodes, kernel, dev)
+            agg = make_aggregator(s, d, w, g.num_nodes, g.num_nodes, self.kernel_name(), dev)
             self._forward = lambda training: forward_full(self.spec, self.params, self.x, agg, training)
         self.optimizer = make_optimizer(self.params, self.cfg.lr, self.cfg.weight_decay)
 
@@ -57,18 +55,12 @@ class Single(Strategy):
         return self.model(self.dgl_graph, self.x)
 
     def train_epoch(self, epoch: int) -> float:
-        self.optimizer.zero_grad(set_to_none=True)
-        loss = local_loss(self._forward(True), self.label, self.masks[0], self.n_train)
-        loss.backward()
-        self.optimizer.step()
-        return float(loss)
+        return float(self.data_parallel_step(
+            lambda: local_loss(self._forward(True), self.label, self.masks[0], self.n_train)))
 
     def evaluate(self) -> dict[str, float]:
         with torch.no_grad():
             return global_accuracy(self.comm, self._forward(False), self.label, self.masks)
-
-    def full_parameters(self) -> dict[str, Tensor]:
-        return {k: v.detach().cpu().clone() for k, v in self.params.items()}
 
     def worker_stats(self) -> dict:
         return {"local_vertices": self.graph.num_nodes, "local_edges": self.graph.num_edges, "impl": self.impl}

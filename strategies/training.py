@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import tags
 from .comm import Communicator
 from .phases import TIMER
 
@@ -43,7 +44,7 @@ def local_loss(logits: Tensor, label: Tensor, mask: Tensor, global_count: int) -
     return logits.sum() * 0.0
 
 
-def allreduce_grads(comm: Communicator, params: dict[str, Tensor], tag: str = "grad/allreduce") -> None:
+def allreduce_grads(comm: Communicator, params: dict[str, Tensor], tag: str = tags.GRAD_ALLREDUCE) -> None:
     """Sum every parameter's gradient over ranks in one flat all_reduce (the NN phase is data-parallel)."""
     if comm.world_size == 1:
         return
@@ -74,7 +75,7 @@ def accuracy_counts(logits: Tensor, label: Tensor, masks: list[Tensor]) -> list[
 
 
 def global_accuracy(comm: Communicator, logits: Tensor, label: Tensor, masks: list[Tensor],
-                    tag: str = "eval/acc") -> dict[str, float]:
+                    tag: str = tags.EVAL_ACC) -> dict[str, float]:
     """Train/val/test accuracy over all ranks' owned rows."""
     c = global_sum(comm, accuracy_counts(logits, label, masks), tag)
     names = ("train_acc", "val_acc", "test_acc")

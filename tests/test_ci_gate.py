@@ -14,9 +14,9 @@ import subprocess
 import sys
 from contextlib import contextmanager
 
-from conftest import slow
+import pytest
 
-from graphpar.bench import regress
+from graphpar.bench.harness import regress
 
 SPEC = {"strategies": ["tensor", "partition"], "workers": 2, "rounds": 2, "threads": 1,
         "margin": regress.DEFAULT_MARGIN, "margins": {}, "models": ["gcn"],
@@ -44,7 +44,7 @@ def _gate(baseline: dict) -> tuple[list, bool]:
     return regress.compare(baseline, regress.measure(records), SPEC["margin"])
 
 
-@slow
+@pytest.mark.slow
 def test_gate_passes_under_load_and_catches_a_slowdown(monkeypatch):
     import torch
 

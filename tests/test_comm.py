@@ -1,7 +1,7 @@
 """The communicator counts exactly the bytes each collective moves, on real gloo processes."""
 import torch
 
-from graphpar.bench.spmd import run_spmd
+from graphpar.bench.runtime.spmd import run_spmd
 from graphpar.strategies.comm import all_to_all_autograd
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from graphpar.bench import worker
+from graphpar.bench.runtime import dist
 from graphpar.strategies import TrainConfig, registered
 
 CUDA = torch.cuda.is_available()
@@ -24,8 +24,8 @@ def test_backend_choice(monkeypatch, gpus, local_world, expected):
     """NCCL when every local rank has its own GPU, gloo when ranks must share one (NCCL refuses)."""
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local_world))
-    assert worker._backend("cuda") == expected
-    assert worker._backend("cpu") == "gloo"
+    assert dist.backend("cuda") == expected
+    assert dist.backend("cpu") == "gloo"
 
 
 @needs_cuda
@@ -47,7 +47,7 @@ def test_torch_csr_spmm_on_cuda_matches_cpu(small_directed):
 
 
 def _losses(cfg: TrainConfig) -> list[float]:
-    from graphpar.bench.launcher import launch
+    from graphpar.bench.runtime.launcher import launch
 
     ranks = launch(cfg)
     return [e["loss"] for e in ranks[0]["epochs"]]

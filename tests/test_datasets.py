@@ -1,18 +1,15 @@
 """Loaders on the carried real graphs (published counts, checksums), spec determinism, user specs (npz,
 planetoid, dgl, edgelist), downloads, OGB's on-disk layout."""
 import gzip
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
-from graphpar.datasets import DatasetError, GraphData, load_dataset
-from graphpar.datasets.catalog import find_real, repo_data_dir
-
 from conftest import CARRIED, need_graph
+
+from graphpar.datasets import DatasetError, load_dataset
+from graphpar.datasets.catalog import find_real, repo_data_dir
 
 # name: (nodes, directed edges after symmetrising without self-loops, features, classes)
 PUBLISHED = {

@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import slow
 from graphpar.datasets import DatasetError, load_dataset
 from graphpar.datasets.catalog import cache_path as dataset_cache_path
 
@@ -113,7 +112,7 @@ def test_dataset_cache_payload_is_not_run_and_is_rebuilt(data_root, marker, caps
 
 
 def test_partition_cache_payload_is_not_run_and_is_recomputed(data_root, marker, capsys):
-    from graphpar.strategies.partitioning import cache_path, check_partition, partition
+    from graphpar.strategies.partition.partitioner import cache_path, partition
 
     g = load_dataset(SPEC)
     first = partition(g, 3, "metis")
@@ -131,7 +130,7 @@ def _spmd_payload(comm, marker):
 
 def test_peer_results_cannot_carry_code(marker):
     """What ranks send back is read with weights_only=True: an object that would run code is refused."""
-    from graphpar.bench.spmd import run_spmd
+    from graphpar.bench.runtime.spmd import run_spmd
 
     with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
         run_spmd(_spmd_payload, 1, (marker,), timeout_s=60)
@@ -140,7 +139,7 @@ def test_peer_results_cannot_carry_code(marker):
 def test_plot_names_from_records_stay_in_the_figures_folder(tmp_path):
     from harness_fakes import fake_record
 
-    from graphpar.bench import plots
+    from graphpar.bench.harness import plots
 
     runs = tmp_path / "runs.jsonl"
     recs = [fake_record("single", 1, model="../../../escaped"), fake_record("single", 2, model="../../../escaped")]
@@ -209,7 +208,7 @@ def _other_graph(payload):
 
 @pytest.mark.parametrize("damage", [_ids_out_of_range, _wrong_size, _edited_ids, _other_graph])
 def test_bad_partition_cache_is_recomputed(data_root, capsys, damage):
-    from graphpar.strategies.partitioning import cache_path, check_partition, partition
+    from graphpar.strategies.partition.partitioner import cache_path, check_partition, partition
 
     g = load_dataset(SPEC)
     first = partition(g, 3, "metis")
@@ -239,7 +238,7 @@ def test_orphan_temp_files_of_dead_writers_are_removed(data_root):
 # -- deterministic partitions -----------------------------------------------------------------------------
 def test_metis_gives_the_same_partition_every_time(cora):
     """DGL's METIS read uninitialised memory: repeated calls alternated between partitions before."""
-    from graphpar.strategies.partitioning import compute_partition, part_hash
+    from graphpar.strategies.partition.partitioner import compute_partition, part_hash
 
     for parts, balance in ((4, True), (3, False)):
         hashes = {part_hash(compute_partition(cora.src, cora.dst, cora.num_nodes, parts, "metis", balance).part_id)
@@ -247,10 +246,10 @@ def test_metis_gives_the_same_partition_every_time(cora):
         assert len(hashes) == 1, f"P={parts} balance_edges={balance}: {hashes}"
 
 
-@slow
+@pytest.mark.slow
 def test_metis_is_deterministic_across_processes(tmp_path):
     code = ("from graphpar.datasets import load_dataset\n"
-            "from graphpar.strategies.partitioning import compute_partition, part_hash\n"
+            "from graphpar.strategies.partition.partitioner import compute_partition, part_hash\n"
             "g = load_dataset('pubmed')\n"
             "print(part_hash(compute_partition(g.src, g.dst, g.num_nodes, 3, 'metis').part_id))\n")
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
@@ -306,7 +305,8 @@ BAD = [
 def test_bad_input_is_one_line_exit_2_before_any_work(tmp_path, capsys, monkeypatch, args, expect):
     """In-process (the parser and the checks are what run): one line naming the fix, exit 2, nothing
     written, and no worker process started (the launcher would raise)."""
-    from graphpar.bench import cli, launcher
+    from graphpar.bench.cli import commands as cli
+    from graphpar.bench.runtime import launcher
 
     (tmp_path / "file.txt").write_text("x")
     labels = np.full(20, -1)
@@ -333,7 +333,7 @@ def test_bad_input_is_one_line_exit_2_before_any_work(tmp_path, capsys, monkeypa
 
 
 def test_many_workers_warn_past_cores_and_force_lifts_the_limit(monkeypatch, capsys):
-    from graphpar.bench import cli
+    from graphpar.bench.cli import commands as cli
 
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     cli.check_processes(9)
@@ -411,7 +411,7 @@ def test_stopped_worker_ends_the_run_within_timeout_plus_grace(tmp_path):
         proc.kill()
         for w in workers:
             os.kill(w, signal.SIGKILL)
-        raise AssertionError("the launcher hung on a stopped worker")
+        raise AssertionError("the launcher hung on a stopped worker") from None
     elapsed = time.time() - start
     assert proc.returncode == 1 and "run failed" in err, err[-3000:]
     assert elapsed < timeout + grace + 30, f"took {elapsed:.0f}s"
@@ -423,9 +423,9 @@ def test_stopped_worker_ends_the_run_within_timeout_plus_grace(tmp_path):
 def test_sweep_stops_on_ctrl_c_keeps_finished_records_and_resumes(tmp_path, monkeypatch):
     from harness_fakes import fake_record
 
-    from graphpar.bench import sweep
-    from graphpar.bench.launcher import Interrupted
+    from graphpar.bench.harness import sweep
     from graphpar.bench.record import append_record, read_records
+    from graphpar.bench.runtime.launcher import Interrupted
 
     monkeypatch.setattr(sweep, "git_sha", lambda: "abc123")
     configs = [fake_record("single", 1, dataset=d)["config"] for d in ("g1", "g2", "g3")]

@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt
 import pytest
 from harness_fakes import fake_record
 
-from graphpar.bench import figdata, figlayout, figstyle, metrics, plots, results
+from graphpar.bench import metrics, results
+from graphpar.bench.harness import figdata, figlayout, figstyle, plots
 from graphpar.bench.tables import bench_table
 
 A2A = {"layer1/halo/fwd": ("all_to_all", 2, 40_000), "grad/allreduce": ("all_reduce", 1, 8_000)}
@@ -193,7 +194,7 @@ def test_local_edges_are_counted_without_self_loops():
     as tensor's (every rank: all of them) equal them; the gcn self-loops are not counted."""
     import torch
 
-    from graphpar.strategies.halo import build_local_view
+    from graphpar.strategies.partition.halo import build_local_view
 
     src = torch.tensor([0, 1, 2, 3, 1, 2])
     dst = torch.tensor([1, 2, 3, 0, 0, 1])
@@ -233,7 +234,7 @@ def _paper_records() -> list[dict]:
 
 @pytest.mark.parametrize("which", ["neutrontp", "gnnpipe"])
 def test_paper_figures_lay_out_and_say_what_ran(which, tmp_path, monkeypatch):
-    from graphpar.bench.paper import write_report
+    from graphpar.bench.harness.paper import write_report
     from graphpar.bench.record import append_record
 
     path = tmp_path / "runs.jsonl"

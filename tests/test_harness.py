@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from harness_fakes import fake_record
 
-from graphpar.bench import plots, projection, results, sweep
+from graphpar.bench import results
+from graphpar.bench.harness import plots, projection, sweep
 from graphpar.bench.record import append_record, failed_record, read_records
 
 A2A = {"layer1/halo/fwd": ("all_to_all", 2, 40_000), "grad/allreduce": ("all_reduce", 1, 8_000)}
@@ -85,7 +86,7 @@ def test_sweep_expands_resumes_records_failures(tmp_path, monkeypatch):
 
 
 def test_sweep_cli_runs_single_end_to_end(tmp_path):
-    from graphpar.bench.cli import main
+    from graphpar.bench.cli.commands import main
 
     out = tmp_path / "runs.jsonl"
     cfg = tmp_path / "s.yaml"
@@ -134,7 +135,7 @@ def test_project_same_and_larger_p():
 
 
 def test_project_cli_prints_table(runs_file, capsys):
-    from graphpar.bench.cli import main
+    from graphpar.bench.cli.commands import main
 
     assert main(["project", "--results", str(runs_file), "--workers", "16"]) == 0
     out = capsys.readouterr().out
@@ -149,7 +150,7 @@ def test_record_json_roundtrip_keeps_idle(runs_file):
 
 
 def test_paper_reports_from_recorded_runs(tmp_path):
-    from graphpar.bench.paper import write_report
+    from graphpar.bench.harness.paper import write_report
 
     path = tmp_path / "runs.jsonl"
     append_record(fake_record("single", 1, compute_s=0.2, dataset="rmat-arxiv", hidden=64), path)
@@ -173,10 +174,10 @@ def test_paper_reports_from_recorded_runs(tmp_path):
 
 
 def test_grid_flags_keep_dataset_specs_whole():
-    from graphpar.bench.harness_cli import _csv
+    from graphpar.bench.cli.harness import csv_list
 
-    assert _csv("cora,rmat:nodes=20,edges=80,seed=0,pubmed") == ["cora", "rmat:nodes=20,edges=80,seed=0", "pubmed"]
-    assert _csv("1,2,4", int) == [1, 2, 4]
+    assert csv_list("cora,rmat:nodes=20,edges=80,seed=0,pubmed") == ["cora", "rmat:nodes=20,edges=80,seed=0", "pubmed"]
+    assert csv_list("1,2,4", int) == [1, 2, 4]
 
 
 def test_validate_flags_overlapping_async_comm_and_takes_per_p_links():

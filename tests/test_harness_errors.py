@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from graphpar.bench import cli
+from graphpar.bench.cli import commands as cli
 
 
 def _write(path, text):
@@ -80,7 +80,7 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, monkeypatch, cap
 
 
 def test_sweep_exits_1_and_names_failed_configurations(tmp_path, monkeypatch, capsys):
-    from graphpar.bench import sweep
+    from graphpar.bench.harness import sweep
 
     real = sweep.run_sweep
 
@@ -185,7 +185,7 @@ def test_dirty_tree_sha_carries_a_hash_of_the_diff(tmp_path, monkeypatch):
     (repo / "f.py").write_text("a = 1\n")
     subprocess.run(git + ["add", "f.py"], check=True)
     subprocess.run(git + ["commit", "-qm", "x"], check=True)
-    monkeypatch.setattr(record, "_REPO", repo)
+    monkeypatch.setattr(record, "REPO_ROOT", repo)
     clean = record.git_sha()
     assert "+" not in clean and clean != "unknown"
     (repo / "f.py").write_text("a = 2\n")

@@ -4,10 +4,9 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import slow
 from harness_fakes import fake_record
 
-from graphpar.bench import regress
+from graphpar.bench.harness import regress
 
 TAGS = {"layer1/halo/fwd": ("all_to_all", 2, 40_000), "grad/allreduce": ("all_reduce", 1, 8_000)}
 
@@ -68,7 +67,7 @@ def test_failed_run_and_new_entries():
     assert not failed and {r[-1] for r in rows} == {"NEW"}
 
 
-@slow  # timed on real CPU: a timing test does not belong in the fast tier (it flaked under load)
+@pytest.mark.slow  # timed on real CPU: a timing test does not belong in the fast tier (it flaked under load)
 def test_single_gated_against_probe_end_to_end(monkeypatch, tmp_path):
     import torch
 
@@ -85,7 +84,7 @@ def _single_gate(monkeypatch):
     """Real in-process training of ``single``: GRAPHPAR_SLOWDOWN=single:1.5 (a CPU busy-loop) makes the gate
     fail, and an unchanged rerun passes (the load proof is tests/test_ci_gate.py, slow tier)."""
     from graphpar.bench.record import build_record
-    from graphpar.bench.training_loop import train_local
+    from graphpar.bench.runtime.loop import train_local
     from graphpar.datasets import load_dataset
     from graphpar.strategies import TrainConfig
 

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(MULTI is None, reason="no multi-worker strategy 
 
 @pytest.mark.parametrize("workers", [2, 4])
 def test_launch_runs_p_ranks(workers):
-    from graphpar.bench.launcher import launch
+    from graphpar.bench.runtime.launcher import launch
     from graphpar.strategies import TrainConfig
 
     cfg = TrainConfig(strategy=MULTI, dataset="cora", workers=workers, epochs=2, hidden=8)

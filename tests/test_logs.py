@@ -7,7 +7,7 @@ import subprocess
 import sys
 from types import SimpleNamespace
 
-from graphpar.bench.progress import epoch_progress, run_done
+from graphpar.bench.runtime.progress import epoch_progress, run_done
 from graphpar.strategies.native_output import captured_native_output
 
 CFG = SimpleNamespace(strategy="single", workers=1, model="gcn", layers=2, dataset="cora", epochs=3)
@@ -51,7 +51,7 @@ def test_native_writes_are_captured_not_printed(capfd):
 
 
 def test_metis_log_goes_to_the_partition_record(cora, capfd):
-    from graphpar.strategies.partitioning import compute_partition
+    from graphpar.strategies.partition.partitioner import compute_partition
 
     part = compute_partition(cora.src, cora.dst, cora.num_nodes, 2, "metis")
     assert "Partition a graph with 2708 nodes" in part.info()["partition_log"]

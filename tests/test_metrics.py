@@ -10,7 +10,7 @@ from harness_fakes import fake_record
 
 from graphpar.bench import metrics, results, tables
 from graphpar.bench.record import build_record
-from graphpar.bench.training_loop import train_local
+from graphpar.bench.runtime.loop import train_local
 from graphpar.datasets import load_dataset
 from graphpar.strategies import TrainConfig
 from graphpar.strategies.phases import PHASES, TIMER, phase

@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import slow
-
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "multinode" / "run_netns.py"
 sys.path.insert(0, str(HERE / "multinode"))
@@ -73,7 +71,7 @@ def test_rank_failure_ends_every_host():
     assert "injected fault on rank 3" in res.stdout
 
 
-@slow
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", _strategies() or ["(none registered)"])
 def test_every_strategy_across_hosts(strategy):
     if strategy == "(none registered)":
@@ -82,14 +80,14 @@ def test_every_strategy_across_hosts(strategy):
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-@slow
+@pytest.mark.slow
 def test_three_hosts_kill():
     """Three hosts, a rank killed (no traceback to show): every launcher still exits nonzero."""
     res = _run("--strategies", _first_strategy(), "--hosts", "3", "--workers", "6", "--fault", "4:1:kill")
     assert res.returncode == 0, res.stdout + res.stderr
 
 
-@slow
+@pytest.mark.slow
 def test_slurm_template_over_namespaces(tmp_path):
     """slurm/graphpar.sbatch with a fake srun/scontrol whose nodes are namespaces: one record, rc 0."""
     from netns import Hosts

@@ -8,9 +8,8 @@ import math
 import pytest
 import torch
 
-from conftest import slow
-from graphpar.bench.cli import main
-from graphpar.bench.parity import Verdict
+from graphpar.bench.cli.commands import main
+from graphpar.bench.harness.parity import Verdict
 from graphpar.strategies.staleness import StaleMonitor, combine, divergence
 
 SMALL = "rmat:nodes=500,edges=4000,feat=13,classes=5,seed=3"
@@ -70,7 +69,7 @@ STALE_MODES = {"partition": ["--stale", "4"], "pipeline": ["--staleness", "1"]}
 GRAPHS = ["cora", "amazon-computers", "coauthor-cs", "facebook-page-page", "coauthor-physics"]
 
 
-@slow
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [2, 4])
 @pytest.mark.parametrize("strategy", list(STALE_MODES))
 @pytest.mark.parametrize("dataset", GRAPHS)
@@ -86,7 +85,7 @@ def test_stale_modes_keep_the_reference_accuracy(tmp_path, capsys, dataset, stra
 
 
 def test_terminal_line_says_a_stale_run_diverged():
-    from graphpar.bench.tables import _staleness_note as run_line  # the stale part of the terminal line
+    from graphpar.bench.tables import staleness_note as run_line  # the stale part of the terminal line
 
     rec = {"config": {"strategy": "partition", "workers": 2, "model": "gcn", "dataset": "cora"},
            "summary": {"epoch_s": 0.01, "compute_s_mean": 0.008, "comm_s_mean": 0.002, "bytes_per_epoch": 1e6,

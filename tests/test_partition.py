@@ -13,17 +13,21 @@ from dataclasses import replace
 
 import pytest
 import torch
-from conftest import slow
 
 from graphpar.bench.check import check_config, compare, run_reference
-from graphpar.bench.spmd import run_spmd
-from graphpar.bench.training_loop import train_local, train_rank
+from graphpar.bench.runtime.loop import train_local, train_rank
+from graphpar.bench.runtime.spmd import run_spmd
 from graphpar.strategies import ConfigError, TrainConfig, get_strategy
-from graphpar.strategies.halo import build_all_views, build_local_view
 from graphpar.strategies.kernels import make_aggregator
 from graphpar.strategies.models import ModelSpec, aggregation_edges
-from graphpar.strategies.partitioning import (cache_path, compute_partition, partition, partition_graph,
-                                              partition_stats)
+from graphpar.strategies.partition.halo import build_all_views, build_local_view
+from graphpar.strategies.partition.partitioner import (
+    cache_path,
+    compute_partition,
+    partition,
+    partition_graph,
+    partition_stats,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -63,7 +67,7 @@ def assert_exact(cfg: TrainConfig, ranks: list[dict], graph) -> None:
 
 def expected_sent_bytes(graph, part_id: torch.Tensor, cfg: TrainConfig, rank: int) -> dict[str, int]:
     """The volume formula, from the partition alone (plain Python sets, independent of halo.py)."""
-    p, n = cfg.workers, graph.num_nodes
+    n = graph.num_nodes
     spec = cfg.model_spec(graph.num_features, graph.num_classes)
     owner = part_id.tolist()
     needed = {(d_p, s) for s, d_p in zip(graph.src.tolist(), (owner[d] for d in graph.dst.tolist()))
@@ -215,7 +219,7 @@ def test_exact_p3_on_directed_graph(small_directed):
         assert_exact(cfg, ranks, small_directed)
 
 
-@slow
+@pytest.mark.slow
 @pytest.mark.parametrize("workers", [2, 3, 4])
 def test_exact_full_matrix(cora, small_directed, workers):
     graphs = [cora, small_directed]
@@ -238,7 +242,7 @@ def test_stale_accuracy_on_cora(two_workers, cora):
     assert results[5][0]["stale_epochs"] == 150
 
 
-@slow
+@pytest.mark.slow
 def test_stale_accuracy_on_coauthor_cs():
     from graphpar.datasets import load_dataset
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import slow
 from graphpar.bench.check import check_local
-from graphpar.bench.training_loop import train_local
+from graphpar.bench.runtime.loop import train_local
 from graphpar.strategies import Communicator, ConfigError, TrainConfig, get_strategy
 from graphpar.strategies.models import ModelSpec
-from graphpar.strategies.pipeline import layer_costs, one_f_one_b, stage_cut
+from graphpar.strategies.pipeline.strategy import layer_costs, one_f_one_b, stage_cut
 
 
 def cfg_for(graph, workers: int, layers: int, model: str = "gcn", **opts) -> TrainConfig:
@@ -61,12 +60,12 @@ def _epoch_grads(graph, model: str, opts: dict, epochs: int) -> tuple[list[float
     strat.setup()
     strat.optimizer.param_groups[0]["weight_decay"] = 0.0
     grads: dict = {}
-    real_step = strat._step
+    real_step = strat.optimizer_step
 
     def capture():
         grads.update({n: p.grad.clone() for n, p in strat.params.items()})
         real_step()
-    strat._step = capture
+    strat.optimizer_step = capture
     return [strat.train_epoch(e) for e in range(epochs)], grads
 
 
@@ -117,7 +116,7 @@ def test_staleness0_equals_reference(small_directed):
     assert result.passed, result.summary()
 
 
-@slow
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["gcn", "sage"])
 @pytest.mark.parametrize("workers,layers", [(2, 4), (2, 8), (4, 4), (4, 8)])
 def test_staleness0_equals_reference_matrix(small_directed, model, workers, layers):
@@ -177,7 +176,7 @@ def test_hybrid_staleness0_equals_reference(small_directed):
     assert result.passed, result.summary()
 
 
-@slow
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["gcn", "sage"])
 @pytest.mark.parametrize("workers,parts,layers", [(4, 2, 8), (4, 4, 2), (6, 2, 3)])
 def test_hybrid_equals_reference_matrix(small_directed, model, workers, parts, layers):
@@ -190,9 +189,9 @@ def test_hybrid_bytes_per_epoch_match_formula(small_directed):
     """Cuts: every vertex's row once per cut and direction (each part sends its owned rows); halo: the
     partition's halo rows at every layer's width forward, and backward for layers >= 1; the stage's weight
     gradients all_reduced within each stage group (payload per rank); 8 bytes of loss per rank."""
-    from graphpar.strategies.halo import build_all_views
     from graphpar.strategies.models import init_params
-    from graphpar.strategies.partitioning import random_partition
+    from graphpar.strategies.partition.halo import build_all_views
+    from graphpar.strategies.partition.partitioner import random_partition
 
     g, h, layers = small_directed, 8, 3
     cfg = cfg_for(g, 4, layers, hidden=h, epochs=2, **HYBRID)
@@ -234,25 +233,25 @@ def _parity(graph, workers: int, layers: int, model: str = "gcn", residual: bool
     assert mean_pipe >= mean_ref - 0.015, f"pipeline {mean_pipe:.3f} vs reference {mean_ref:.3f} test accuracy"
 
 
-@slow
+@pytest.mark.slow
 def test_historical_embeddings_keep_cora_accuracy_two_stages(cora):
     _parity(cora, 2, 2)
 
 
-@slow
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["gcn", "sage"])
 def test_historical_embeddings_keep_cora_accuracy(cora, model):
     _parity(cora, 4, 4, model)  # measured: gcn 0.744 vs 0.752, sage 0.783 vs 0.759
 
 
-@slow
+@pytest.mark.slow
 def test_historical_embeddings_keep_coauthor_cs_accuracy():
     from graphpar.datasets import load_dataset
 
     _parity(load_dataset("coauthor-cs"), 4, 4)  # measured: 0.871 vs 0.874
 
 
-@slow
+@pytest.mark.slow
 def test_sixteen_layers_with_residuals(cora):
     """Deep models vary a lot from seed to seed (the reference: 0.709 with seed 0, 0.524 with seed 1): compare
     means over three seeds. Dropout 0: with 0.5 the 16-layer reference does not train (0.146)."""

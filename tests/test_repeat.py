@@ -5,7 +5,8 @@ import json
 
 from harness_fakes import fake_record
 
-from graphpar.bench import sweep, tables
+from graphpar.bench import tables
+from graphpar.bench.harness import sweep
 from graphpar.bench.record import append_record, read_records
 
 
@@ -49,7 +50,7 @@ def test_rejected_summary_is_one_line():
 
 
 def test_compare_prints_per_phase_difference(tmp_path, capsys):
-    from graphpar.bench.cli import main
+    from graphpar.bench.cli.commands import main
 
     a, b, c = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "c.jsonl"
     append_record(fake_record("alpha", 2, compute_s=0.1), a)

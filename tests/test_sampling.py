@@ -13,17 +13,16 @@ import sys
 
 import pytest
 import torch
-from conftest import slow
 
 from graphpar.bench.check import check_config, compare, run_reference
-from graphpar.bench.spmd import run_spmd
-from graphpar.bench.training_loop import train_local, train_rank
+from graphpar.bench.runtime.loop import train_local, train_rank
+from graphpar.bench.runtime.spmd import run_spmd
 from graphpar.strategies import Communicator, ConfigError, TrainConfig, get_strategy
 from graphpar.strategies.kernels import make_aggregator
 from graphpar.strategies.models import ModelSpec, aggregation_edges
-from graphpar.strategies.partitioning import partition_graph
-from graphpar.strategies.sampling import parse_fanouts
-from graphpar.strategies.sampling_blocks import BlockNorm, OwnedStore, sample_layer
+from graphpar.strategies.partition.partitioner import partition_graph
+from graphpar.strategies.sampling.blocks import BlockNorm, OwnedStore, sample_layer
+from graphpar.strategies.sampling.strategy import parse_fanouts
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -248,7 +247,7 @@ def mean_test_accuracy(graph, strategy: str, workers: int, seeds: range, **optio
     return statistics.mean(accs)
 
 
-@slow
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset, seeds", [("cora", range(5)), ("coauthor-cs", range(3))])
 def test_accuracy_within_1_5_points_of_the_reference(dataset, seeds):
     """gcn, 200 epochs, dropout 0.5, P=2, batch 32, fanouts 15,10 against the full-graph reference."""

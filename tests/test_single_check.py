@@ -6,7 +6,7 @@ from graphpar.strategies import TrainConfig
 
 
 def test_gcn_on_cora_reaches_published_accuracy(cora):
-    from graphpar.bench.training_loop import train_local
+    from graphpar.bench.runtime.loop import train_local
 
     cfg = TrainConfig(strategy="single", dataset="cora", epochs=200, options={"single_impl": "dgl"})
     acc = train_local(cfg, cora, keep_params=False)[0]["accuracy"]["test_acc"]

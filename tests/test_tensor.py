@@ -6,16 +6,15 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import slow
 
 from graphpar.bench.check import check_config, check_local, compare, run_reference
-from graphpar.bench.spmd import run_spmd
-from graphpar.bench.training_loop import train_local, train_rank
+from graphpar.bench.runtime.loop import train_local, train_rank
+from graphpar.bench.runtime.spmd import run_spmd
 from graphpar.strategies import ConfigError, TrainConfig, get_strategy
 from graphpar.strategies.kernels import CSRMatrix, spmm
 from graphpar.strategies.models import aggregation_edges, init_params
-from graphpar.strategies.tensor_chunks import ChunkedAdjacency, chunk_bounds, choose_chunks, minimum_budget
-from graphpar.strategies.tensor_layout import Layout, pack_split, unpack_gather, unpack_split
+from graphpar.strategies.tensor.chunks import ChunkedAdjacency, choose_chunks, chunk_bounds, minimum_budget
+from graphpar.strategies.tensor.layout import Layout, pack_split, unpack_gather, unpack_split
 
 
 def _block(total: int, parts: int, r: int) -> int:
@@ -130,7 +129,7 @@ SLOW = [(g, model, mode, P, k) for g in ("cora", "small_directed")
         for P in (2, 3, 4) for k in (1, 4)]
 
 
-@slow
+@pytest.mark.slow
 @pytest.mark.parametrize("graph_name,model,mode,P,chunks", SLOW)
 def test_matches_reference_full_matrix(request, graph_name, model, mode, P, chunks):
     graph = request.getfixturevalue(graph_name)

@@ -1,0 +1,61 @@
+"""``graphpar parity``: the command line of the accuracy-parity harness (bench/harness/parity.py)."""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from graphpar.datasets import load_dataset
+
+from ..api import prepare
+from ..errors import EXIT_FAIL, EXIT_OK, UsageError
+from ..harness.parity import DEFAULT_OUT, DEFAULT_SEED_MARGIN, DEFAULT_TOLERANCE, Verdict, plot_parity, run_parity
+from .args import config_from_args, training_args
+
+
+def cmd_parity(args: argparse.Namespace) -> int:
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
+    if args.tolerance < 0 or args.seed_margin < 0:
+        raise UsageError(f"--tolerance {args.tolerance} and --seed-margin {args.seed_margin} must be >= 0 (points)")
+    if args.nnodes != 1:
+        raise UsageError("parity trains on this host only; drop --nnodes")
+    cfg = config_from_args(args)
+    if cfg.eval_every < 1:
+        cfg = replace(cfg, eval_every=max(cfg.epochs // 40, 1))
+    prepare(cfg)
+    prepare(replace(cfg, strategy="single", workers=1, options={}))
+    seeds = list(range(cfg.seed, cfg.seed + args.seeds))
+    opts = "".join(f" --{k.replace('_', '-')} {v}" for k, v in cfg.options.items())
+    title = (f"parity: {cfg.strategy}{opts} P={cfg.workers} vs single, {cfg.dataset}, {cfg.model} L={cfg.layers}, "
+             f"{cfg.epochs} epochs, seeds {seeds[0]}..{seeds[-1]}")
+    print(title)
+    runs = run_parity(cfg, seeds, load_dataset(cfg.dataset), cfg.timeout_s)  # --timeout: default 1800 here
+    verdict = Verdict([r["test_acc"] for r in runs["reference"]], [r["test_acc"] for r in runs["strategy"]],
+                      args.tolerance, args.seed_margin)
+    for line in verdict.lines():
+        print(line)
+    stem = f"parity_{cfg.strategy}_{cfg.dataset.replace('/', '_').replace(':', '_')}_P{cfg.workers}"
+    out = Path(args.out_dir)
+    plot_parity(runs, title, out / f"{stem}.png")
+    (out / f"{stem}.json").write_text(json.dumps({"config": cfg.as_dict(), "seeds": seeds, "runs": runs,
+                                                  "mean_diff_points": verdict.mean_diff,
+                                                  "worst_gap_points": verdict.worst_gap,
+                                                  "passed": verdict.passed}, indent=1))
+    print(f"figure and numbers: {out / stem}.png, .json")
+    return EXIT_OK if verdict.passed else EXIT_FAIL
+
+
+def add_command(sub, commands: dict) -> None:
+    """Register ``graphpar parity`` on the CLI's subparsers."""
+    p = sub.add_parser("parity", help="reference vs strategy test accuracy over seeds, exit 1 outside tolerance")
+    training_args(p)
+    p.set_defaults(timeout=1800.0)  # a whole 200-epoch run must finish within it (and + 60 s)
+    p.add_argument("--seeds", type=int, default=4, help="seeds --seed, --seed+1, ... (default 4)")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                   help="points the strategy's mean may fall below the reference's (default 1.5)")
+    p.add_argument("--seed-margin", type=float, default=DEFAULT_SEED_MARGIN,
+                   help="points any seed may fall below the reference's worst seed (default 5)")
+    p.add_argument("--out-dir", default=str(DEFAULT_OUT), help="folder for the figure and the numbers")
+    commands["parity"] = cmd_parity

@@ -1,0 +1,237 @@
+"""CI regression gate: exact communication bytes and load-proof compute cost against a baseline.
+
+    graphpar regress                      # make bench-ci: run results/ci_configs.yaml, compare with results/baseline.json
+    graphpar regress --update             # make bench-baseline: write the current numbers as the baseline
+
+Two tiers, chosen to move as little as possible with load on the machine or with the machine itself:
+- exact: per entry (strategy @ dataset @ model @ P), per scope (setup/train/eval), per tag, per rank: op,
+  calls, sent and received bytes. Machine-independent, so any change in either direction fails (a
+  deliberate change is accepted by refreshing the baseline).
+- compute per probe: per rank and timed epoch, the thread CPU seconds of the compute phases
+  (aggregation, dense, layout, optimizer; ``strategies/phases.py``) divided by the thread CPU seconds of
+  a fixed probe workload (``bench/probe.py``: one GCN layer over the whole graph with the reference's
+  kernel) run right after that epoch in the same rank; per rank the median over the timed epochs, the
+  slowest rank, the median over the interleaved ``rounds``. Numerator and denominator are measured
+  seconds apart in one process under the same load on the same graph, so what slows one slows the
+  other: a number of "probe-equivalents of work per epoch" that neither the machine's speed nor other
+  jobs on the cores move much (README "CI regression" has the measurements). Fails when it grew by more
+  than ``margin``; a drop below 1/margin is reported as WIN.
+The wall-time ratio (fastest timed epoch vs ``single``'s) is printed as advisory ("slower?" above 1.6x),
+never a failure: load moves it.
+Always writes ``results/baseline.proposed.json`` so a refresh is a reviewed copy.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from tqdm import tqdm
+
+from graphpar.datasets import load_dataset
+from graphpar.strategies import ConfigError, TrainConfig, registered
+
+from .. import metrics
+from ..api import prepare, run_one
+from ..metrics import SCOPES
+from ..record import build_record, environment, failed_record, git_sha
+from ..results import env_fingerprint
+from ..runtime.launcher import RunFailed
+from ..runtime.loop import train_local
+from ..runtime.probe import ENV as PROBE_ENV
+from ..specs import load_ci_spec
+
+DEFAULT_MARGIN = 1.3
+WALL_ADVISORY = 1.6  # wall ratio moved by more than this: printed as "slower?", never a failure
+
+
+def load_spec(path: str | Path) -> dict[str, Any]:
+    """The CI configuration set: datasets, models, workers, fixed training settings, rounds, margins."""
+    spec = load_ci_spec(path)
+    spec.setdefault("strategies", "all")
+    spec.setdefault("workers", 2)
+    spec.setdefault("rounds", 2)
+    spec.setdefault("fixed", {})
+    spec.setdefault("margin", DEFAULT_MARGIN)
+    spec.setdefault("margins", {})
+    return spec
+
+
+def entry_key(cfg: dict[str, Any]) -> str:
+    return f"{cfg['strategy']}@{cfg['dataset']}@{cfg['model']}@P{cfg['workers']}"
+
+
+def ci_configs(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Configurations of one round (single at P=1 first on each graph) and the strategies skipped (why)."""
+    names = list(registered()) if spec["strategies"] == "all" else list(spec["strategies"])
+    configs, skipped = [], []
+    for ds, model in itertools.product(spec["datasets"], spec.get("models") or [spec["fixed"].get("model", "gcn")]):
+        for name in ["single"] + [n for n in names if n != "single"]:
+            cfg = TrainConfig.from_dict({**spec["fixed"], "strategy": name, "dataset": ds, "model": model,
+                                         "workers": 1 if name == "single" else spec["workers"]})
+            try:
+                prepare(cfg)
+            except ConfigError as e:
+                skipped.append(f"{entry_key(cfg.as_dict())}: {e}")
+                continue
+            configs.append(cfg.as_dict())
+    return configs, skipped
+
+
+def cpu_per_probe(rec: dict[str, Any]) -> float:
+    """Compute CPU per probe CPU of one run's slowest rank (per rank: the median over its timed epochs)."""
+    values = [r["compute_per_probe"] for r in metrics.rank_medians(rec)]
+    return max(values) if values else float("nan")
+
+
+def _launch_runner(cfg: dict[str, Any]) -> dict[str, Any]:
+    """P > 1 through the launcher, as ``graphpar run`` does; the P=1 reference in this process (same
+    training loop and timer, one thread; saves a third of the launches)."""
+    c = TrainConfig.from_dict(cfg)
+    summary = prepare(c)
+    if c.workers == 1:
+        return build_record(c.as_dict(), summary, train_local(c, load_dataset(c.dataset), keep_params=False))
+    return run_one(c, summary, None)
+
+
+def run_ci(spec: dict[str, Any], runner: Callable[[dict], dict] = _launch_runner,
+           progress: bool = False) -> tuple[list[dict[str, Any]], list[float], list[str]]:
+    """Run every configuration ``rounds`` times interleaved, each rank timing the probe after every epoch;
+    returns (records, skipped)."""
+    probe_before = os.environ.get(PROBE_ENV)
+    os.environ[PROBE_ENV] = "1"  # inherited by the launched ranks; read by the in-process reference too
+    if spec.get("threads"):  # same threads per rank for every run and the probe: the rank's main
+        os.environ["GRAPHPAR_THREADS"] = str(spec["threads"])  # thread then does all its compute (thread CPU)
+        os.environ["OMP_NUM_THREADS"] = str(spec["threads"])
+        torch.set_num_threads(int(spec["threads"]))
+    configs, skipped = ci_configs(spec)
+    records = []
+    bar = tqdm(total=len(configs) * spec["rounds"], desc="bench-ci", unit="run", disable=not progress)
+    try:
+        for _ in range(spec["rounds"]):
+            for cfg in configs:
+                try:
+                    records.append(runner(cfg))
+                except (RunFailed, RuntimeError) as e:
+                    records.append(failed_record(cfg, str(e)))
+                bar.update()
+    finally:
+        bar.close()
+        if probe_before is None:
+            os.environ.pop(PROBE_ENV, None)
+        else:
+            os.environ[PROBE_ENV] = probe_before
+    return records, skipped
+
+
+def _bytes(rec: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for scope, key in SCOPES:
+        for w in rec["workers"]:
+            for tag, st in sorted((w.get(key) or {}).items()):
+                if tag.startswith("probe/"):
+                    continue
+                out.setdefault(f"{scope}:{tag}", {})[str(w.get("rank", 0))] = [
+                    st["op"], st["calls"], st["sent_bytes"], st["recv_bytes"]]
+    return out
+
+
+def measure(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Entries of a CI run: exact bytes per tag and rank; compute CPU per probe CPU, median over the
+    rounds (the gate); fastest-epoch wall ratio against ``single`` on the same graph and model (advisory)."""
+    runs: dict[str, list[dict]] = {}
+    for rec in records:
+        runs.setdefault(entry_key(rec["config"]), []).append(rec)
+    single_wall = {}
+    for recs in runs.values():
+        ok = [r for r in recs if r.get("status") == "ok"]
+        if ok and ok[0]["config"]["strategy"] == "single":
+            single_wall[(ok[0]["config"]["dataset"], ok[0]["config"]["model"])] = min(
+                metrics.fastest_epoch_s(r) for r in ok)
+    entries: dict[str, Any] = {}
+    for key, recs in runs.items():
+        ok = [r for r in recs if r.get("status") == "ok"]
+        if not ok:
+            entries[key] = {"failed": (recs[0].get("error") or "failed").splitlines()[0]}
+            continue
+        cfg = ok[0]["config"]
+        rounds = [cpu_per_probe(r) for r in ok]
+        value = statistics.median(rounds)
+        wall = min(metrics.fastest_epoch_s(r) for r in ok)
+        wall_den = single_wall.get((cfg["dataset"], cfg["model"]))
+        entries[key] = {"bytes": _bytes(ok[0]), "cpu_per_probe": value, "cpu_per_probe_rounds": rounds,
+                        "cpu_spread": (max(rounds) - min(rounds)) / value if value > 0 else 0.0,
+                        "wall_ratio": wall / wall_den if wall_den else None, "epoch_s": wall,
+                        "cpu_compute_s": statistics.median(metrics.summary(r)["cpu_compute_s_max"] for r in ok)}
+    return entries
+
+
+def compare(baseline: dict[str, Any], current: dict[str, Any], margin: float = DEFAULT_MARGIN,
+            margins: dict[str, float] | None = None) -> tuple[list[tuple[str, ...]], bool]:
+    """Rows (entry, metric, baseline, current, change, verdict) and whether anything FAILed. The compute
+    CPU ratio gates (FAIL above ``margin``, WIN below 1/margin); the wall ratio is advisory only
+    (``slower?`` above ``WALL_ADVISORY``, never a failure), because load moves it."""
+    rows: list[tuple[str, ...]] = []
+    failed = False
+    base_entries = baseline.get("entries", {})
+    for key in sorted(set(base_entries) | set(current)):
+        b, c = base_entries.get(key), current.get(key)
+        if b is None:
+            rows.append((key, "entry", "-", "present", "", "NEW"))
+            continue
+        if c is None:
+            rows.append((key, "entry", "present", "-", "", "MISSING"))
+            continue
+        if "failed" in c:
+            rows.append((key, "run", "ok", c["failed"][:40], "", "FAIL"))
+            failed = True
+            continue
+        for tag in sorted(set(b["bytes"]) | set(c["bytes"])):
+            bt, ct = b["bytes"].get(tag), c["bytes"].get(tag)
+            if bt != ct:
+                failed = True
+                bsum = sum(v[2] for v in bt.values()) if bt else 0
+                csum = sum(v[2] for v in ct.values()) if ct else 0
+                change = f"{csum / bsum:.3f}x" if bsum else "new"
+                rows.append((key, f"bytes {tag}", f"{bsum:,}", f"{csum:,}", change, "FAIL"))
+        m = (margins or {}).get(key, margin)
+        if b.get("cpu_per_probe") and c.get("cpu_per_probe"):
+            r = c["cpu_per_probe"] / b["cpu_per_probe"]
+            verdict = "FAIL" if r > m else ("WIN" if r < 1 / m else "ok")
+            failed |= verdict == "FAIL"
+            rows.append((key, "cpu/probe", f"{b['cpu_per_probe']:.3f}", f"{c['cpu_per_probe']:.3f}",
+                         f"{r:.2f}x (margin {m}, spread {c['cpu_spread']:.0%})", verdict))
+        elif not b.get("cpu_per_probe"):
+            rows.append((key, "baseline", "old format", "-", "refresh it: make bench-baseline", "FAIL"))
+            failed = True
+        if b.get("wall_ratio") and c.get("wall_ratio"):
+            r = c["wall_ratio"] / b["wall_ratio"]
+            rows.append((key, "wall/single", f"{b['wall_ratio']:.3f}", f"{c['wall_ratio']:.3f}",
+                         f"{r:.2f}x (advisory)", "slower?" if r > WALL_ADVISORY else "info"))
+    return rows, failed
+
+
+def table(rows: list[tuple[str, ...]], only_moved: bool = False) -> str:
+    """Fixed-width table; ``only_moved`` drops the ok rows."""
+    head = ("entry", "metric", "baseline", "current", "change", "verdict")
+    rows = [r for r in rows if not only_moved or r[-1] not in ("ok", "info")]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)] if rows else [len(h) for h in head]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*head), fmt.format(*("-" * w for w in widths))] + [fmt.format(*r) for r in rows])
+
+
+def baseline_doc(entries: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    env = environment()
+    return {"schema": "graphpar.baseline/2", "git_sha": git_sha(), "env_fingerprint": env_fingerprint(env),
+            "date": time.strftime("%Y-%m-%d"), "margin": spec.get("margin", DEFAULT_MARGIN),
+            "datasets": spec["datasets"], "fixed": spec["fixed"], "entries": entries}
+
+
+def write_json(doc: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")

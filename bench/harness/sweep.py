@@ -1,0 +1,159 @@
+"""Grid sweeps: strategies x datasets x worker counts x models x options, one record per run, resumable.
+
+    graphpar sweep default                                  # bench/configs/default.yaml (shipped with graphpar)
+    graphpar sweep my.yaml --workers 1,2 --force            # override a grid axis, rerun all
+
+A sweep file (YAML)::
+
+    out: results/runs.jsonl          # where records are appended (the CLI's --out wins)
+    grid:                            # every combination runs; a scalar is a one-value axis
+      strategy: all                  # 'all' = every registered strategy
+      dataset: [cora, rmat-arxiv]
+      workers: [1, 2, 4]
+      model: [gcn]
+      options: [{}]                  # strategy options; a key a strategy does not have is dropped for it
+      per_strategy:                  # optional: axes that differ per strategy (override the ones above)
+        single: {workers: [1]}
+        partition: {model: [gcn]}
+    fixed: {epochs: 5, hidden: 16}   # any other TrainConfig field
+
+A configuration the strategy rejects (``validate``) is skipped (``rejected_summary``: one line for all);
+one that fails while running is recorded as failed and the sweep goes on. ``repeat=N`` runs the grid N
+times, interleaved (round 1 runs every configuration, then round 2...), so a slow spell of the machine
+hits every configuration alike. Resumable: a configuration already recorded ``ok`` N times with the same
+git sha is skipped unless ``force``.
+"""
+from __future__ import annotations
+
+import itertools
+import sys
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+from tqdm import tqdm
+
+from graphpar.datasets import DatasetError
+from graphpar.strategies import ConfigError, TrainConfig, get_strategy, registered
+
+from ..api import prepare, run_one
+from ..errors import UsageError
+from ..record import append_record, failed_record, git_sha, read_records
+from ..results import config_key
+from ..runtime.progress import run_done
+from ..specs import load_sweep_spec
+
+
+@dataclass
+class SweepOutcome:
+    """What a sweep did, for the terminal and the tests."""
+
+    ran: list[dict] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def load_spec(path: str | Path) -> dict[str, Any]:
+    """A sweep file (a path or a shipped config's name) as a dict with ``grid`` and ``fixed``, checked key by key."""
+    return load_sweep_spec(path)
+
+
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def expand(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every configuration of the grid as a TrainConfig dict (strategy options filtered per strategy)."""
+    grid = dict(spec.get("grid") or {})
+    strategies = _as_list(grid.pop("strategy", "all"))
+    per_strategy = grid.pop("per_strategy", None) or {}
+    if strategies == ["all"]:
+        strategies = list(registered())
+    axes = {k: _as_list(v) for k, v in grid.items()}
+    axes.setdefault("options", [{}])
+    names = {f.name for f in fields(TrainConfig)}
+    bad = (set(axes) | set(spec.get("fixed") or {}) | {k for v in per_strategy.values() for k in v}) - names
+    if bad:
+        raise ValueError(f"unknown configuration fields {sorted(bad)}; known: {sorted(names)}")
+    out = []
+    for strategy in strategies:
+        mine = {o.key for o in get_strategy(strategy).options}
+        own = {**axes, **{k: _as_list(v) for k, v in (per_strategy.get(strategy) or {}).items()}}
+        keys = list(own)
+        for combo in itertools.product(*(own[k] for k in keys)):
+            values = dict(zip(keys, combo))
+            options = {k: v for k, v in (values.pop("options") or {}).items() if k in mine}
+            raw = {"strategy": strategy, **(spec.get("fixed") or {}), **values, "options": options}
+            if "dataset" not in raw:
+                raise ValueError("a sweep needs a dataset: put dataset: [...] under grid:")
+            d = TrainConfig.from_dict(raw).as_dict()
+            if d not in out:
+                out.append(d)
+    return out
+
+
+def done_counts(out: Path, sha: str) -> Counter:
+    """How many times each configuration was already recorded ok by this code version."""
+    return Counter(config_key(r["config"]) for r in read_records(out)
+                   if r.get("status") == "ok" and r.get("env", {}).get("git_sha") == sha)
+
+
+def rejected_summary(skipped: list[str]) -> str:
+    """One line for every rejected combination: how many, and each distinct reason once."""
+    reasons = Counter(line.split(": ", 1)[-1].split(";")[0] for line in skipped)
+    return f"{len(skipped)} combinations rejected by their strategy: " + "; ".join(
+        f"{n} x {reason}" if n > 1 else reason for reason, n in reasons.most_common())
+
+
+def _default_runner(cfg_dict: dict[str, Any], out: Path) -> dict | None:
+    cfg = TrainConfig.from_dict(cfg_dict)
+    return run_one(cfg, prepare(cfg), out)
+
+
+def _validate(cfg_dict: dict[str, Any]) -> None:
+    prepare(TrainConfig.from_dict(cfg_dict))
+
+
+def run_sweep(configs: list[dict[str, Any]], out: Path, force: bool = False,
+              runner: Callable[[dict, Path], dict | None] = _default_runner,
+              validator: Callable[[dict], None] = _validate, progress: bool | None = None,
+              repeat: int = 1) -> SweepOutcome:
+    """Run each configuration ``repeat`` times, interleaved over the grid (resumable); failures are
+    recorded and the sweep goes on."""
+    result = SweepOutcome()
+    done = Counter() if force else done_counts(out, git_sha())
+    show = sys.stderr.isatty() if progress is None else progress
+    rejected: set[str] = set()
+    bar = tqdm(total=len(configs) * repeat, desc="sweep", unit="run", disable=not show)
+    for round_ in range(repeat):
+        for cfg in configs:
+            bar.update()
+            key = config_key(cfg)
+            label = f"{cfg['strategy']} P={cfg['workers']} {cfg['model']} L={cfg['layers']} on {cfg['dataset']}"
+            bar.set_postfix_str(label[:60])
+            if key in rejected:
+                continue
+            if done[key] > round_:
+                result.resumed.append(label)
+                continue
+            try:
+                validator(cfg)
+            except (ConfigError, DatasetError, UsageError) as e:
+                result.skipped.append(f"{label}: {e}")
+                rejected.add(key)
+                continue
+            try:
+                rec = runner(cfg, out)
+                if rec is not None:
+                    result.ran.append(rec)
+                run_done(label, rec)
+            except KeyboardInterrupt:  # Ctrl-C/SIGTERM (launcher.Interrupted): stop; finished records stay, a rerun resumes
+                raise
+            except Exception as e:  # noqa: BLE001  (a failed configuration must not stop the sweep)
+                append_record(failed_record(cfg, f"{type(e).__name__}: {e}"), out)
+                result.failed.append(f"{label}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+                run_done(label, None, result.failed[-1].split(": ", 1)[1])
+    bar.close()
+    return result

@@ -1,0 +1,1 @@
+"""Processes and collectives: the launcher, each rank's worker and training loop, in-process SPMD."""

@@ -1,0 +1,195 @@
+"""One worker's local view of a partitioned graph and the (differentiable) halo exchange between workers.
+
+    graphpar check --strategy partition --dataset cora --workers 3
+
+    view = build_local_view(graph, part_id, rank, spec)           # owned rows first, then the halo
+    agg = view.aggregator(backend="torch", device=dev)             # [owned + halo] rows -> [owned] rows
+    h_local = halo_exchange(comm, view, h_owned, tag="layer1/halo")  # autograd sends halo grads back
+
+Local numbering: the ``num_owned`` owned vertices (ascending global id) come first, then the
+``num_halo`` halo vertices (remote in-neighbours of owned vertices) grouped by owner rank, ascending
+global id within an owner. The local edges are the in-edges of owned vertices, with the weights the
+model uses on the *global* graph (GCN: self-loops added, then D_out^-1/2 D_in^-1/2 with global degrees;
+SAGE: 1/global in-degree), so local aggregation reproduces full-graph aggregation row for row.
+The send lists are derived from the same global edge list on every rank, so the rows rank q sends to
+rank p line up with p's halo rows of owner q without any negotiation.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..comm import Communicator, all_to_all_autograd
+from ..kernels import make_aggregator
+from ..models import ModelSpec, aggregation_edges
+
+
+@dataclass
+class LocalView:
+    """Rank ``rank``'s piece of the graph: vertex ids, local edges, and the halo exchange plan."""
+
+    rank: int
+    num_parts: int
+    owned: Tensor  # int64 [num_owned] global ids, ascending
+    halo: Tensor  # int64 [num_halo] global ids, grouped by owner rank
+    src: Tensor  # int64 [E_local] local source index in [0, num_owned + num_halo)
+    dst: Tensor  # int64 [E_local] local destination index in [0, num_owned)
+    weight: Tensor  # float32 [E_local] global-degree normalisation
+    send_idx: Tensor  # int64 [sum(send_counts)] local owned indices, concatenated by destination rank
+    send_counts: list[int]  # rows this rank sends to each rank (0 to itself)
+    recv_counts: list[int]  # halo rows received from each rank (0 from itself)
+
+    @property
+    def num_owned(self) -> int:
+        return int(self.owned.numel())
+
+    @property
+    def num_halo(self) -> int:
+        return int(self.halo.numel())
+
+    @property
+    def num_local(self) -> int:
+        return self.num_owned + self.num_halo
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.src.numel())
+
+    def aggregator(self, backend: str = "torch", device: torch.device | str = "cpu"):
+        """The layer's aggregation: [num_local, d] -> [num_owned, d] over the local edges."""
+        return make_aggregator(self.src, self.dst, self.weight, self.num_local, self.num_owned, backend, device)
+
+    def to(self, device: torch.device | str) -> "LocalView":
+        """The index lists on ``device`` (edges stay where they are: aggregators move them)."""
+        self.send_idx = self.send_idx.to(device)
+        return self
+
+    def stats(self) -> dict[str, Any]:
+        """``local_edges``: in-edges of the owned vertices without the self-loops gcn adds (the graph has none),
+        the same count every strategy reports."""
+        return {"local_vertices": self.num_owned, "local_edges": int((self.src != self.dst).sum()),
+                "halo_vertices": self.num_halo,
+                "send_rows": sum(self.send_counts), "recv_rows": sum(self.recv_counts)}
+
+
+def _edges_for(spec_or_kind: ModelSpec | str, src: Tensor, dst: Tensor, num_nodes: int):
+    kind = spec_or_kind if isinstance(spec_or_kind, str) else spec_or_kind.kind
+    return aggregation_edges(ModelSpec.build(kind, 1, 1, 1, 1), src, dst, num_nodes)
+
+
+def build_local_view(graph, part_id: Tensor, rank: int, spec: ModelSpec | str, num_parts: int | None = None,
+                     edges: tuple[Tensor, Tensor, Tensor] | None = None) -> LocalView:
+    """Rank ``rank``'s LocalView of ``graph`` (GraphData) under the assignment ``part_id`` (int64 [N]).
+
+    ``spec`` (a ModelSpec or its kind, "gcn"/"sage"/"decoupled") picks the aggregation edges and weights;
+    ``num_parts`` defaults to max(part_id) + 1 (pass it when the last parts may be empty); pass
+    ``edges=(src, dst, weight)`` of the global aggregation graph to reuse one computed already.
+    Vertices with no in-edges, isolated vertices and empty parts are all fine: they simply contribute
+    no local edges / no rows."""
+    src, dst, w = edges if edges is not None else _edges_for(spec, graph.src, graph.dst, graph.num_nodes)
+    return _view_from_edges(src, dst, w, part_id, rank, num_parts or _parts_hint(part_id))
+
+
+def _parts_hint(part_id: Tensor) -> int:
+    return int(part_id.max()) + 1 if part_id.numel() else 1
+
+
+def _view_from_edges(src: Tensor, dst: Tensor, w: Tensor, part_id: Tensor, rank: int, num_parts: int) -> LocalView:
+    n = part_id.numel()
+    ps, pd = part_id[src], part_id[dst]
+    owned = torch.nonzero(part_id == rank).flatten()
+    mine = pd == rank
+    l_src, l_dst, l_w = src[mine], dst[mine], w[mine]
+    remote = part_id[l_src] != rank
+    halo = torch.unique(l_src[remote])  # ascending global id
+    halo = halo[torch.argsort(part_id[halo], stable=True)]  # grouped by owner, ascending within
+    g2l = torch.full((n,), -1, dtype=torch.int64)
+    g2l[owned] = torch.arange(owned.numel())
+    g2l[halo] = owned.numel() + torch.arange(halo.numel())
+    recv_counts = torch.bincount(part_id[halo], minlength=num_parts).tolist()
+    # what each peer q needs from me: my vertices with an out-edge into q, ascending global id
+    out = (ps == rank) & (pd != rank)
+    need = torch.unique(pd[out] * n + src[out])  # sorted by (peer, global id)
+    send_counts = torch.bincount(need // n, minlength=num_parts).tolist()
+    send_idx = g2l[need % n]
+    return LocalView(rank, num_parts, owned, halo, g2l[l_src], g2l[l_dst], l_w.to(torch.float32), send_idx,
+                     send_counts, recv_counts)
+
+
+def build_all_views(graph, part_id: Tensor, spec: ModelSpec | str, num_parts: int | None = None) -> list[LocalView]:
+    """Every rank's view in one process (for formulas, tests and dry runs)."""
+    p = num_parts or _parts_hint(part_id)
+    src, dst, w = _edges_for(spec, graph.src, graph.dst, graph.num_nodes)
+    return [_view_from_edges(src, dst, w, part_id, r, p) for r in range(p)]
+
+
+def halo_volume_bytes(halo_rows: int, dims: tuple[int, ...] | list[int], element_size: int = 4) -> int:
+    """Bytes one training epoch's halo exchanges send over all ranks: ``halo_rows`` (sum of the ranks'
+    halo sizes, i.e. ``sum(partition_stats(...)["halo_vertices"])``) rows of every layer input width
+    forward, and the same backward for every layer but the first (input features need no gradient)."""
+    layers = len(dims) - 1
+    return halo_rows * element_size * (sum(dims[:layers]) + sum(dims[1:layers]))
+
+
+def halo_exchange(comm: Communicator, view: LocalView, h_owned: Tensor, tag: str) -> Tensor:
+    """``[h_owned; rows of the halo]`` in local order, one all_to_all with split sizes.
+
+    Differentiable: the backward sends the halo rows' gradients back to their owners (one all_to_all,
+    counted under ``tag + '/bwd'``) and scatter-adds them into ``h_owned``'s gradient. When ``h_owned``
+    needs no gradient (layer 0's input features) no backward exchange happens. Every rank of ``comm``
+    must call it with the same tag, also ranks that send or receive nothing."""
+    if comm.world_size == 1:
+        return h_owned
+    sent = h_owned.index_select(0, view.send_idx)
+    halo = all_to_all_autograd(comm, sent, view.send_counts, view.recv_counts, tag)
+    return torch.cat([h_owned, halo], 0)
+
+
+class _AddGrad(torch.autograd.Function):
+    """Identity forward; backward adds a fixed gradient at given rows (a stale halo gradient)."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, idx: Tensor, extra: Tensor) -> Tensor:  # noqa: D401
+        ctx.save_for_backward(idx, extra)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        idx, extra = ctx.saved_tensors
+        return grad.index_add(0, idx, extra.to(grad.dtype)), None, None
+
+
+class StaleHalo:
+    """Historical halo rows and gradients for one layer (Sancus/PipeGCN-style communication avoidance).
+
+    ``exchange(..., refresh=True)`` does a real exchange and remembers both the halo rows it received and,
+    once backward has run, the gradient its sent rows received back. ``refresh=False`` exchanges nothing:
+    it appends the remembered halo rows, drops the gradient of the local halo rows and instead adds the
+    remembered gradient to the sent rows of ``h_owned``."""
+
+    def __init__(self, monitor=None) -> None:
+        self.rows: Tensor | None = None
+        self.grad: Tensor | None = None
+        self.monitor = monitor  # a staleness.StaleMonitor: drift of the remembered rows at each refresh
+
+    def exchange(self, comm: Communicator, view: LocalView, h_owned: Tensor, tag: str, refresh: bool) -> Tensor:
+        if comm.world_size == 1:
+            return h_owned
+        if refresh or self.rows is None:
+            sent = h_owned.index_select(0, view.send_idx)
+            if sent.requires_grad:
+                sent.register_hook(self._remember_grad)
+            halo = all_to_all_autograd(comm, sent, view.send_counts, view.recv_counts, tag)
+            if self.monitor is not None and self.rows is not None:
+                self.monitor.drift(halo.detach(), self.rows)
+            self.rows = halo.detach()
+            return torch.cat([h_owned, halo], 0)
+        if self.grad is not None and h_owned.requires_grad:
+            h_owned = _AddGrad.apply(h_owned, view.send_idx, self.grad)
+        return torch.cat([h_owned, self.rows], 0)
+
+    def _remember_grad(self, grad: Tensor) -> None:
+        self.grad = grad.detach().clone()

@@ -1,0 +1,236 @@
+"""One pipeline stage's layers on the whole graph, run chunk by chunk with historical embeddings.
+
+    graphpar run --strategy pipeline --dataset cora --workers 2 --layers 4 --chunks 4
+
+A stage owns layers [b, e). It keeps the whole graph structure and full-size row buffers: ``X[i]``
+holds layer i's (post-dropout) input for every vertex. Vertices are cut into K contiguous chunks of ids
+(``vertex_order``/``relabel`` renumber them first, e.g. by METIS parts).
+Forward of chunk c runs each layer on the chunk's destination rows, gathering in-neighbour rows from
+``X[i]``: rows of chunks already done this epoch are fresh, the others still hold last epoch's values
+(historical embeddings). Backward pushes each chunk's input gradients into two buffers per layer:
+contributions a source row's own chunk will still read this epoch (its chunk comes later or is c:
+``G_fresh``), and contributions arriving after that row's chunk already went back (``G_late``), which
+become next epoch's historical gradients (``G_hist``). With K=1 every read is fresh: exact training.
+
+Weights: each chunk's forward captures the weight version it used (weight stashing, PipeDream-style);
+its backward differentiates exactly those tensors, even if the optimiser stepped in between.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from .. import tags
+from ..kernels import make_aggregator
+from ..models import ModelSpec, activate, conv_layer, dropout, layer_param_names
+from ..partition.partitioner import shared_partition
+from ..training import local_loss
+
+
+def vertex_order(comm, g, k: int, how: str, seed: int) -> Tensor | None:
+    """Which old vertex id becomes new id i (None: keep ids); chunks are contiguous ranges of the new ids.
+    'metis': vertices sorted by a K-way METIS part (rank 0 partitions, shared), so few edges cross chunks and
+    few reads are historical; 'random': a seeded permutation (spreads training rows over all chunks)."""
+    if how == "contiguous" or k == 1:
+        return None
+    if how == "random":
+        return torch.randperm(g.num_nodes, generator=torch.Generator().manual_seed(seed + 7919))
+    part = shared_partition(comm, g, k, how, seed=seed, tag=tags.SETUP_CHUNK_ORDER)
+    return torch.argsort(part.part_id, stable=True)
+
+
+def relabel(g, order: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor, list[Tensor]]:
+    """(src, dst, feat, label, [train, val, test] masks) with vertex ``order[i]`` renamed i."""
+    masks = [g.train_mask, g.val_mask, g.test_mask]
+    if order is None:
+        return g.src, g.dst, g.feat, g.label, masks
+    new_id = torch.empty_like(order)
+    new_id[order] = torch.arange(order.numel())
+    return new_id[g.src], new_id[g.dst], g.feat[order], g.label[order], [m[order] for m in masks]
+
+
+@dataclass
+class ChunkGraph:
+    """Destination rows [lo, hi), the rows their aggregation reads, and which of those are fresh."""
+
+    lo: int
+    hi: int
+    src_ids: Tensor  # buffer rows the aggregation reads (sorted)
+    agg: object  # aggregator: [len(src_ids), d] -> [hi - lo, d]
+    fresh_pos: Tensor  # positions in src_ids whose row chunk is >= this chunk (read again this epoch)
+    late_pos: Tensor  # positions whose row chunk already went back this epoch
+    stale_reads: int = 0  # rows read from history in forward (their chunk comes later this epoch)
+
+
+def chunk_bounds(num_rows: int, k: int) -> list[tuple[int, int]]:
+    """K contiguous row ranges of equal size (+-1)."""
+    cuts = [num_rows * c // k for c in range(k + 1)]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def build_chunks(src: Tensor, dst: Tensor, w: Tensor, num_rows: int, k: int, backend: str,
+                 device: torch.device) -> list[ChunkGraph]:
+    """Per-chunk aggregators over the in-edges of each chunk's destination rows (global weights)."""
+    out = []
+    for lo, hi in chunk_bounds(num_rows, k):
+        sel = (dst >= lo) & (dst < hi)
+        ids, inv = torch.unique(src[sel], return_inverse=True)
+        agg = make_aggregator(inv, dst[sel] - lo, w[sel], int(ids.numel()), hi - lo, backend, device)
+        fresh = ids >= lo
+        out.append(ChunkGraph(lo, hi, ids.to(device), agg, torch.nonzero(fresh).flatten().to(device),
+                              torch.nonzero(~fresh).flatten().to(device), int((ids >= hi).sum())))
+    return out
+
+
+@dataclass
+class ChunkContext:
+    """What a chunk's forward leaves for its backward: the autograd pieces and the weights it used."""
+
+    chunk: int
+    weights: dict[str, Tensor]
+    version: int
+    layers: list[tuple[Tensor, Tensor, Tensor]] = field(default_factory=list)  # (xs, xd, out) per layer
+    pre: list[Tensor] = field(default_factory=list)  # each layer's output before activation
+    entry: tuple[Tensor, Tensor] | None = None  # (received rows, their dropout) at the stage's first layer
+
+
+class StageEngine:
+    """Layers [b, e) of ``spec`` over ``num_rows`` vertices; chunked forward/backward with history."""
+
+    def __init__(self, spec: ModelSpec, b: int, e: int, params: dict[str, Tensor], edges: tuple[Tensor, Tensor, Tensor],
+                 num_rows: int, backend: str, device: torch.device, feat: Tensor | None = None,
+                 label: Tensor | None = None, train_mask: Tensor | None = None, n_train: int = 0):
+        self.spec, self.b, self.e, self.params = spec, b, e, params
+        self.edges, self.num_rows, self.backend, self.device = edges, num_rows, backend, device
+        self.label, self.train_mask, self.n_train = label, train_mask, n_train
+        self.last = e == spec.layers
+        d = spec.dims
+        self.X = {i: torch.zeros(num_rows, d[i], device=device) for i in range(max(b, 1), e)}
+        if b == 0:
+            self.X[0] = feat
+        self.G_fresh = {i: torch.zeros(num_rows, d[i], device=device) for i in range(max(b, 1), e)}
+        self.G_late = {i: torch.zeros_like(t) for i, t in self.G_fresh.items()}
+        self.G_hist = {i: torch.zeros_like(t) for i, t in self.G_fresh.items()}
+        self._chunks: dict[int, list[ChunkGraph]] = {}
+        self._late_aggs: dict[int, object] = {}
+        self.version = 0  # bumped by every optimiser step
+        self._stash: tuple[int, dict[str, Tensor]] | None = None
+        self.stash_stashed = 0  # weight copies made (for the record)
+        self.monitor = None  # a staleness.StaleMonitor (set by the strategy when chunks read history)
+
+    def chunks(self, k: int) -> list[ChunkGraph]:
+        if k not in self._chunks:
+            self._chunks[k] = build_chunks(*self.edges, self.num_rows, k, self.backend, self.device)
+        return self._chunks[k]
+
+    def weights(self, stash: bool) -> tuple[int, dict[str, Tensor]]:
+        """The current weights: live leaves (no step within the epoch) or a stashed copy per version."""
+        if not stash:
+            return self.version, self.params
+        if self._stash is None or self._stash[0] != self.version:
+            self._stash = (self.version, {k: p.detach().clone().requires_grad_(True) for k, p in self.params.items()})
+            self.stash_stashed += 1
+        return self._stash
+
+    # -- forward ---------------------------------------------------------------------------------
+    def forward_chunk(self, c: int, k: int, x_in: Tensor | None, training: bool, stash: bool = False
+                      ) -> tuple[ChunkContext, Tensor]:
+        """Chunk c through layers [b, e); returns its context and its output rows (or its loss, last stage)."""
+        cg, spec = self.chunks(k)[c], self.spec
+        version, w = self.weights(stash and training)
+        ctx = ChunkContext(c, w, version)
+        # evaluation writes into scratch buffers: the training history (post-dropout rows) stays intact
+        X = self.X if training else {i: (t if i == 0 else torch.empty_like(t)) for i, t in self.X.items()}
+        watch = self.monitor if training and k > 1 else None
+        with torch.set_grad_enabled(training):
+            if self.b > 0:
+                r = x_in.requires_grad_(training)
+                xb = dropout(spec, self.b, r, training)
+                self._write(X[self.b], cg, xb.detach(), watch)
+                ctx.entry = (r, xb)
+            for i in range(self.b, self.e):
+                need = training and i > 0
+                if watch is not None and i > 0:
+                    watch.reads(cg.stale_reads, int(cg.src_ids.numel()))
+                xs = X[i].index_select(0, cg.src_ids).requires_grad_(need)
+                xd = X[i][cg.lo:cg.hi].clone().requires_grad_(need)
+                z = conv_layer(spec, w, i, cg.agg, xs, xd)
+                ctx.pre.append(z)
+                y = activate(spec, i, z, xd)
+                if i + 1 < self.e:
+                    y = dropout(spec, i + 1, y, training)
+                    self._write(X[i + 1], cg, y.detach(), watch)
+                ctx.layers.append((xs, xd, y))
+            if self.last and training:
+                loss = local_loss(y, self.label[cg.lo:cg.hi], self.train_mask[cg.lo:cg.hi], self.n_train)
+                xs, xd, _ = ctx.layers[-1]
+                ctx.layers[-1] = (xs, xd, loss)
+                return ctx, loss
+        return ctx, y
+
+    @staticmethod
+    def _write(buf: Tensor, cg: ChunkGraph, rows: Tensor, watch) -> None:
+        """Store a chunk's fresh rows; a monitor sees how far they moved from the historical ones."""
+        if watch is not None and bool(buf[cg.lo:cg.hi].any()):  # all-zero: never written yet (first epoch)
+            watch.drift(rows, buf[cg.lo:cg.hi])
+        buf[cg.lo:cg.hi] = rows
+
+    # -- backward --------------------------------------------------------------------------------
+    def backward_chunk(self, ctx: ChunkContext, k: int, grad_out: Tensor | None, seed_k: int = 0) -> Tensor | None:
+        """Chunk c's backward through its stashed graph; accumulates weight grads into the live params'
+        ``.grad``; returns the gradient of the rows it received (None on the first stage).
+
+        ``seed_k`` (a whole-graph epoch, k=1, right before the first K-chunk epoch): also record the
+        contributions that K chunks would deliver late (edges from an earlier chunk into a later one), so
+        the first stale epoch starts with the historical gradients it would have had, not zeros."""
+        cg, g = self.chunks(k)[ctx.chunk], grad_out
+        for i in reversed(range(self.b, self.e)):
+            xs, xd, out = ctx.layers[i - self.b]
+            names = layer_param_names(self.spec, i)
+            inputs = ([xs, xd] if i > 0 else []) + [ctx.weights[n] for n in names]
+            if seed_k and i > 0:
+                self._seed_late(i, ctx, out, g, seed_k)
+            grads = torch.autograd.grad(out, inputs, g, allow_unused=True)
+            for n, gr in zip(names, grads[len(inputs) - len(names):]):
+                if gr is not None:
+                    p = self.params[n]
+                    p.grad = gr.clone() if p.grad is None else p.grad.add_(gr)
+            if i == 0:
+                return None
+            self._scatter(i, cg, grads[0], grads[1])
+            g = self.G_fresh[i][cg.lo:cg.hi] + self.G_hist[i][cg.lo:cg.hi]
+        r, xb = ctx.entry
+        return g if xb is r else torch.autograd.grad(xb, r, g)[0]
+
+    def _scatter(self, i: int, cg: ChunkGraph, gs: Tensor | None, gd: Tensor | None) -> None:
+        if gs is not None:
+            self.G_fresh[i].index_add_(0, cg.src_ids[cg.fresh_pos], gs[cg.fresh_pos])
+            if cg.late_pos.numel():
+                self.G_late[i].index_add_(0, cg.src_ids[cg.late_pos], gs[cg.late_pos])
+        if gd is not None:
+            self.G_fresh[i][cg.lo:cg.hi] += gd
+
+    def _seed_late(self, i: int, ctx: ChunkContext, out: Tensor, g: Tensor | None, k: int) -> None:
+        """Add to ``G_late[i]`` layer i's gradient through the edges a K-chunk epoch reads late."""
+        z = ctx.pre[i - self.b]
+        g_z = torch.autograd.grad(out, z, g, retain_graph=True)[0]
+        if k not in self._late_aggs:
+            src, dst, w = self.edges
+            ends = torch.tensor([hi for _, hi in chunk_bounds(self.num_rows, k)])
+            chunk_of = torch.bucketize(torch.arange(self.num_rows), ends, right=True)
+            late = chunk_of[src] < chunk_of[dst]
+            self._late_aggs[k] = make_aggregator(src[late], dst[late], w[late], self.num_rows, self.num_rows,
+                                                 self.backend, self.device)
+        x = self.X[i].detach().requires_grad_(True)
+        with torch.enable_grad():
+            z_late = conv_layer(self.spec, ctx.weights, i, self._late_aggs[k], x, x.detach())
+            self.G_late[i] += torch.autograd.grad(z_late, x, g_z)[0]
+
+    def end_epoch(self) -> None:
+        """Epoch barrier: late gradient contributions become next epoch's history."""
+        for i in self.G_fresh:
+            self.G_hist[i], self.G_late[i] = self.G_late[i], self.G_hist[i]
+            self.G_late[i].zero_()
+            self.G_fresh[i].zero_()

@@ -1,0 +1,303 @@
+"""``pipeline``: GNNPipe-style layer pipelining: contiguous layer stages, vertex chunks, historical embeddings.
+
+    graphpar run --strategy pipeline --dataset cora --workers 4 --layers 8 --chunks 4
+    graphpar check --strategy pipeline --dataset cora --workers 2 --layers 4 --staleness 0
+
+The L layers are cut into S = P contiguous stages balanced by an estimated cost (``stage_cut``); each
+stage holds the whole graph and full-size activation buffers for its layers (``pipeline_stage``).
+Vertices are cut into K = ``--chunks`` chunks (``--chunk-order``: K-way METIS parts by default, so few
+edges cross chunks and few reads are historical); chunk c's rows go stage to stage by
+send/recv (tags ``pipe/cut{s}/fwd``, gradients back under ``pipe/cut{s}/bwd``) in a one-forward-one-
+backward order, with an epoch barrier. ``--staleness 1``: a chunk reads last epoch's rows (and
+gradients) of chunks not yet done this epoch; ``--pipe-warmup N`` runs N whole-graph epochs first, the last
+of which seeds the historical gradients; ``staleness`` in the record counts the historical reads, the drift
+of those rows and whether the loss diverged (``staleness.StaleMonitor``). Each rank draws its own dropout masks.
+``--staleness 0``: one chunk = the whole graph: plain
+layer-wise model parallelism, equal to the reference. ``--pipe-update chunk`` steps each stage's
+optimiser after every chunk's backward (weight stashing keeps each chunk's backward on the weights its
+forward used); ``epoch`` (default) steps once per epoch. Bytes per epoch, exact, summed over ranks:
+sent = 2 * (S - 1) * N * H * 4 (every row crosses every cut once each way), plus an 8-byte loss sum
+per rank. Evaluation moves N x H rows per cut under ``eval/``. ``--graph-parts G``: P = S x G, each
+stage a G-way graph partition group (``pipeline_hybrid``).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .. import tags
+from ..base import ConfigError, Option, Strategy, TrainConfig, register
+from ..models import ModelSpec, aggregation_edges, init_params, layer_param_names
+from ..partition.partitioner import METHODS, check_method
+from ..staleness import StaleMonitor
+from ..training import global_accuracy, global_sum, make_optimizer, make_params
+from .chunked import StageEngine, chunk_bounds, relabel, vertex_order
+from .hybrid import HybridStage
+
+
+def layer_costs(spec: ModelSpec, num_nodes: int, num_edges: int) -> list[float]:
+    """Estimated cost of each layer: aggregation E * (narrower width) + dense N * d_in * d_out (x2 for sage)."""
+    dense = 2 if spec.kind == "sage" else 1
+    return [float(num_edges * min(a, b) + dense * num_nodes * a * b) for a, b in zip(spec.dims[:-1], spec.dims[1:])]
+
+
+def stage_cut(costs: list[float], stages: int) -> list[tuple[int, int]]:
+    """Contiguous [b, e) layer ranges, one per stage, each non-empty, minimising the heaviest stage."""
+    n = len(costs)
+    pre = [0.0]
+    for c in costs:
+        pre.append(pre[-1] + c)
+    inf = float("inf")
+    best = [[inf] * (n + 1) for _ in range(stages + 1)]
+    arg = [[0] * (n + 1) for _ in range(stages + 1)]
+    best[0][0] = 0.0
+    for s in range(1, stages + 1):
+        for e in range(s, n + 1):
+            for b in range(s - 1, e):
+                v = max(best[s - 1][b], pre[e] - pre[b])
+                if v < best[s][e]:
+                    best[s][e], arg[s][e] = v, b
+    cut, e = [], n
+    for s in range(stages, 0, -1):
+        cut.append((arg[s][e], e))
+        e = arg[s][e]
+    return cut[::-1]
+
+
+def one_f_one_b(stage: int, stages: int, chunks: int) -> list[tuple[str, int]]:
+    """PipeDream-flush order for one stage: warm-up forwards, alternating F/B, cool-down backwards."""
+    ops, f, b = [], 0, 0
+    for _ in range(min(stages - 1 - stage, chunks)):
+        ops.append(("F", f))
+        f += 1
+    while f < chunks:
+        ops += [("F", f), ("B", b)]
+        f, b = f + 1, b + 1
+    ops += [("B", c) for c in range(b, chunks)]
+    return ops
+
+
+@register
+class LayerPipeline(Strategy):
+    name = "pipeline"
+    description = "layer pipelining (GNNPipe): contiguous layer stages, vertex chunks, historical embeddings"
+    models = ("gcn", "sage")
+    options = (
+        Option("--chunks", int, 4, "pipeline: vertex chunks K streamed through the stages"),
+        Option("--staleness", int, 1, "pipeline: 1 = historical embeddings of later chunks, 0 = exact", (0, 1)),
+        Option("--pipe-warmup", int, 0, "pipeline: first N epochs without staleness (one chunk)"),
+        Option("--grad-clip", float, 0.0, "pipeline: clamp weight gradients elementwise to +-V (0: off)"),
+        Option("--chunk-order", str, "metis", "pipeline: vertices into chunks by K-way 'metis' parts (fewest "
+               "historical reads), 'contiguous' id ranges or a 'random' permutation", ("metis", "contiguous", "random")),
+        Option("--graph-parts", int, 1, "pipeline: G-way graph partition inside every stage (P = S x G; "
+               "hybrid, needs --staleness 0)"),
+        Option("--pipe-partition", str, "metis", "pipeline: partitioner of the hybrid's graph parts", METHODS),
+        Option("--pipe-update", str, "epoch", "pipeline: optimiser step per 'epoch' or per 'chunk' "
+               "(weight stashing)", ("epoch", "chunk")),
+    )
+
+    check_fills_exact = False  # --staleness 1 (the default) reads last epoch's rows: refused by check
+
+    @classmethod
+    def exact_options(cls) -> dict[str, Any]:
+        return {"staleness": 0}
+
+    @classmethod
+    def validate(cls, cfg: TrainConfig, graph_summary: dict) -> None:
+        super().validate(cfg, graph_summary)
+        o = cls.options_of(cfg)
+        parts = o["graph_parts"]
+        if parts < 1 or cfg.workers % parts:
+            raise ConfigError(f"--workers {cfg.workers} must be stages x --graph-parts {parts}; pass a divisor")
+        stages = cfg.workers // parts
+        if cfg.layers < stages:
+            raise ConfigError(f"pipeline needs a layer per stage: --layers {cfg.layers} < stages {stages} "
+                              f"(--workers {cfg.workers} / --graph-parts {parts}); pass --layers >= {stages}")
+        if parts > 1 and o["staleness"] != 0:
+            raise ConfigError(f"--graph-parts {parts} (hybrid) streams the whole graph as one chunk; "
+                              "pass --staleness 0")
+        check_method("--pipe-partition", o["pipe_partition"], parts > 1)
+        if not 1 <= o["chunks"] <= graph_summary["nodes"]:
+            raise ConfigError(f"--chunks {o['chunks']} must be in [1, {graph_summary['nodes']}] (the vertex count)")
+        if o["staleness"] not in (0, 1):
+            raise ConfigError(f"--staleness {o['staleness']} must be 0 (exact) or 1 (historical embeddings)")
+        check_method("--chunk-order", o["chunk_order"], bool(o["staleness"]) and o["chunks"] > 1)
+        if o["pipe_warmup"] < 0 or o["grad_clip"] < 0:
+            raise ConfigError(f"--pipe-warmup {o['pipe_warmup']} and --grad-clip {o['grad_clip']} must be >= 0")
+
+    def setup(self) -> None:
+        g, dev, cfg, comm = self.graph, self.device, self.cfg, self.comm
+        self.parts = int(self.opt["graph_parts"])
+        self.stages, self.stage = comm.world_size // self.parts, comm.rank // self.parts
+        if comm.rank > 0:  # every rank starts from the same seed: without this, stages of equal width would
+            torch.manual_seed(cfg.seed + 1_000_003 * comm.rank)  # draw identical dropout masks (correlated)
+        self.costs = layer_costs(self.spec, g.num_nodes, g.num_edges + g.num_nodes)
+        self.cut = stage_cut(self.costs, self.stages)
+        b, e = self.cut[self.stage]
+        init = init_params(self.spec, cfg.seed)
+        mine = [n for i in range(b, e) for n in layer_param_names(self.spec, i)]
+        self.params = make_params({n: init[n] for n in mine}, dev)
+        self.optimizer = make_optimizer(self.params, cfg.lr, cfg.weight_decay)
+        self.times: list[dict[str, float]] = []
+        self.gathered: dict[str, Tensor] = {}
+        kernel = self.kernel_name()
+        self.k = 1 if self.opt["staleness"] == 0 else int(self.opt["chunks"])
+        self.hybrid = None
+        if self.parts > 1:
+            self.hybrid = HybridStage(comm, self.spec, g, self.cut, self.parts, self.opt["pipe_partition"],
+                                      cfg.seed, self.params, kernel, dev)
+            return
+        order = vertex_order(comm, g, self.k, self.opt["chunk_order"], cfg.seed)
+        src, dst, feat, label, masks = relabel(g, order)
+        edges = aggregation_edges(self.spec, src, dst, g.num_nodes)
+        self.label, self.masks = label.to(dev), [m.to(dev) for m in masks]
+        self.engine = StageEngine(self.spec, b, e, self.params, edges, g.num_nodes, kernel, dev,
+                                  feat.to(dev) if b == 0 else None, self.label, self.masks[0],
+                                  int(g.train_mask.sum()))
+        self.monitor = StaleMonitor() if self.k > 1 else None
+        self.engine.monitor = self.monitor
+
+    # -- one epoch ---------------------------------------------------------------------------------
+    def _recv(self, rows: int, width: int, src: int, tag: str, clock: dict) -> Tensor:
+        t = time.perf_counter()
+        x = self.comm.recv(torch.empty(rows, width, device=self.device), src, tag)
+        clock["idle_s"] += time.perf_counter() - t
+        return x
+
+    def train_epoch(self, epoch: int) -> float:
+        if self.hybrid is not None:
+            return self._hybrid_epoch()
+        warm = self.opt["pipe_warmup"]
+        k = 1 if epoch < warm else self.k
+        seed_k = self.k if k == 1 < self.k and epoch == warm - 1 else 0  # last warm-up epoch seeds the history
+        per_chunk = self.opt["pipe_update"] == "chunk"
+        s, eng, dims = self.stage, self.engine, self.spec.dims
+        bounds = chunk_bounds(self.graph.num_nodes, k)
+        clock = {"compute_s": 0.0, "idle_s": 0.0}
+        sends, ctxs, loss = [], {}, 0.0
+        for op, c in one_f_one_b(s, self.stages, k):
+            rows = bounds[c][1] - bounds[c][0]
+            if op == "F":
+                x_in = self._recv(rows, dims[eng.b], s - 1, tags.pipe_cut(s, tags.FWD), clock) if s > 0 else None
+                t = time.perf_counter()
+                ctxs[c], out = eng.forward_chunk(c, k, x_in, True, stash=per_chunk)
+                if eng.last:
+                    loss += float(out)
+                clock["compute_s"] += time.perf_counter() - t
+                if not eng.last:
+                    sends.append(self.comm.send(out.detach(), s + 1, tags.pipe_cut(s + 1, tags.FWD), async_op=True))
+            else:
+                g = None if eng.last else self._recv(rows, dims[eng.e], s + 1, tags.pipe_cut(s + 1, tags.BWD), clock)
+                t = time.perf_counter()
+                dx = eng.backward_chunk(ctxs.pop(c), k, g, seed_k)
+                if per_chunk:
+                    self.optimizer_step()
+                clock["compute_s"] += time.perf_counter() - t
+                if dx is not None:
+                    sends.append(self.comm.send(dx.contiguous(), s - 1, tags.pipe_cut(s, tags.BWD), async_op=True))
+        t = time.perf_counter()
+        for p in sends:
+            p.wait()
+        clock["idle_s"] += time.perf_counter() - t
+        if not per_chunk:
+            self.optimizer_step()
+        eng.end_epoch()
+        t = time.perf_counter()
+        total = global_sum(self.comm, [loss], tags.PIPE_LOSS)[0]
+        clock["idle_s"] += time.perf_counter() - t
+        self.times.append({**clock, "chunks": k})
+        if self.monitor is not None:
+            self.monitor.loss(total)
+        return total
+
+    def _hybrid_epoch(self) -> float:
+        clock = {"compute_s": 0.0, "idle_s": 0.0}
+        loss = self.hybrid.train_epoch(clock)
+        self.optimizer_step()
+        t = time.perf_counter()
+        total = global_sum(self.comm, [loss], tags.PIPE_LOSS)[0]
+        clock["idle_s"] += time.perf_counter() - t
+        self.times.append({**clock, "chunks": 1})
+        return total
+
+    def optimizer_step(self) -> None:
+        clip = self.opt["grad_clip"]
+        if clip:
+            for p in self.params.values():
+                if p.grad is not None:
+                    p.grad.clamp_(-clip, clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.hybrid is None:
+            self.engine.version += 1
+
+    # -- evaluation: exact layer-wise forward, whole graph per stage ----------------------------------
+    def evaluate(self) -> dict[str, float]:
+        if self.hybrid is not None:
+            acc = self.hybrid.evaluate()
+            self._gather_params()
+            return acc
+        s, eng, n = self.stage, self.engine, self.graph.num_nodes
+        with torch.no_grad():
+            x_in = None
+            if s > 0:
+                x_in = self.comm.recv(torch.empty(n, self.spec.dims[eng.b], device=self.device), s - 1,
+                                      tags.pipe_cut(s, tags.FWD, tags.EVAL))
+            _, out = eng.forward_chunk(0, 1, x_in, training=False)
+            if not eng.last:
+                self.comm.send(out, s + 1, tags.pipe_cut(s + 1, tags.FWD, tags.EVAL))
+        self._gather_params()
+        if eng.last:
+            return global_accuracy(self.comm, out, self.label, self.masks, tags.EVAL_ACC)
+        none = torch.zeros(0, dtype=torch.bool, device=self.device)
+        return global_accuracy(self.comm, torch.zeros(0, self.spec.dims[-1]), self.label[:0], [none] * 3, tags.EVAL_ACC)
+
+    def _gather_params(self) -> None:
+        """Every stage's weights to rank 0 (for full_parameters, which only rank 0 calls)."""
+        if self.comm.rank % self.parts:  # the stage's other graph parts hold the same weights
+            return
+        if self.stage > 0:
+            for n, p in self.params.items():
+                self.comm.send(p.detach(), 0, tags.EVAL_PARAMS)
+            return
+        init = init_params(self.spec, self.cfg.seed)
+        self.gathered = {n: p.detach().cpu().clone() for n, p in self.params.items()}
+        for r in range(1, self.stages):
+            b, e = self.cut[r]
+            for n in (n for i in range(b, e) for n in layer_param_names(self.spec, i)):
+                self.gathered[n] = self.comm.recv(torch.empty_like(init[n], device=self.device), r * self.parts,
+                                                  tags.EVAL_PARAMS).cpu()
+
+    def full_parameters(self) -> dict[str, Tensor]:
+        return dict(self.gathered) or {n: p.detach().cpu().clone() for n, p in self.params.items()}
+
+    # -- record ------------------------------------------------------------------------------------
+    def worker_stats(self) -> dict[str, Any]:
+        b, e = self.cut[self.stage]
+        steady = self.times[1:] or self.times
+        comp = sum(t["compute_s"] for t in steady) / max(len(steady), 1)
+        idle = sum(t["idle_s"] for t in steady) / max(len(steady), 1)
+        return {"local_vertices": self.graph.num_nodes, "local_edges": self.graph.num_edges, "stage": self.stage,
+                "stage_layers": [b, e], "stage_compute_s": comp, "stage_idle_s": idle,
+                "bubble_fraction": idle / (comp + idle) if comp + idle > 0 else 0.0,
+                "stage_epochs": self.times, "graph_part": self.comm.rank % self.parts,
+                "weight_versions_stashed": self.engine.stash_stashed if self.hybrid is None else 0,
+                **self._staleness(),
+                **(self.hybrid.view.stats() if self.hybrid is not None else {})}
+
+    def _staleness(self) -> dict[str, Any]:
+        return {"staleness": self.monitor.stats()} if getattr(self, "monitor", None) is not None else {}
+
+    def info(self) -> dict[str, Any]:
+        n, h, s = self.graph.num_nodes, self.spec.dims, self.stages
+        return {"stages": s, "cut": [list(c) for c in self.cut], "stage_cost": [sum(self.costs[b:e]) for b, e in
+                                                                                  self.cut],
+                "layer_cost": self.costs, "chunks": self.k, "staleness": self.opt["staleness"],
+                "pipe_update": self.opt["pipe_update"],
+                "cut_bytes_per_epoch": sum(2 * n * h[b] * 4 for b, _ in self.cut[1:]),
+                "ideal_bubble_fraction": (s - 1) / (self.k + s - 1),
+                "chunk_order": self.opt["chunk_order"] if self.k > 1 else "contiguous", **self._staleness(),
+                **(self.hybrid.info() if self.hybrid is not None else {})}

@@ -7,7 +7,8 @@ all rows read by the aggregations, over the whole run) and the drift of historic
 ``|new - old| / |new|`` when a remembered row is finally recomputed, over entries that neither dropout nor
 ReLU zeroed: the error the stale reads carried),
 and keeps the per-epoch global losses. ``divergence`` decides, from the losses alone, whether the run
-diverged: a non-finite loss, or a loss that ends well above its own minimum.
+diverged: a non-finite loss, or a loss that ends well above its own minimum; ``above_reference`` (used by
+``graphpar parity``, which has the reference's curve) also flags a loss that ends well above the reference's.
 """
 from __future__ import annotations
 
@@ -33,6 +34,22 @@ def divergence(losses: list[float]) -> str | None:
     last = sum(losses[-tail:]) / tail
     if last > RISE_FACTOR * best and last - best > RISE_MIN:
         return f"loss rose from its minimum {best:.3f} to {last:.3f} (mean of the last {tail} epochs)"
+    return None
+
+
+def above_reference(losses: list[float], reference: list[float]) -> str | None:
+    """Why a stale run's loss counts as diverged against its exact reference (same recipe, seed, epochs), or
+    None: a non-finite loss, or the mean of the last max(5, n/10) epochs above RISE_FACTOR x (and RISE_MIN
+    above) the reference's mean over the same epochs."""
+    own = divergence(losses)
+    if own is not None and "rose" not in own:
+        return own
+    tail = max(5, min(len(losses), len(reference)) // 10)
+    if min(len(losses), len(reference)) < tail:
+        return None
+    last, ref = sum(losses[-tail:]) / tail, sum(reference[-tail:]) / tail
+    if last > RISE_FACTOR * ref and last - ref > RISE_MIN:
+        return f"loss {last:.3f} above the reference's {ref:.3f} (mean of the last {tail} epochs)"
     return None
 
 

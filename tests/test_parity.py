@@ -11,7 +11,7 @@ import torch
 from conftest import slow
 from graphpar.bench.cli import main
 from graphpar.bench.parity import Verdict
-from graphpar.strategies.staleness import StaleMonitor, combine, divergence
+from graphpar.strategies.staleness import StaleMonitor, above_reference, combine, divergence
 
 SMALL = "rmat:nodes=500,edges=4000,feat=13,classes=5,seed=3"
 
@@ -38,6 +38,18 @@ def test_divergence_flags_rise_and_non_finite_losses():
     assert divergence([0.02, 0.01, 0.012, 0.03] * 10) is None  # small losses wobble by more than 1.5x
 
 
+def test_loss_above_the_reference_counts_as_diverged():
+    """A stale run that never learns (flat at chance level) has no rise of its own; against its reference's curve
+    it counts as diverged. A loss slightly above the reference's, or below it, does not."""
+    ref = [2.3 * 0.98 ** e for e in range(100)]
+    flat = [2.3] * 100
+    assert divergence(flat) is None
+    assert "above the reference's" in above_reference(flat, ref)
+    assert above_reference([v * 1.1 for v in ref], ref) is None and above_reference(ref[:50] + [0.1] * 50, ref) is None
+    assert "epoch 3" in above_reference(ref[:3] + [math.inf] + ref[4:], ref)
+    assert "rose from" not in above_reference(ref[:50] + [2.3] * 50, ref)  # named against the reference
+
+
 def test_parity_command_passes_for_an_exact_strategy(tmp_path, capsys):
     """partition with --stale 1 trains exactly the reference: zero difference, exit 0, figure and numbers."""
     rc = main(["parity", "--strategy", "partition", "--partition", "random", "--dataset", SMALL, "--workers", "2",
@@ -50,6 +62,30 @@ def test_parity_command_passes_for_an_exact_strategy(tmp_path, capsys):
     assert numbers["passed"] and numbers["seeds"] == [0, 1]
     assert [r["test_acc"] for r in numbers["runs"]["reference"]] == [r["test_acc"] for r in numbers["runs"]["strategy"]]
     assert stem.with_suffix(".png").stat().st_size > 0
+
+
+def test_reference_runs_are_reused_from_the_cache(tmp_path, capsys, monkeypatch):
+    """--reuse-reference DIR: the second parity call with the same reference trains only the strategy, and gets
+    the same reference accuracies; an unreadable cache entry is trained again."""
+    import graphpar.bench.parity as parity
+
+    trained = []
+    real = parity._train
+    monkeypatch.setattr(parity, "_train", lambda cfg, g, t: trained.append(cfg.strategy) or real(cfg, g, t))
+    argv = ["parity", "--strategy", "partition", "--partition", "random", "--dataset", SMALL, "--workers", "2",
+            "--seeds", "2", "--epochs", "4", "--out-dir", str(tmp_path / "out"), "--reuse-reference",
+            str(tmp_path / "ref")]
+    assert main(argv) == 0 and trained == ["single", "partition"] * 2
+    first = json.loads(next((tmp_path / "out").glob("*.json")).read_text())["runs"]["reference"]
+    trained.clear()
+    assert main(argv) == 0 and trained == ["partition"] * 2
+    assert json.loads(next((tmp_path / "out").glob("*.json")).read_text())["runs"]["reference"] == first
+    entries = sorted((tmp_path / "ref").iterdir())
+    assert len(entries) == 2
+    entries[0].write_text("{torn")
+    trained.clear()
+    assert main(argv) == 0 and trained.count("single") == 1
+    capsys.readouterr()
 
 
 @pytest.mark.parametrize("argv,fix", [

@@ -134,6 +134,22 @@ def test_terminal_line_says_a_stale_run_diverged():
                                   "the last 10 epochs)")
 
 
+@pytest.mark.parametrize("strategy,opts", [("partition", ["--partition", "random", "--stale", "2"]),
+                                           ("pipeline", ["--chunk-order", "contiguous", "--staleness", "1"])])
+def test_a_stale_run_that_blows_up_says_diverged(tmp_path, capsys, strategy, opts):
+    """A real stale run with an absurd learning rate: non-finite loss, the record (info and every rank) and the
+    terminal line say DIVERGED with the epoch."""
+    out = tmp_path / "runs.jsonl"
+    rc = main(["run", "--strategy", strategy, *opts, "--dataset", SMALL, "--workers", "2", "--epochs", "6",
+               "--lr", "1e30", "--out", str(out)])
+    line = capsys.readouterr().out
+    assert rc == 0
+    rec = json.loads(out.read_text())
+    st = rec["info"]["staleness"] if strategy == "partition" else rec["workers"][1]["staleness"]
+    assert st["diverged"] is True and "loss nan at epoch" in st["diverged_reason"]
+    assert "DIVERGED: loss nan at epoch" in line
+
+
 def test_npz_feature_rows_are_l2_normalised(tmp_path):
     """The Shchur-layout loader scales bag-of-words rows to unit L2 norm (raw rows of ~270 ones killed most
     ReLU units of the default GCN on Amazon-Computers, notes/staleness.md); all-zero rows stay zero."""

@@ -132,6 +132,7 @@ def test_stale_modes_keep_the_reference_accuracy(tmp_path, capsys, reference_cac
             "--reuse-reference", str(reference_cache)]
     rc = main(argv)
     out = capsys.readouterr().out
+    print(out)  # the per-seed numbers, in the report of a passing case too (pytest -rA)
     assert rc == 0, out
 
 

@@ -4,7 +4,8 @@
 
 One row per file: graph, mode, P, layers, reference and strategy test accuracy per seed with their means, the
 difference of the means, strategy's worst seed vs the reference's worst (points), stale-read share and largest
-drift over the seeds, whether any seed diverged, and the verdict.
+drift over the seeds, whether any seed counts as diverged (today's ``staleness`` criteria re-applied to the stored
+loss curves), and the verdict.
 """
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ def row(path: str) -> str:
     st = [r["staleness"] for r in runs["strategy"] if r.get("staleness")]
     share = max((s["stale_read_share"] for s in st), default=0.0)
     drift = max((s["max_drift"] for s in st), default=0.0)
-    div = any(s["diverged"] for s in st)
+    from graphpar.strategies.staleness import above_reference, divergence  # the current criteria, re-applied
+
+    div = any(divergence(g["losses"]) or above_reference(g["losses"], r["losses"])
+              for g, r in zip(runs["strategy"], runs["reference"]))
 
     def accs(xs: list[float]) -> str:
         return ", ".join(f"{x:.3f}" for x in xs)

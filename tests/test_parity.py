@@ -40,7 +40,7 @@ def test_divergence_flags_rise_and_non_finite_losses():
 
 def test_loss_above_the_reference_counts_as_diverged():
     """A stale run that never learns (flat at chance level) has no rise of its own; against its reference's curve
-    it counts as diverged. A loss slightly above the reference's, or below it, does not."""
+    it counts as diverged. A loss slightly above the reference's, below it, or twice a small final loss does not."""
     ref = [2.3 * 0.98 ** e for e in range(100)]
     flat = [2.3] * 100
     assert divergence(flat) is None
@@ -48,6 +48,10 @@ def test_loss_above_the_reference_counts_as_diverged():
     assert above_reference([v * 1.1 for v in ref], ref) is None and above_reference(ref[:50] + [0.1] * 50, ref) is None
     assert "epoch 3" in above_reference(ref[:3] + [math.inf] + ref[4:], ref)
     assert "rose from" not in above_reference(ref[:50] + [2.3] * 50, ref)  # named against the reference
+    # Cora, 4-layer pipeline, seed 1 (notes/staleness.md section 6): 1.95 -> 0.556 against a reference's 1.95 -> 0.288
+    # is 1.9x the reference's final loss but seed noise of a small loss, not a divergence
+    curve = [1.946 * (0.288 / 1.946) ** (e / 199) for e in range(200)]
+    assert above_reference([1.946 * (0.556 / 1.946) ** (e / 199) for e in range(200)], curve) is None
 
 
 def test_parity_command_passes_for_an_exact_strategy(tmp_path, capsys):

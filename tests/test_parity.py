@@ -128,8 +128,10 @@ def test_stale_modes_keep_the_reference_accuracy(tmp_path, capsys, reference_cac
     """GCN, default recipe, 200 epochs, seeds 0-3: mean no more than 1.5 points below the reference and no seed
     more than 5 points below the reference's worst (pipeline at P=4 runs 4 layers, its reference too). Select a
     case by its id, e.g. ``tests/test_parity.py::test_stale_modes_keep_the_reference_accuracy[cora-partition-2]``,
-    or a subset with ``-k "cora and pipeline"``; cost per case on a quiet core: cora ~1 min,
-    amazon-computers and coauthor-cs ~10 min, facebook-page-page ~20 min, coauthor-physics longer."""
+    or a subset with ``-k "cora and pipeline"``; CPU per case measured (notes/staleness.md section 6,
+    references included): cora 1-3.5 min, amazon-computers 3-7 min; one 200-epoch reference run costs ~2.5 CPU
+    min on facebook-page-page, so ~20 CPU min a case there and on coauthor-cs, about three times that on
+    coauthor-physics (estimated). A loaded machine multiplies the wall time by 5-10."""
     layers = ["--layers", "4"] if strategy == "pipeline" and workers == 4 else []
     argv = ["parity", "--strategy", strategy, *STALE_MODES[strategy], "--dataset", dataset, "--workers",
             str(workers), "--seeds", "4", "--eval-every", "20", "--out-dir", str(tmp_path), *layers,

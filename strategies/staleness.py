@@ -7,7 +7,8 @@ all rows read by the aggregations, over the whole run) and the drift of historic
 ``|new - old| / |new|`` when a remembered row is finally recomputed, over entries that neither dropout nor
 ReLU zeroed: the error the stale reads carried),
 and keeps the per-epoch global losses. ``divergence`` decides, from the losses alone, whether the run
-diverged: a non-finite loss, or a loss that ends well above its own minimum.
+diverged: a non-finite loss, or a loss that ends well above its own minimum; ``above_reference`` (used by
+``graphpar parity``, which has the reference's curve) also flags a loss that ends well above the reference's.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from torch import Tensor
 
 RISE_FACTOR = 1.5  # diverged: the last epochs' mean loss > 1.5 x the minimum before them ...
 RISE_MIN = 0.1  # ... and at least 0.1 above it (small losses wobble)
+REGAIN = 1 / 3  # against the reference: the run gave back more than a third of the reference's loss decrease
 
 
 def divergence(losses: list[float]) -> str | None:
@@ -33,6 +35,24 @@ def divergence(losses: list[float]) -> str | None:
     last = sum(losses[-tail:]) / tail
     if last > RISE_FACTOR * best and last - best > RISE_MIN:
         return f"loss rose from its minimum {best:.3f} to {last:.3f} (mean of the last {tail} epochs)"
+    return None
+
+
+def above_reference(losses: list[float], reference: list[float]) -> str | None:
+    """Why a stale run's loss counts as diverged against its exact reference (same recipe, seed, epochs), or
+    None: a non-finite loss, or the mean of the last max(5, n/10) epochs above RISE_FACTOR x the reference's
+    mean over the same epochs and above it by more than REGAIN of the reference's own decrease (its first
+    loss minus that mean; at least RISE_MIN): twice a small final loss is seed noise (a 4-layer GCN with
+    dropout ends between 0.2 and 0.32 on Cora), a run back near its starting loss is not."""
+    own = divergence(losses)
+    if own is not None and "rose" not in own:
+        return own
+    tail = max(5, min(len(losses), len(reference)) // 10)
+    if min(len(losses), len(reference)) < tail:
+        return None
+    last, ref = sum(losses[-tail:]) / tail, sum(reference[-tail:]) / tail
+    if last > RISE_FACTOR * ref and last - ref > max(RISE_MIN, REGAIN * (reference[0] - ref)):
+        return f"loss {last:.3f} above the reference's {ref:.3f} (mean of the last {tail} epochs)"
     return None
 
 

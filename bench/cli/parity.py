@@ -31,7 +31,9 @@ def cmd_parity(args: argparse.Namespace) -> int:
     title = (f"parity: {cfg.strategy}{opts} P={cfg.workers} vs single, {cfg.dataset}, {cfg.model} L={cfg.layers}, "
              f"{cfg.epochs} epochs, seeds {seeds[0]}..{seeds[-1]}")
     print(title)
-    runs = run_parity(cfg, seeds, load_dataset(cfg.dataset), cfg.timeout_s)  # --timeout: default 1800 here
+    cache = Path(args.reuse_reference) if args.reuse_reference else None
+    runs = run_parity(cfg, seeds, load_dataset(cfg.dataset), cfg.timeout_s,  # --timeout: default 1800 here
+                      reference_cache=cache)
     verdict = Verdict([r["test_acc"] for r in runs["reference"]], [r["test_acc"] for r in runs["strategy"]],
                       args.tolerance, args.seed_margin)
     for line in verdict.lines():
@@ -58,4 +60,7 @@ def add_command(sub, commands: dict) -> None:
     p.add_argument("--seed-margin", type=float, default=DEFAULT_SEED_MARGIN,
                    help="points any seed may fall below the reference's worst seed (default 5)")
     p.add_argument("--out-dir", default=str(DEFAULT_OUT), help="folder for the figure and the numbers")
+    p.add_argument("--reuse-reference", metavar="DIR", default="",
+                   help="keep reference runs in DIR and reuse them (same config and training code) instead of "
+                        "training them again (default: always train)")
     commands["parity"] = cmd_parity

@@ -17,6 +17,7 @@ every training run as a whole. Exit 0 within the tolerance, 1 outside or when a 
 """
 from __future__ import annotations
 
+import json
 import statistics
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -82,17 +83,63 @@ def _train(cfg, graph, timeout_s: float) -> dict[str, Any]:
                         f"run may take up to --timeout {timeout_s:g} s + 60 s; raise --timeout on a busy machine)") from e
 
 
-def run_parity(cfg, seeds: list[int], graph, timeout_s: float = 1800.0, progress=print) -> dict[str, Any]:
+def _code_hash() -> str:
+    """Hash of the Python sources that train (bench/, strategies/, datasets/, graphpar/)."""
+    import hashlib  # noqa: PLC0415
+
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for sub in ("bench", "strategies", "datasets", "graphpar"):
+        for f in sorted((root / sub).rglob("*.py")):
+            h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()
+
+
+def _reference_key(cfg) -> str:
+    """File name of a cached reference run: every setting that shapes training (not the timeout), hashed."""
+    import hashlib  # noqa: PLC0415
+
+    d = {k: v for k, v in cfg.as_dict().items() if k != "timeout_s"}
+    d["code"] = _code_hash()  # other code trains another reference (docs and tests do not count)
+    digest = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return f"reference_{digest}.json"
+
+
+def _reference(cfg, graph, timeout_s: float, cache: Path | None) -> dict[str, Any]:
+    """The reference run of ``cfg`` (single, P=1), read from / written to ``cache`` when given."""
+    path = cache / _reference_key(cfg) if cache is not None else None
+    if path is not None and path.is_file():
+        try:
+            got = json.loads(path.read_text())
+            if isinstance(got, dict) and isinstance(got.get("test_acc"), float):
+                return got
+        except ValueError:
+            pass  # a torn or edited cache entry: train again
+    got = _train(cfg, graph, timeout_s)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(got))
+    return got
+
+
+def run_parity(cfg, seeds: list[int], graph, timeout_s: float = 1800.0, progress=print,
+               reference_cache: Path | None = None) -> dict[str, Any]:
     """Train the reference and ``cfg``'s strategy on every seed; per-seed results of both. ``timeout_s`` bounds
-    each whole training run (and each collective)."""
+    each whole training run (and each collective). ``reference_cache``: a folder where reference runs are kept
+    (keyed by their config and a hash of the training code) and reused by later calls with the same reference."""
+    from graphpar.strategies.staleness import above_reference  # noqa: PLC0415
+
     ref_cfg = replace(cfg, strategy="single", workers=1, options={})
     out: dict[str, Any] = {"reference": [], "strategy": []}
     for seed in seeds:
-        ref = _train(replace(ref_cfg, seed=seed), graph, timeout_s)
+        ref = _reference(replace(ref_cfg, seed=seed), graph, timeout_s, reference_cache)
         got = _train(replace(cfg, seed=seed), graph, timeout_s)
         out["reference"].append({"seed": seed, **ref})
         out["strategy"].append({"seed": seed, **got})
         st = got["staleness"]
+        if st is not None and not st["diverged"]:
+            reason = above_reference(got["losses"], ref["losses"])
+            st.update(diverged=reason is not None, diverged_reason=reason)
         note = "" if not st else (f"  stale reads {st['stale_read_share']:.1%}, max drift {st['max_drift']:.2f}"
                                   + (f", DIVERGED: {st['diverged_reason']}" if st["diverged"] else ""))
         progress(f"seed {seed}: reference {ref['test_acc']:.3f}, {cfg.strategy} {got['test_acc']:.3f}{note}")

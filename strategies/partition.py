@@ -23,7 +23,7 @@ from torch import Tensor
 
 from .base import ConfigError, Option, Strategy, TrainConfig, register
 from .halo import StaleHalo, build_local_view, halo_exchange, halo_volume_bytes
-from .kernels import default_backend
+from .kernels import default_backend, resolve_kernel
 from .models import activate, conv_layer, dropout, init_params
 from .partitioning import METHODS, partition_stats, shared_partition
 from .staleness import StaleMonitor
@@ -61,7 +61,7 @@ class GraphPartition(Strategy):
         self.part = shared_partition(comm, g, self.num_parts, self.opt["partition"],
                                      bool(int(self.opt["balance_edges"])), cfg.seed)
         self.view = build_local_view(g, self.part.part_id, comm.rank, self.spec, self.num_parts).to(dev)
-        kernel = cfg.kernel if cfg.kernel != "auto" else ("torch" if dev.type == "cuda" else default_backend())
+        kernel = resolve_kernel(cfg.kernel, dev)
         self.aggregate = self.view.aggregator(kernel, dev)
         owned = self.view.owned
         self.x, self.label = g.feat[owned].to(dev), g.label[owned].to(dev)

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from .base import ConfigError, Option, Strategy, TrainConfig, register
-from .kernels import default_backend
+from .kernels import default_backend, resolve_kernel
 from .models import ModelSpec, aggregation_edges, init_params, layer_param_names
 from .partitioning import METHODS
 from .pipeline_hybrid import HybridStage
@@ -138,7 +138,7 @@ class LayerPipeline(Strategy):
         self.optimizer = make_optimizer(self.params, cfg.lr, cfg.weight_decay)
         self.times: list[dict[str, float]] = []
         self.gathered: dict[str, Tensor] = {}
-        kernel = cfg.kernel if cfg.kernel != "auto" else ("torch" if dev.type == "cuda" else default_backend())
+        kernel = resolve_kernel(cfg.kernel, dev)
         self.k = 1 if self.opt["staleness"] == 0 else int(self.opt["chunks"])
         self.hybrid = None
         if self.parts > 1:
@@ -154,6 +154,7 @@ class LayerPipeline(Strategy):
                                   int(g.train_mask.sum()))
         self.monitor = StaleMonitor() if self.k > 1 else None
         self.engine.monitor = self.monitor
+        self.engine.keep_history = self.k > 1  # one chunk every epoch: no historical rows to keep
 
     # -- one epoch ---------------------------------------------------------------------------------
     def _recv(self, rows: int, width: int, src: int, tag: str, clock: dict) -> Tensor:

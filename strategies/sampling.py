@@ -40,7 +40,7 @@ from torch import Tensor
 
 from .base import ConfigError, Option, Strategy, TrainConfig, register
 from .halo import build_local_view, halo_exchange
-from .kernels import default_backend, make_aggregator
+from .kernels import default_backend, make_aggregator, resolve_kernel
 from .models import activate, conv_layer, dropout, init_params
 from .partitioning import METHODS, partition_stats, shared_partition
 from .sampling_blocks import Block, BlockNorm, OwnedStore, Traffic, fetch_rows, sample_layer, sample_owned
@@ -116,7 +116,7 @@ class Sampling(Strategy):
         self.steps = max(max(math.ceil(int(n) / self.batch) for n in per_rank), 1)
         # the global batch size of every step, known to every rank without communication
         self.global_batch = [int((per_rank - s * self.batch).clamp(0, self.batch).sum()) for s in range(self.steps)]
-        self.kernel = cfg.kernel if cfg.kernel != "auto" else ("torch" if dev.type == "cuda" else default_backend())
+        self.kernel = resolve_kernel(cfg.kernel, dev)
         self.params = make_params(init_params(self.spec, cfg.seed), dev)
         self.optimizer = make_optimizer(self.params, cfg.lr, cfg.weight_decay)
         self.sample_gen = torch.Generator().manual_seed(cfg.seed * 1000 + 17 + rank)

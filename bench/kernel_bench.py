@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch and DGL load: their OpenMP pools at one thread
+if __name__ == "__main__":  # run as a program: before torch and DGL load, their OpenMP pools at one thread
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402

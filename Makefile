@@ -82,7 +82,7 @@ bench-kernels: $(STAMP)  ## every aggregation backend, CPU s per forward+backwar
 	OMP_NUM_THREADS=1 $(PY) -m graphpar.bench.kernel_bench --datasets rmat-arxiv,cora --widths 16,64,128,256 --repeat 5
 
 bench-overhead: $(STAMP)  ## each strategy at P=1 vs single (same model, kernel): compute CPU ratio per phase, target <= 1.10
-	OMP_NUM_THREADS=1 GRAPHPAR_PROGRESS=0 $(PY) -m graphpar.bench.overhead --dataset $${DATASET:-rmat-arxiv} --rounds 3 --epochs 5
+	OMP_NUM_THREADS=1 GRAPHPAR_PROGRESS=0 $(PY) -m graphpar.bench.overhead --dataset $${DATASET:-rmat-arxiv} --rounds 3 --epochs 4
 
 clean:  ## remove the virtual environment, caches and generated reports/figures (out/)
 	rm -rf $(VENV) *.egg-info .pytest_cache out

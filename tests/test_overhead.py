@@ -73,10 +73,12 @@ def test_kernel_table_marks_the_fastest_and_bad_input_exits_2(capsys):
 
 def test_overhead_report_fails_a_ratio_over_the_target():
     phases = {p: 0.01 for p in (*overhead.PHASES, "compute")}
-    ok_case = overhead.Case("tensor", "gcn", 16, {}, [1.02, 1.05, 1.0], [phases] * 3, [phases] * 3)
-    slow = overhead.Case("pipeline", "gcn", 16, {"staleness": 0}, [1.3, 1.2, 1.25], [phases] * 3, [phases] * 3)
-    text, ok = overhead.report([ok_case], 1.10)
-    assert ok and "1.020 (1.000-1.050)" in text
+    ok_case = overhead.Case("tensor", "gcn", 16, {}, ratios=[1.02, 1.05, 1.0], ref=[phases] * 3, mine=[phases] * 3)
+    slow = overhead.Case("pipeline", "gcn", 16, {"staleness": 0}, ratios=[1.3, 1.2, 1.25], ref=[phases] * 3,
+                         mine=[phases] * 3)
+    info = overhead.Case("sampling", "gcn", 16, {}, True, ratios=[1.6], ref=[phases], mine=[phases])
+    text, ok = overhead.report([ok_case, info], 1.10)
+    assert ok and "1.020 (1.000-1.050)" in text and "| info |" in text
     text, ok = overhead.report([ok_case, slow], 1.10)
     assert not ok and "OVER 1.10" in text and "--staleness 0" in text
 

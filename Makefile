@@ -11,7 +11,7 @@ export GLOO_SOCKET_IFNAME := lo
 GRAPHPAR := $(VENV)/bin/graphpar
 
 .PHONY: help setup test test-full test-multinode bench bench-quick bench-ci bench-baseline bench-tensor bench-partition \
-	bench-pipeline bench-kernels bench-overhead figures figures-neutrontp figures-gnnpipe clean
+	bench-pipeline bench-kernels bench-overhead bench-scale figures figures-neutrontp figures-gnnpipe clean
 TP := $(GRAPHPAR) bench --strategies tensor --epochs 3 --hidden 64
 
 help:  ## list the targets
@@ -83,6 +83,9 @@ bench-kernels: $(STAMP)  ## every aggregation backend, CPU s per forward+backwar
 
 bench-overhead: $(STAMP)  ## each strategy at P=1 vs single (same model, kernel): compute CPU ratio per phase, target <= 1.10
 	OMP_NUM_THREADS=1 GRAPHPAR_PROGRESS=0 $(PY) -m graphpar.bench.overhead --dataset $${DATASET:-rmat-arxiv} --rounds 3 --epochs 4
+
+bench-scale: $(STAMP)  ## tensor, partition, pipeline on rmat-products at P=2,4: per-rank memory estimate; refuses up front above BUDGET_GB (10)
+	GRAPHPAR_PROGRESS=0 $(PY) -m graphpar.bench.scale --dataset $${DATASET:-rmat-products} --workers 2,4 --budget-gb $${BUDGET_GB:-10}
 
 clean:  ## remove the virtual environment, caches and generated reports/figures (out/)
 	rm -rf $(VENV) *.egg-info .pytest_cache out

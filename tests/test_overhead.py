@@ -88,3 +88,18 @@ def test_overhead_measures_a_strategy_against_single(cora):
     overhead.measure("cora", cases, rounds=1, epochs=2, progress=lambda m: None)
     assert len(cases[0].ratios) == 1 and cases[0].ratios[0] > 0
     assert cases[0].ref[0]["compute"] > 0 and cases[0].mine[0]["comm"] == 0.0
+
+
+def test_scale_estimates_shrink_with_workers_and_refuse_up_front(capsys):
+    from graphpar.bench import scale
+
+    counts = scale.graph_counts("rmat-products")
+    assert counts == {"nodes": 2449029, "edges": 61859140, "features": 100, "classes": 47}
+    for s in scale.STRATEGIES:
+        two, four = scale.estimate(s, counts, 2), scale.estimate(s, counts, 4)
+        assert two["total"] == sum(v for k, v in two.items() if k != "total") and four["total"] <= two["total"]
+        assert two["graph"] == 2449029 * 100 * 4 + 2 * 61859140 * 8 + 2449029 * 11  # every rank loads the graph
+    assert scale.main(["--dataset", "rmat-products", "--workers", "2", "--budget-gb", "1"]) == 0  # nothing runs
+    out = capsys.readouterr().out
+    assert out.count("REFUSED") == 3 and "GB per rank x 2" in out
+    assert scale.main(["--workers", "zero"]) == 2 and scale.main(["--strategies", "single"]) == 2

@@ -85,7 +85,10 @@ def _train(cfg, graph, timeout_s: float) -> dict[str, Any]:
 def run_parity(cfg, seeds: list[int], graph, timeout_s: float = 1800.0, progress=print) -> dict[str, Any]:
     """Train the reference and ``cfg``'s strategy on every seed; per-seed results of both. ``timeout_s`` bounds
     each whole training run (and each collective)."""
-    ref_cfg = replace(cfg, strategy="single", workers=1, options={})
+    from graphpar.strategies.kernels import default_backend  # noqa: PLC0415
+
+    oracle = "dgl" if default_backend() == "dgl" else "twin"  # DGL's own layers where DGL imports
+    ref_cfg = replace(cfg, strategy="single", workers=1, options={"single_impl": oracle})
     out: dict[str, Any] = {"reference": [], "strategy": []}
     for seed in seeds:
         ref = _train(replace(ref_cfg, seed=seed), graph, timeout_s)

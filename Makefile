@@ -11,7 +11,7 @@ export GLOO_SOCKET_IFNAME := lo
 GRAPHPAR := $(VENV)/bin/graphpar
 
 .PHONY: help setup lint test test-full test-multinode bench bench-quick bench-ci bench-baseline bench-tensor bench-partition \
-	bench-pipeline figures figures-neutrontp figures-gnnpipe clean
+	bench-pipeline bench-kernels bench-overhead bench-scale figures figures-neutrontp figures-gnnpipe clean
 TP := $(GRAPHPAR) bench --strategies tensor --epochs 3 --hidden 64
 
 help:  ## list the targets
@@ -81,6 +81,15 @@ bench-partition: $(STAMP)  ## graph-partition DP on rmat-arxiv, P=1,2,4: METIS v
 bench-pipeline: $(STAMP)  ## GNNPipe: pipeline vs partition for L=4,8,16 at P=4 (DATASET=... to shrink on small machines)
 	for L in 4 8 16; do $(GRAPHPAR) bench --strategies pipeline,partition --dataset $${DATASET:-rmat-arxiv} \
 	  --workers 4 --layers $$L --hidden 64 --epochs 3 || exit 1; done
+
+bench-kernels: $(STAMP)  ## every aggregation backend, CPU s per forward+backward at widths 16-256 on rmat-arxiv and cora (README kernel table)
+	OMP_NUM_THREADS=1 $(PY) -m graphpar.bench.harness.kernel_bench --datasets rmat-arxiv,cora --widths 16,64,128,256 --repeat 5
+
+bench-overhead: $(STAMP)  ## each strategy at P=1 vs single (same model, kernel): compute CPU ratio per phase, target <= 1.10
+	OMP_NUM_THREADS=1 GRAPHPAR_PROGRESS=0 $(PY) -m graphpar.bench.harness.overhead --dataset $${DATASET:-rmat-arxiv} --rounds 3 --epochs 4
+
+bench-scale: $(STAMP)  ## tensor, partition, pipeline on rmat-products at P=2,4: per-rank memory estimate; refuses up front above BUDGET_GB (10)
+	GRAPHPAR_PROGRESS=0 $(PY) -m graphpar.bench.harness.scale --dataset $${DATASET:-rmat-products} --workers 2,4 --budget-gb $${BUDGET_GB:-10}
 
 clean:  ## remove the virtual environment, caches and generated reports/figures (out/)
 	rm -rf $(VENV) *.egg-info .pytest_cache out

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from .comm import Communicator
-from .kernels import default_backend
+from .kernels import resolve_kernel
 from .models import MODELS, ModelSpec
 from .training import allreduce_grads, make_optimizer, make_params
 
@@ -145,10 +145,8 @@ class Strategy(ABC):
 
     # -- helpers for setup and the training step ------------------------------------------------------
     def kernel_name(self) -> str:
-        """The aggregation backend: ``--kernel``, else torch.sparse on CUDA and DGL where it imports."""
-        if self.cfg.kernel != "auto":
-            return self.cfg.kernel
-        return "torch" if self.device.type == "cuda" else default_backend()
+        """The aggregation backend: ``--kernel``, else the fastest measured on this device (``kernels.FASTEST``)."""
+        return resolve_kernel(self.cfg.kernel, self.device)
 
     def rows_of(self, rows) -> tuple[Tensor, Tensor, list[Tensor]]:
         """Features, labels and train/val/test masks of the vertices ``rows`` on this rank's device."""

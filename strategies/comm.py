@@ -87,6 +87,9 @@ class Communicator:
         self.rank = dist.get_rank(self.group) if self.distributed else 0
         self.world_size = dist.get_world_size(self.group) if self.distributed else 1
         self.backend = str(dist.get_backend(self.group)) if self.distributed else "none"
+        # A one-rank world has no one to talk to: collectives return their input and take no time; the call is
+        # still counted (zero bytes, zero seconds) so a record says what the strategy asked for.
+        self.solo = self.world_size == 1
 
     def _host_staged(self, x: Tensor) -> bool:
         """gloo's send/recv read the tensor's memory from the host: CUDA tensors go through a CPU copy.
@@ -142,6 +145,9 @@ class Communicator:
     def all_to_all(self, x: Tensor, send_rows: Sequence[int], recv_rows: Sequence[int], tag: str,
                    async_op: bool = False) -> Tensor | PendingOp:
         """Rows ``x[offsets[r]:offsets[r]+send_rows[r]]`` go to rank r; rows from r arrive in rank order."""
+        if self.solo and len(send_rows) == 1 and x.shape[0] == int(send_rows[0]) == int(recv_rows[0]):
+            self._book(tag, "all_to_all", 0, 0)
+            return PendingOp(self, tag, None, x, 0.0) if async_op else x  # the rows stay: no copy, no call
         send_rows, recv_rows = [int(s) for s in send_rows], [int(r) for r in recv_rows]
         if len(send_rows) != self.world_size or len(recv_rows) != self.world_size or sum(send_rows) != x.shape[0]:
             raise ValueError(f"all_to_all '{tag}': splits {send_rows}/{recv_rows} do not fit {tuple(x.shape)} "
@@ -162,6 +168,9 @@ class Communicator:
 
     def all_reduce(self, x: Tensor, tag: str, async_op: bool = False) -> Tensor | PendingOp:
         """In-place sum over ranks; counts the payload once."""
+        if self.solo:
+            self._book(tag, "all_reduce", 0, 0)
+            return PendingOp(self, tag, None, x, 0.0) if async_op else x
         nbytes = x.numel() * x.element_size() if self.world_size > 1 else 0
         self._book(tag, "all_reduce", nbytes, nbytes)
         start = time.perf_counter()
@@ -171,6 +180,9 @@ class Communicator:
 
     def all_gather(self, x: Tensor, tag: str) -> list[Tensor]:
         """Every rank's tensor (same shape on all ranks), in rank order."""
+        if self.solo:
+            self._book(tag, "all_gather", 0, 0)
+            return [x]
         nbytes = x.numel() * x.element_size()
         self._book(tag, "all_gather", nbytes * (self.world_size > 1), nbytes * (self.world_size - 1))
         if not self.distributed:
@@ -209,7 +221,7 @@ class Communicator:
 
     def barrier(self) -> None:
         """Synchronise (not counted: carries no payload)."""
-        if self.distributed:
+        if self.distributed and not self.solo:
             if self.backend == "nccl":  # name this rank's GPU (NCCL otherwise guesses rank % device_count)
                 dist.barrier(group=self.group, device_ids=[torch.cuda.current_device()])
             else:
@@ -233,4 +245,7 @@ class _AllToAllFn(torch.autograd.Function):
 def all_to_all_autograd(comm: Communicator, x: Tensor, send_rows: Sequence[int], recv_rows: Sequence[int],
                         tag: str) -> Tensor:
     """``comm.all_to_all`` that autograd can differentiate through (counted under tag/fwd and tag/bwd)."""
+    if comm.solo:  # identity on a one-rank world: no autograd node, no copy (the forward call is counted)
+        comm._book(tag + "/fwd", "all_to_all", 0, 0)
+        return x
     return _AllToAllFn.apply(x, comm, list(send_rows), list(recv_rows), tag)

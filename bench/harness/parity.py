@@ -127,9 +127,11 @@ def run_parity(cfg, seeds: list[int], graph, timeout_s: float = 1800.0, progress
     """Train the reference and ``cfg``'s strategy on every seed; per-seed results of both. ``timeout_s`` bounds
     each whole training run (and each collective). ``reference_cache``: a folder where reference runs are kept
     (keyed by their config and a hash of the training code) and reused by later calls with the same reference."""
+    from graphpar.strategies.kernels import default_backend  # noqa: PLC0415
     from graphpar.strategies.staleness import above_reference  # noqa: PLC0415
 
-    ref_cfg = replace(cfg, strategy="single", workers=1, options={})
+    oracle = "dgl" if default_backend() == "dgl" else "twin"  # DGL's own layers where DGL imports
+    ref_cfg = replace(cfg, strategy="single", workers=1, options={"single_impl": oracle})
     out: dict[str, Any] = {"reference": [], "strategy": []}
     for seed in seeds:
         ref = _reference(replace(ref_cfg, seed=seed), graph, timeout_s, reference_cache)

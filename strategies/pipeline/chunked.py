@@ -62,6 +62,7 @@ class ChunkGraph:
     fresh_pos: Tensor  # positions in src_ids whose row chunk is >= this chunk (read again this epoch)
     late_pos: Tensor  # positions whose row chunk already went back this epoch
     stale_reads: int = 0  # rows read from history in forward (their chunk comes later this epoch)
+    whole: bool = False  # one chunk reading every row in order: layers run on the buffers themselves
 
 
 def chunk_bounds(num_rows: int, k: int) -> list[tuple[int, int]]:
@@ -79,8 +80,9 @@ def build_chunks(src: Tensor, dst: Tensor, w: Tensor, num_rows: int, k: int, bac
         ids, inv = torch.unique(src[sel], return_inverse=True)
         agg = make_aggregator(inv, dst[sel] - lo, w[sel], int(ids.numel()), hi - lo, backend, device)
         fresh = ids >= lo
+        whole = k == 1 and int(ids.numel()) == num_rows  # sorted unique ids of every row: the identity
         out.append(ChunkGraph(lo, hi, ids.to(device), agg, torch.nonzero(fresh).flatten().to(device),
-                              torch.nonzero(~fresh).flatten().to(device), int((ids >= hi).sum())))
+                              torch.nonzero(~fresh).flatten().to(device), int((ids >= hi).sum()), whole))
     return out
 
 
@@ -119,6 +121,8 @@ class StageEngine:
         self._stash: tuple[int, dict[str, Tensor]] | None = None
         self.stash_stashed = 0  # weight copies made (for the record)
         self.monitor = None  # a staleness.StaleMonitor (set by the strategy when chunks read history)
+        self.keep_history = True  # False (every epoch one chunk): whole-graph layers skip the row buffers
+        self._dirty = {"fresh": False, "late": False, "hist": False}  # which gradient buffers hold non-zeros
 
     def chunks(self, k: int) -> list[ChunkGraph]:
         if k not in self._chunks:
@@ -150,18 +154,26 @@ class StageEngine:
                 xb = dropout(spec, self.b, r, training)
                 self._write(X[self.b], cg, xb.detach(), watch)
                 ctx.entry = (r, xb)
+            carry = None  # whole-graph chunk without history: the previous layer's output, no buffer copy
             for i in range(self.b, self.e):
                 need = training and i > 0
                 if watch is not None and i > 0:
                     watch.reads(cg.stale_reads, int(cg.src_ids.numel()))
-                xs = X[i].index_select(0, cg.src_ids).requires_grad_(need)
-                xd = X[i][cg.lo:cg.hi].clone().requires_grad_(need)
+                if cg.whole:  # every row, in order: the buffer (or the carried rows) is both sides' input
+                    xs = (X[i] if carry is None else carry).detach().requires_grad_(need)
+                    xd = xs
+                else:
+                    xs = X[i].index_select(0, cg.src_ids).requires_grad_(need)
+                    xd = X[i][cg.lo:cg.hi].clone().requires_grad_(need)
                 z = conv_layer(spec, w, i, cg.agg, xs, xd)
                 ctx.pre.append(z)
                 y = activate(spec, i, z, xd)
                 if i + 1 < self.e:
                     y = dropout(spec, i + 1, y, training)
-                    self._write(X[i + 1], cg, y.detach(), watch)
+                    if cg.whole and not (self.keep_history and training):
+                        carry = y
+                    else:
+                        self._write(X[i + 1], cg, y.detach(), watch)
                 ctx.layers.append((xs, xd, y))
             if self.last and training:
                 loss = local_loss(y, self.label[cg.lo:cg.hi], self.train_mask[cg.lo:cg.hi], self.n_train)
@@ -189,7 +201,7 @@ class StageEngine:
         for i in reversed(range(self.b, self.e)):
             xs, xd, out = ctx.layers[i - self.b]
             names = layer_param_names(self.spec, i)
-            inputs = ([xs, xd] if i > 0 else []) + [ctx.weights[n] for n in names]
+            inputs = ([xs] if xd is xs else [xs, xd]) * (i > 0) + [ctx.weights[n] for n in names]
             if seed_k and i > 0:
                 self._seed_late(i, ctx, out, g, seed_k)
             grads = torch.autograd.grad(out, inputs, g, allow_unused=True)
@@ -199,12 +211,17 @@ class StageEngine:
                     p.grad = gr.clone() if p.grad is None else p.grad.add_(gr)
             if i == 0:
                 return None
-            self._scatter(i, cg, grads[0], grads[1])
+            if xd is xs and not self._dirty["hist"]:  # whole graph, no history: the input's gradient itself
+                g = grads[0] if grads[0] is not None else torch.zeros_like(xs)
+                continue
+            self._scatter(i, cg, grads[0], None if xd is xs else grads[1])
             g = self.G_fresh[i][cg.lo:cg.hi] + self.G_hist[i][cg.lo:cg.hi]
         r, xb = ctx.entry
         return g if xb is r else torch.autograd.grad(xb, r, g)[0]
 
     def _scatter(self, i: int, cg: ChunkGraph, gs: Tensor | None, gd: Tensor | None) -> None:
+        self._dirty["fresh"] = True
+        self._dirty["late"] |= bool(cg.late_pos.numel())
         if gs is not None:
             self.G_fresh[i].index_add_(0, cg.src_ids[cg.fresh_pos], gs[cg.fresh_pos])
             if cg.late_pos.numel():
@@ -223,6 +240,7 @@ class StageEngine:
             late = chunk_of[src] < chunk_of[dst]
             self._late_aggs[k] = make_aggregator(src[late], dst[late], w[late], self.num_rows, self.num_rows,
                                                  self.backend, self.device)
+        self._dirty["late"] = True
         x = self.X[i].detach().requires_grad_(True)
         with torch.enable_grad():
             z_late = conv_layer(self.spec, ctx.weights, i, self._late_aggs[k], x, x.detach())
@@ -230,7 +248,11 @@ class StageEngine:
 
     def end_epoch(self) -> None:
         """Epoch barrier: late gradient contributions become next epoch's history."""
+        d = self._dirty
         for i in self.G_fresh:
             self.G_hist[i], self.G_late[i] = self.G_late[i], self.G_hist[i]
-            self.G_late[i].zero_()
-            self.G_fresh[i].zero_()
+            if d["hist"]:  # the old history, now the late buffer
+                self.G_late[i].zero_()
+            if d["fresh"]:
+                self.G_fresh[i].zero_()
+        self._dirty = {"fresh": False, "late": False, "hist": d["late"]}

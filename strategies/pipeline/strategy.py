@@ -159,6 +159,7 @@ class LayerPipeline(Strategy):
                                   int(g.train_mask.sum()))
         self.monitor = StaleMonitor() if self.k > 1 else None
         self.engine.monitor = self.monitor
+        self.engine.keep_history = self.k > 1  # one chunk every epoch: no historical rows to keep
 
     # -- one epoch ---------------------------------------------------------------------------------
     def _recv(self, rows: int, width: int, src: int, tag: str, clock: dict) -> Tensor:

@@ -120,6 +120,8 @@ class ChunkedAdjacency:
 
     def matmul(self, x: Tensor, transpose: bool = False) -> Tensor:
         """``Â @ x`` (or ``Âᵀ @ x``), one row block at a time into a preallocated output."""
+        if self.cached is not None and len(self.cached[transpose]) == 1:  # one block: its product is the output
+            return sparse_mm(self.cached[transpose][0], x)
         out = x.new_empty((self.shape[1] if transpose else self.shape[0], x.shape[1]))
         for lo, hi, mat in self.iter_blocks(transpose):
             out[lo:hi] = sparse_mm(mat, x)

@@ -9,6 +9,7 @@ P works with no padding. A conversion is one ``comm.all_to_all`` over a *flat* b
 per "row"): blocks of different widths then travel in one call and the communicator counts exactly
 the elements that leave a rank, nothing padded. ``split``/``gather`` are differentiable and each
 one's backward is the other (``all_to_all_autograd`` sends the gradient back the reverse way).
+On a one-rank world every conversion is the identity: no packing, no copy, no call.
 """
 from __future__ import annotations
 
@@ -101,6 +102,8 @@ def unpack_split(layout: Layout, flat: Tensor, width: int) -> Tensor:
 
 def unpack_gather(layout: Layout, flat: Tensor, width: int, n_rows: int) -> Tensor:
     """Pieces [n_rows, w_q] from each peer q, concatenated along the columns -> [n_rows, W]."""
+    if layout.world_size == 1:  # one piece: the rows themselves, no packing
+        return flat.view(n_rows, width)
     sizes = [n_rows * layout.col_count(width, q) for q in range(layout.world_size)]
     with phase("layout"):
         pieces = torch.split(flat, sizes)
@@ -110,6 +113,8 @@ def unpack_gather(layout: Layout, flat: Tensor, width: int, n_rows: int) -> Tens
 # -- conversions ------------------------------------------------------------------------------------
 def split_raw(comm: Communicator, layout: Layout, rows: Tensor, tag: str) -> Tensor:
     """Vertex -> feature layout, no autograd (used inside custom autograd functions)."""
+    if layout.world_size == 1:  # owned rows = every row, every column: nothing to convert
+        return rows
     width = rows.shape[1]
     send, recv = layout.split_sizes(width)
     return unpack_split(layout, comm.all_to_all(pack_split(layout, rows), send, recv, tag), width)
@@ -133,6 +138,8 @@ def finish_gather_chunk(layout: Layout, pending: PendingOp, out: Tensor, lo: int
 
 def split(comm: Communicator, layout: Layout, rows: Tensor, tag: str) -> Tensor:
     """Differentiable vertex -> feature: [n_r, W] -> [N, w_r]; backward is a gather (tag/bwd)."""
+    if layout.world_size == 1:
+        return rows
     width = rows.shape[1]
     send, recv = layout.split_sizes(width)
     flat = all_to_all_autograd(comm, pack_split(layout, rows), send, recv, tag)
@@ -141,6 +148,8 @@ def split(comm: Communicator, layout: Layout, rows: Tensor, tag: str) -> Tensor:
 
 def gather(comm: Communicator, layout: Layout, sliced: Tensor, width: int, tag: str) -> Tensor:
     """Differentiable feature -> vertex: [N, w_r] -> [n_r, W]; backward is a split (tag/bwd)."""
+    if layout.world_size == 1:
+        return sliced
     recv, send = layout.split_sizes(width)  # the reverse of a split
     flat = all_to_all_autograd(comm, sliced.reshape(-1), send, recv, tag)
     return unpack_gather(layout, flat, width, layout.row_count())

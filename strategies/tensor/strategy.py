@@ -43,6 +43,11 @@ def propagate(comm: Communicator, layout: Layout, adj: ChunkedAdjacency, rows: T
     next block aggregates. With ``transpose`` it applies Âᵀ: the adjoint of the whole map, because the
     adjoint of a split is a gather and vice versa."""
     width = rows.shape[1]
+    if layout.world_size == 1:  # the reference's K products, nothing to split, gather or overlap
+        z = rows
+        for _ in range(steps):
+            z = adj.matmul(z, transpose)
+        return z
     z = split_raw(comm, layout, rows.contiguous(), tags[0])
     for _ in range(steps - 1):
         z = adj.matmul(z, transpose)

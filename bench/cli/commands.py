@@ -175,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["--workers-list" + a[len("--workers"):] if a == "--workers" or a.startswith("--workers=") else a
                 for a in argv]
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a flag argparse refused (one line, exit 2): a return code
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
 
     def on_sigterm(signum, _frame):
         raise Interrupted(signum)

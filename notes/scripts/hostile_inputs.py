@@ -18,6 +18,7 @@ import contextlib
 import io
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import traceback
@@ -34,6 +35,11 @@ SWEEP = ["sweep", "--datasets", "cora", "--strategies", "single", "--workers", "
 PARITY = ["parity", "--strategy", "single", "--dataset", "cora", "--epochs", "1", "--seeds", "1"]
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 from harness_fakes import fake_record  # noqa: E402  (a complete record as build_record writes it)
+
+from graphpar.bench import api  # noqa: E402
+from graphpar.bench.cli import commands, harness, parity  # noqa: E402
+from graphpar.bench.harness import projection, regress, sweep  # noqa: E402
+from graphpar.bench.runtime import launcher, spmd  # noqa: E402
 
 OK_RECORD = fake_record("single", 1, dataset="cora")
 
@@ -253,11 +259,6 @@ def no_start(*_a, **_k):
 
 def guard() -> None:
     """Every place a process starts raises Launched."""
-    from graphpar.bench import api
-    from graphpar.bench.cli import commands, harness, parity
-    from graphpar.bench.harness import projection, regress, sweep
-    from graphpar.bench.runtime import launcher, spmd
-
     for mod in (api, commands, launcher):
         mod.launch = no_start
     sweep._default_runner = no_start
@@ -270,8 +271,6 @@ def guard() -> None:
 
 
 def run_case(argv: list[str]) -> dict:
-    from graphpar.bench.cli import commands
-
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         plant(tmp)
@@ -312,11 +311,32 @@ def run_case(argv: list[str]) -> dict:
                 "last": lines[-1] if lines else "", "traceback": tb, "launched": launched, "wrote": wrote, "ok": ok}
 
 
+def run_real(argv: list[str], timeout: float = 120.0) -> dict:
+    """The same case through a real ``python -m graphpar.bench.cli`` process, nothing stubbed (run only
+    cases that kept the promise in-process, so none of them starts training)."""
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        plant(tmp)
+        argv = [a.replace("{tmp}", str(tmp)) for a in argv]
+        if argv and argv[0] in ("run", "bench") and "--out" not in argv:
+            argv = argv + ["--out", str(tmp / "runs.jsonl")]
+        before = snapshot(tmp)
+        res = subprocess.run([sys.executable, "-m", "graphpar.bench.cli", *argv], cwd=tmp, capture_output=True,
+                             text=True, timeout=timeout)
+        wrote = sorted(k for k, v in snapshot(tmp).items() if before.get(k) != v)
+        lines = [line for line in res.stderr.splitlines() if line.strip()]
+        return {"rc": res.returncode, "lines": len(lines), "wrote": wrote, "last": lines[-1] if lines else "",
+                "traceback": "Traceback" in res.stderr}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--all", action="store_true", help="print every case, not only the failures")
     ap.add_argument("--group", help="only the cases of groups containing this text")
     ap.add_argument("--json", help="write the rows to this JSON file")
+    ap.add_argument("--subprocess", type=int, default=0, metavar="N",
+                    help="also run the first N cases of each group that kept the promise as real processes "
+                         "(a few seconds each: the import) and report any that differ")
     ap.add_argument("--skip", action="append", default=[],
                     help="leave out cases whose command line contains this text (counted as failures), e.g. a "
                          "spec that would really allocate its graph on a build without the memory check")
@@ -339,6 +359,21 @@ def main() -> int:
                              f" WROTE {r['wrote']}" if r["wrote"] else ""])
             print(f"{'ok  ' if r['ok'] else 'FAIL'} rc={r['rc']} lines={r['lines']}{flags} | {group} | {shown}\n"
                   f"      {r['last'][:200]}", flush=True)
+    if args.subprocess:
+        seen: dict[str, int] = {}
+        differ = 0
+        for r in rows:
+            if not r["ok"] or any("traversal" in a for a in r["argv"]) or seen.get(r["group"], 0) >= args.subprocess:
+                continue
+            seen[r["group"]] = seen.get(r["group"], 0) + 1
+            argv = next(a for g, a in cases() if g == r["group"] and [x.split("/")[-1] for x in a]
+                        == [x.split("/")[-1] for x in r["argv"][:len(a)]])
+            real = run_real(argv)
+            same = real["rc"] == 2 and real["lines"] == 1 and not real["wrote"] and not real["traceback"]
+            differ += not same
+            print(f"{'same' if same else 'DIFF'} real process rc={real['rc']} lines={real['lines']} | {r['group']} | "
+                  f"{' '.join(argv)[:100]}\n      {real['last'][:200]}", flush=True)
+        print(f"real processes: {sum(seen.values())} run, {differ} differ from the in-process result")
     n = len(rows)
     counts = {"kept the promise": sum(r["ok"] for r in rows),
               "one line, exit 2, nothing written": sum(r["rc"] == 2 and r["lines"] == 1 and not r["wrote"]

@@ -423,10 +423,7 @@ def test_every_command_rejects_bad_input_in_one_line_before_any_start(tmp_path, 
     if argv[0] in ("run", "bench") and "--out" not in argv:
         argv += ["--out", str(tmp_path / "runs.jsonl")]
     before = _files(tmp_path)
-    try:
-        rc = cli.main(argv)
-    except SystemExit as e:  # argparse's errors (OneLineParser: one line, exit 2)
-        rc = e.code
+    rc = cli.main(argv)  # argparse's own errors too: main returns their code
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert rc == 2, lines
     assert len(lines) == 1 and expect in lines[0] and "error: " in lines[0], lines

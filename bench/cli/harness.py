@@ -58,25 +58,26 @@ CONFIG_FIELDS = {"strategy": str, "dataset": str, "model": str, "workers": int}
 
 
 def check_records(records: list, path: str) -> None:
-    """Every record well-formed (a mapping with a config of the usual fields; an ok one with every raw
-    sample its numbers are derived from): a hand-edited or foreign file is one line naming the record."""
+    """Every record well-formed (a mapping with a config; an ok one with the usual config fields and every
+    raw sample its numbers are derived from): a hand-edited or foreign file is one line naming the record."""
     for i, rec in enumerate(records, 1):
         where = f"{path}: record {i}"
         if not isinstance(rec, dict) or not isinstance(rec.get("config"), dict):
             raise UsageError(f"{where} is not a graphpar run record (no config mapping); pass a JSONL written "
                              "by graphpar run or sweep")
+        if rec.get("status") != "ok":  # a failed run keeps the configuration as it was given
+            continue
         for key, t in CONFIG_FIELDS.items():
             value = rec["config"].get(key)
             if not isinstance(value, t) or isinstance(value, bool):
                 raise UsageError(f"{where}: config.{key} must be {t.__name__}, got {value!r}; pass a JSONL written "
                                  "by graphpar run or sweep")
-        if rec.get("status") == "ok":
-            try:
-                metrics.summary(rec)
-            except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as e:
-                detail = f"missing {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
-                raise UsageError(f"{where} (run {rec.get('run_id')}) is damaged ({detail}); drop that line or "
-                                 "rerun it") from None
+        try:
+            metrics.summary(rec)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as e:
+            detail = f"missing {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+            raise UsageError(f"{where} (run {rec.get('run_id')}) is damaged ({detail}); drop that line or "
+                             "rerun it") from None
 
 
 def _records_or_usage(path: str) -> list[dict]:

@@ -351,7 +351,7 @@ def main() -> int:
                  "launched": False, "wrote": [], "ok": False}
         else:
             r = run_case(argv)
-        r["group"] = group
+        r["group"], r["case"] = group, argv
         rows.append(r)
         shown = " ".join(a if len(a) < 40 else a[:37] + "..." for a in argv)
         if args.all or not r["ok"]:
@@ -366,8 +366,7 @@ def main() -> int:
             if not r["ok"] or any("traversal" in a for a in r["argv"]) or seen.get(r["group"], 0) >= args.subprocess:
                 continue
             seen[r["group"]] = seen.get(r["group"], 0) + 1
-            argv = next(a for g, a in cases() if g == r["group"] and [x.split("/")[-1] for x in a]
-                        == [x.split("/")[-1] for x in r["argv"][:len(a)]])
+            argv = r["case"]
             real = run_real(argv)
             same = real["rc"] == 2 and real["lines"] == 1 and not real["wrote"] and not real["traceback"]
             differ += not same

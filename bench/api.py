@@ -50,12 +50,27 @@ def check_out(out: Path | None) -> None:
         ok = parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
     if not ok:
         raise UsageError(f"--out {out} is not writable ({parent} is not a writable folder); pass a writable path")
-    if out.exists():
-        try:
+    try:
+        if out.exists():
             with open(out, "ab"):
                 pass
-        except OSError as e:
-            raise UsageError(f"--out {out} cannot be appended to ({e.strerror}); pass a writable path") from None
+        elif parent == out.parent:  # permission bits can lie (root, read-only mounts, /proc): try it
+            with open(out, "xb"):
+                pass
+            out.unlink()
+    except OSError as e:
+        raise UsageError(f"--out {out} cannot be written ({e.strerror}); pass a writable path") from None
+
+
+def check_out_dir(path: Path, flag: str = "--out-dir") -> None:
+    """A folder output goes into: one that exists, or can be made (nothing is created now)."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{flag} {path} is a file; pass a folder")
+    parent = path
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{flag} {path}: {parent} is not a writable folder; pass a writable folder")
 
 
 def load_graph(dataset: str):

@@ -193,6 +193,8 @@ def load_ci_spec(path: str | Path) -> dict[str, Any]:
     _check_settings(f"{path}: fixed", doc.get("fixed") or {}, as_axes=False)
     for key, margin in (doc.get("margins") or {}).items():
         _check_value(f"{path}: margins", str(key), margin, float)
+        if not margin > 1:
+            raise SpecError(f"{path}: margins: {key} must be > 1 (a slowdown factor), got {margin}")
     if "margin" in doc and doc["margin"] <= 1:
         raise SpecError(f"{path}: margin must be > 1 (a slowdown factor), got {doc['margin']}")
     return doc

@@ -60,7 +60,7 @@ def load_npz(path: Path, name: str | None = None, split_seed: int = 0) -> GraphD
                                 f"Shchur layout ({LAYOUT})")
     try:
         z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # EOFError: an empty file
         raise ValueError(f"{path}: not a readable npz file ({e})") from None
     with z:
         files = set(z.files)

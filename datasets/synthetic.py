@@ -15,6 +15,7 @@ Same spec, same graph, bit for bit (numpy's PCG64 with the spec's seed).
 from __future__ import annotations
 
 import math
+import os
 import re
 
 import numpy as np
@@ -62,7 +63,26 @@ def parse_rmat_spec(spec: str) -> dict:
     if params["seed"] < 0 or n > MAX_NODES or e > MAX_EDGES or n * params["feat"] > MAX_FEATURE_VALUES:
         raise ValueError(f"bad synthetic spec {spec!r}: need seed>=0, nodes<={MAX_NODES:.0e}, "
                          f"edges<={MAX_EDGES:.0e}, nodes*feat<={MAX_FEATURE_VALUES:.0e}")
+    need, have = rmat_peak_bytes(params), host_memory_bytes()
+    if have and need > have:
+        raise ValueError(f"bad synthetic spec {spec!r}: building it needs about {need / 2**30:.0f} GiB, this host has "
+                         f"{have / 2**30:.0f} GiB; pass fewer nodes, edges, feat or classes")
     return params
+
+
+def rmat_peak_bytes(params: dict) -> int:
+    """Peak bytes ``generate_rmat`` holds: three n x feat float32 arrays (features, noise, the permuted copy),
+    the n x classes vote table, and the edge keys' union/sort copies (about 8 int64s per edge)."""
+    n, e = params["nodes"], params["edges"]
+    return 12 * n * params["feat"] + 4 * n * params["classes"] + 64 * e
+
+
+def host_memory_bytes() -> int | None:
+    """This host's physical memory (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def _rmat_edges(n: int, count: int, rng: np.random.Generator) -> np.ndarray:

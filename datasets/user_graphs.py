@@ -12,6 +12,8 @@ seeded synthetic ones (the record says so), as for ego-Twitter.
 """
 from __future__ import annotations
 
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ from .graph import GraphData, canonical_edges, random_split, split_per_class
 from .real import synthetic_node_data
 
 EDGELIST_KEYS = ("feat", "label", "directed")
+_INT = re.compile(r"[+-]?[0-9]+")
 SYNTHETIC_FEATURES, SYNTHETIC_CLASSES = 64, 8
 
 
@@ -91,8 +94,13 @@ def load_edgelist(spec: str) -> GraphData:
         raise FileNotFoundError(f"edgelist: {path} does not exist; one edge 'src dst' (or src,dst) per line, 0-based ids")
     text = path.read_text().replace(",", " ")
     try:
-        edges = np.loadtxt(text.splitlines(), dtype=np.int64, comments="#", ndmin=2)
-    except ValueError as e:
+        with warnings.catch_warnings():  # an empty file: numpy warns on stderr; the check below says it in one line
+            warnings.simplefilter("ignore")
+            edges = np.loadtxt(text.splitlines(), dtype=str, comments="#", ndmin=2)
+        if not all(_INT.fullmatch(v) for v in edges.reshape(-1)):  # numpy's int parser truncates 1.5 to 1
+            raise ValueError(f"{next(v for v in edges.reshape(-1) if not _INT.fullmatch(v))!r} is not a whole number")
+        edges = edges.astype(np.int64)
+    except (ValueError, OverflowError) as e:
         raise ValueError(f"edgelist {path}: not integer 'src dst' pairs ({str(e).splitlines()[0]})") from None
     if edges.size == 0 or edges.shape[1] != 2 or edges.min() < 0:
         raise ValueError(f"edgelist {path}: need at least one line of two non-negative integer ids")

@@ -343,6 +343,93 @@ def test_many_workers_warn_past_cores_and_force_lifts_the_limit(monkeypatch, cap
     cli.check_processes(65, force=True)
 
 
+# The survey's findings (notes/hostile_inputs.md, notes/scripts/hostile_inputs.py): every command, not only run.
+TOOL = ["--strategies", "single", "--dataset", "cora", "--epochs", "1"]
+SPEC_RUN = ["run", "--strategy", "tensor", "--epochs", "1", "--dataset"]
+SURVEY = [
+    (RUN + ["--layers", "two"], "argument --layers: invalid int value"),  # argparse: one line, no usage block
+    (["nope"], "argument command: invalid choice"),
+    (["strategies", "extra"], "unrecognized arguments: extra"),
+    (RUN + ["--repeat", "0"], "--repeat: 0: pass 1 or more"),
+    (RUN + ["--out", "/proc/graphpar.jsonl"], "cannot be written"),  # permission bits say yes (root), open says no
+    (RUN + ["--workers", "2", "--nnodes", "2", "--master-addr", "no such host!"], "does not resolve"),
+    (SPEC_RUN + ["edgelist:{tmp}/float.txt"], "'1.5' is not a whole number"),
+    (SPEC_RUN + ["edgelist:{tmp}/empty.txt"], "need at least one line"),  # numpy's own warning silenced
+    (SPEC_RUN + ["npz:{tmp}/empty.npz"], "not a readable npz file"),
+    (SPEC_RUN + ["rmat:nodes=100,edges=300,feat=10000000"], "needs about 11 GiB, this host has 4 GiB"),
+    (["bench", "--workers", "1", "--model", "gat"] + TOOL, "no configuration can run"),
+    (["sweep", "{tmp}/neg_lr.yaml"], "--lr must be a finite number > 0"),
+    (["sweep", "{tmp}/bad_model.yaml"], "no configuration can run"),
+    (["sweep", "--datasets", "cora", "--strategies", "single", "--out", "{tmp}"], "is a directory"),
+    (["plot", "--results", "{tmp}/no_config.jsonl", "--out-dir", "{tmp}/figs"], "not a graphpar run record"),
+    (["plot", "--results", "{tmp}/no_epochs.jsonl", "--out-dir", "{tmp}/figs"], "is damaged (missing 'epochs')"),
+    (["plot", "--results", "{tmp}/ok.jsonl", "--out-dir", "{tmp}/file.txt/figs"], "is not a writable folder"),
+    (["compare", "{tmp}/list.jsonl", "{tmp}/ok.jsonl"], "not a graphpar run record"),
+    (["compare", "{tmp}", "{tmp}/ok.jsonl"], "is not a file"),
+    (["project", "--results", "{tmp}/ok.jsonl", "--bandwidth-gbps", "nan"], "--bandwidth-gbps nan: pass a finite"),
+    (["project", "--results", "{tmp}/ok.jsonl", "--measure-link", "--link-workers", "1000"], "exceeds the limit"),
+    (["paper", "gnnpipe", "--results", "{tmp}/ok.jsonl", "--latency-us", "nan"], "pass a bandwidth > 0"),
+    (["regress", "--configs", "{tmp}/ci_margins.yaml", "--baseline", "{tmp}/base.json"], "tensor must be > 1"),
+    (["regress", "--configs", "{tmp}/ci.yaml", "--baseline", "{tmp}/file.txt"], "not a readable JSON baseline"),
+    (["regress", "--configs", "{tmp}/ci.yaml", "--update", "--baseline", "{tmp}/file.txt/b.json"], "not writable"),
+    (["parity", "--strategy", "single", "--dataset", "cora", "--tolerance", "nan"], "--tolerance nan: pass a finite"),
+    (["parity", "--strategy", "single", "--dataset", "cora", "--out-dir", "{tmp}/file.txt/p"], "not a writable folder"),
+]
+
+
+def _plant_survey_files(tmp: Path) -> None:
+    from harness_fakes import fake_record
+
+    ok = fake_record("single", 1, dataset="cora")
+    files = {"file.txt": "x", "float.txt": "0 1.5\n1 2\n", "empty.txt": "", "empty.npz": "",
+             "neg_lr.yaml": "grid: {dataset: [cora], strategy: [single]}\nfixed: {lr: -1, epochs: 1}\n",
+             "bad_model.yaml": "grid: {dataset: [cora], strategy: [single], model: [gat]}\nfixed: {epochs: 1}\n",
+             "no_config.jsonl": json.dumps({"status": "ok", "run_id": "x"}) + "\n", "list.jsonl": "[1, 2]\n",
+             "no_epochs.jsonl": json.dumps({k: v for k, v in ok.items() if k != "epochs"}) + "\n",
+             "ok.jsonl": json.dumps(ok) + "\n", "base.json": "{}", "ci.yaml": "datasets: [cora]\nstrategies: [single]\n",
+             "ci_margins.yaml": "datasets: [cora]\nmargins: {tensor: 0.5}\n"}
+    for name, text in files.items():
+        (tmp / name).write_text(text)
+
+
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("args, expect", SURVEY, ids=[" ".join(a)[:60] for a, _ in SURVEY])
+def test_every_command_rejects_bad_input_in_one_line_before_any_start(tmp_path, capsys, monkeypatch, args, expect):
+    """In-process, with every place a process starts (launcher, sweep/CI runners, parity, the link probe)
+    raising: one line naming the fix, exit 2, nothing written anywhere under the folder."""
+    from graphpar.bench import api
+    from graphpar.bench.cli import commands as cli
+    from graphpar.bench.cli import harness, parity
+    from graphpar.bench.harness import regress, sweep
+    from graphpar.bench.runtime import launcher
+    from graphpar.datasets import synthetic
+
+    monkeypatch.setattr(synthetic, "host_memory_bytes", lambda: 4 << 30)  # the same verdict on any host
+    if "/proc/" in " ".join(args) and (os.geteuid() != 0 or not Path("/proc").is_dir()):
+        pytest.skip("the /proc case needs root (elsewhere the permission check already refuses it)")
+
+    def no_start(*a, **k):
+        raise AssertionError("a process was started for bad input")
+
+    for mod, name in ((launcher, "launch"), (api, "launch"), (cli, "launch"), (sweep, "_default_runner"),
+                      (regress, "run_ci"), (parity, "run_parity"), (harness, "measure_link")):
+        monkeypatch.setattr(mod, name, no_start)
+    _plant_survey_files(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if argv[0] in ("run", "bench") and "--out" not in argv:
+        argv += ["--out", str(tmp_path / "runs.jsonl")]
+    before = _files(tmp_path)
+    rc = cli.main(argv)  # argparse's own errors too: main returns their code
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert rc == 2, lines
+    assert len(lines) == 1 and expect in lines[0] and "error: " in lines[0], lines
+    assert _files(tmp_path) == before, "bad input wrote something"
+
+
 # -- faults end cleanly -----------------------------------------------------------------------------------
 def _children(pid: int) -> list[int]:
     kids = []

@@ -2,14 +2,33 @@
 from __future__ import annotations
 
 import argparse
+import socket
 from typing import Any
 
 from graphpar.strategies import TrainConfig, get_strategy
 from graphpar.strategies.base import all_options
 
 from ..api import MAX_LOCAL_PROCESSES
-from ..errors import UsageError
+from ..errors import EXIT_USAGE, UsageError
 from ..runtime.launcher import Cluster
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors keep the bad-input promise: one line naming the fix (no usage block), exit 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def at_least_one(text: str) -> int:
+    """argparse type of a count (--repeat, --seeds): a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: pass 1 or more")
+    return value
 
 
 def training_args(p: argparse.ArgumentParser, strategy_required: bool = True) -> None:
@@ -79,6 +98,12 @@ def check_cluster(args: argparse.Namespace, workers: list[int]) -> None:
         raise UsageError(f"--node-rank {rank} with --nnodes {nnodes}: pass a node rank in 0..{nnodes - 1}")
     if not 0 <= port <= 65535:
         raise UsageError(f"--master-port {port}: pass a TCP port in 0..65535")
+    if nnodes > 1:
+        try:
+            socket.getaddrinfo(args.master_addr, port)
+        except (socket.gaierror, UnicodeError) as e:
+            raise UsageError(f"--master-addr {args.master_addr!r} does not resolve ({e}); pass the rank-0 host's "
+                             "name or IP address") from None
     for p in workers:
         if p >= 1 and p % nnodes:
             raise UsageError(f"--workers {p} is not divisible by --nnodes {nnodes}: every host runs P/nnodes ranks; "

@@ -32,7 +32,7 @@ from ..runtime.launcher import Interrupted, RunFailed, launch
 from ..specs import check_exactness
 from ..tables import bench_table, run_line
 from . import harness, parity
-from .args import check_cluster, cluster_of, config_from_args, training_args
+from .args import OneLineParser, at_least_one, check_cluster, cluster_of, config_from_args, training_args
 
 DEFAULT_RESULTS = Path("results/runs.jsonl")
 
@@ -132,7 +132,7 @@ def cmd_strategies(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
 
-    parser = argparse.ArgumentParser(prog="graphpar", description="distributed full-graph GNN training benchmarks")
+    parser = OneLineParser(prog="graphpar", description="distributed full-graph GNN training benchmarks")
     parser.add_argument("--version", action="version", version=f"graphpar {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     commands: dict[str, Callable[[argparse.Namespace], int]] = {}
@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train one configuration on P ranks and record it")
     training_args(p)
     p.add_argument("--out", default=str(DEFAULT_RESULTS), help="results JSONL to append to")
-    p.add_argument("--repeat", type=int, default=1, help="runs of the configuration (table: median, min-max)")
+    p.add_argument("--repeat", type=at_least_one, default=1, help="runs of the configuration (table: median, min-max)")
     commands["run"] = cmd_run
 
     p = sub.add_parser("check", help="compare a strategy with the single-process DGL reference")
@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(epochs=5)
     p.add_argument("--strategies", default="", help="comma list (default: every registered strategy)")
     p.add_argument("--workers-list", "--workers-grid", dest="workers_list", default="1,2,4")
-    p.add_argument("--repeat", type=int, default=1, help="runs per configuration, interleaved over the grid")
+    p.add_argument("--repeat", type=at_least_one, default=1, help="runs per configuration, interleaved over the grid")
     p.add_argument("--out", default=str(DEFAULT_RESULTS))
     commands["bench"] = cmd_bench
 
@@ -175,7 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["--workers-list" + a[len("--workers"):] if a == "--workers" or a.startswith("--workers=") else a
                 for a in argv]
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, or a flag argparse refused (one line, exit 2): a return code
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
 
     def on_sigterm(signum, _frame):
         raise Interrupted(signum)

@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Callable
 
+from graphpar.strategies import TrainConfig
+
 from .. import metrics
+from ..api import check_out, check_out_dir, check_processes
 from ..errors import UsageError
 from ..harness import regress, sweep
 from ..harness.projection import Link, measure_link, project, validate
@@ -28,6 +32,7 @@ from ..record import append_record, read_records
 from ..results import config_key, export_csv, read
 from ..specs import validate_sweep
 from ..tables import bench_table, compare_runs
+from .args import at_least_one
 
 DEFAULT_RESULTS = "results/runs.jsonl"
 DEFAULT_OUT_DIR = "out"  # generated reports and figures: untracked (see .gitignore)
@@ -49,13 +54,40 @@ def csv_list(value: str | None, cast=str, flag: str = "") -> list | None:
         raise UsageError(f"{flag}: {value!r} is not a comma list of integers, e.g. 1,2,4") from None
 
 
+CONFIG_FIELDS = {"strategy": str, "dataset": str, "model": str, "workers": int}
+
+
+def check_records(records: list, path: str) -> None:
+    """Every record well-formed (a mapping with a config; an ok one with the usual config fields and every
+    raw sample its numbers are derived from): a hand-edited or foreign file is one line naming the record."""
+    for i, rec in enumerate(records, 1):
+        where = f"{path}: record {i}"
+        if not isinstance(rec, dict) or not isinstance(rec.get("config"), dict):
+            raise UsageError(f"{where} is not a graphpar run record (no config mapping); pass a JSONL written "
+                             "by graphpar run or sweep")
+        if rec.get("status") != "ok":  # a failed run keeps the configuration as it was given
+            continue
+        for key, t in CONFIG_FIELDS.items():
+            value = rec["config"].get(key)
+            if not isinstance(value, t) or isinstance(value, bool):
+                raise UsageError(f"{where}: config.{key} must be {t.__name__}, got {value!r}; pass a JSONL written "
+                                 "by graphpar run or sweep")
+        try:
+            metrics.summary(rec)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, ArithmeticError) as e:
+            detail = f"missing {e}" if isinstance(e, KeyError) else f"{type(e).__name__}: {e}"
+            raise UsageError(f"{where} (run {rec.get('run_id')}) is damaged ({detail}); drop that line or "
+                             "rerun it") from None
+
+
 def _records_or_usage(path: str) -> list[dict]:
-    """The records of a results file; a missing or empty file is bad input (one line, exit 2)."""
+    """The records of a results file; a missing, empty or malformed file is bad input (one line, exit 2)."""
     if not Path(path).is_file():
         raise UsageError(f"no results file {path}: run graphpar sweep (or make bench) first, or pass --results PATH")
     records = read(path)
     if not records:
         raise UsageError(f"{path} holds no records: run graphpar sweep (or make bench) first")
+    check_records(records, path)
     return records
 
 
@@ -79,7 +111,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if "dataset" not in grid:
         raise UsageError("a sweep needs datasets: --datasets cora,... or dataset: [...] under grid: in the file")
     out = Path(args.out or spec.get("out") or DEFAULT_RESULTS)
+    check_out(out)
     configs = sweep.expand(spec)
+    for c in configs:  # a value out of range is bad input whatever the strategy (not a rejected combination)
+        TrainConfig.from_dict(c).check()
     if args.dry_run:
         for c in configs:
             print(f"{c['strategy']} P={c['workers']} {c['model']} L={c['layers']} H={c['hidden']} on {c['dataset']} "
@@ -109,12 +144,16 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from ..harness.plots import plot_all  # noqa: PLC0415  (matplotlib: only the commands that draw load it)
 
     records = _records_or_usage(args.results)
+    check_out_dir(Path(args.out_dir))
+    if args.csv:
+        check_out_dir(Path(args.csv), "--csv")
+    formats = _formats(args)
     ok = [r for r in records if r.get("status") == "ok"]
     for key, value in (("dataset", args.dataset), ("model", args.model)):
         if value and not any(r["config"].get(key) == value for r in ok):
             known = sorted({str(r["config"].get(key)) for r in ok})
             raise UsageError(f"no successful runs with {key} {value!r} in {args.results}; recorded: {', '.join(known) or 'none'}")
-    paths = plot_all(records, args.out_dir, args.dataset, args.model, args.prefix, _formats(args), args.mix_versions)
+    paths = plot_all(records, args.out_dir, args.dataset, args.model, args.prefix, formats, args.mix_versions)
     for p in paths:
         print(p)
     if args.csv:
@@ -148,8 +187,12 @@ def cmd_project(args: argparse.Namespace) -> int:
     for flag, value in (("--workers", args.workers), ("--link-workers", args.link_workers)):
         if value < 1:
             raise UsageError(f"{flag} must be >= 1, got {value}")
-    if args.bandwidth_gbps <= 0 or args.latency_us < 0:
-        raise UsageError("--bandwidth-gbps must be > 0 and --latency-us >= 0")
+    if not (math.isfinite(args.bandwidth_gbps) and args.bandwidth_gbps > 0):
+        raise UsageError(f"--bandwidth-gbps {args.bandwidth_gbps}: pass a finite number > 0")
+    if not (math.isfinite(args.latency_us) and args.latency_us >= 0):
+        raise UsageError(f"--latency-us {args.latency_us}: pass a finite number >= 0")
+    if args.measure_link:
+        check_processes(args.link_workers, warn=False)
     records = [r for r in _records_or_usage(args.results) if r.get("status") == "ok"
                and (not args.strategy or r["config"]["strategy"] in args.strategy.split(","))
                and (not args.dataset or r["config"]["dataset"] == args.dataset)]
@@ -196,6 +239,18 @@ def cmd_regress(args: argparse.Namespace) -> int:
     spec = regress.load_spec(args.configs)
     if not args.update and not Path(args.baseline).is_file():
         raise UsageError(f"no baseline at {args.baseline}: run `make bench-baseline` (graphpar regress --update) first")
+    if not args.update:  # read now: a damaged baseline must not cost a whole CI run
+        try:
+            baseline = json.loads(Path(args.baseline).read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UsageError(f"{args.baseline}: not a readable JSON baseline ({type(e).__name__}); restore it from "
+                             "git or write a new one with graphpar regress --update") from None
+        if not isinstance(baseline, dict):
+            raise UsageError(f"{args.baseline}: a baseline is a JSON object; restore it from git or rerun --update")
+    check_out(Path(args.baseline))
+    check_out(Path(args.baseline).with_name(Path(args.baseline).stem + ".proposed.json"))
+    if args.out:
+        check_out(Path(args.out))
     records, skipped = regress.run_ci(spec, progress=sys.stderr.isatty())
     if args.out:
         for rec in records:
@@ -213,7 +268,7 @@ def cmd_regress(args: argparse.Namespace) -> int:
     if not baseline_path.exists():
         print(f"no baseline at {baseline_path}: run `make bench-baseline` first", file=sys.stderr)
         return 1
-    rows, failed = regress.compare(json.loads(baseline_path.read_text()), current, spec["margin"], spec["margins"])
+    rows, failed = regress.compare(baseline, current, spec["margin"], spec["margins"])
     print(regress.table(rows, only_moved=not args.all))
     print("REGRESSION" if failed else "bench-ci ok", f"({len(current)} entries; proposed baseline in "
           f"{baseline_path.with_name(baseline_path.stem + '.proposed.json')})")
@@ -223,9 +278,11 @@ def cmd_regress(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     runs = []
     for path in (args.a, args.b):
-        if not Path(path).exists():
-            raise UsageError(f"{path} does not exist; pass a results JSONL written by graphpar run")
-        newest = sorted(metrics.latest(read(path)).values(), key=lambda r: r.get("time_utc") or "")
+        if not Path(path).is_file():
+            raise UsageError(f"{path} is not a file; pass a results JSONL written by graphpar run")
+        records = read(path)
+        check_records(records, path)
+        newest = sorted(metrics.latest(records).values(), key=lambda r: r.get("time_utc") or "")
         if not newest:
             raise UsageError(f"{path} holds no completed run; pass a JSONL with an ok record")
         runs.append(newest[-1])
@@ -246,9 +303,15 @@ def cmd_paper(args: argparse.Namespace) -> int:
     from ..harness.paper import write_report  # noqa: PLC0415  (matplotlib)
 
     _records_or_usage(args.results)
+    if not (math.isfinite(args.bandwidth_gbps) and args.bandwidth_gbps > 0 and math.isfinite(args.latency_us)
+            and args.latency_us >= 0 and args.target_workers >= 1):
+        raise UsageError(f"--bandwidth-gbps {args.bandwidth_gbps} --latency-us {args.latency_us} --target-workers "
+                         f"{args.target_workers}: pass a bandwidth > 0, a latency >= 0 and 1 or more workers")
+    check_out_dir(Path(args.out_dir))
+    formats = _formats(args)
     try:
         path = write_report(args.which, args.results, args.out_dir, args.bandwidth_gbps, args.latency_us,
-                            args.target_workers, _formats(args))
+                            args.target_workers, formats)
     except ValueError as e:  # no runs of the paper's sweep: the message names the sweep to run
         raise UsageError(str(e).splitlines()[0]) from None
     print(f"report written to {path}")
@@ -270,7 +333,7 @@ def add_commands(sub, commands: dict[str, Callable[[argparse.Namespace], int]]) 
     p.add_argument("--options", action="append", help="strategy options as JSON, repeatable (one grid value each)")
     p.add_argument("--out", help=f"results JSONL (default: the file's out: or {DEFAULT_RESULTS})")
     p.add_argument("--force", action="store_true", help="rerun configurations already recorded at this git sha")
-    p.add_argument("--repeat", type=int, default=1,
+    p.add_argument("--repeat", type=at_least_one, default=1,
                    help="runs per configuration, interleaved over the grid (tables: median and min-max)")
     p.add_argument("--dry-run", action="store_true", help="list the configurations and stop")
     commands["sweep"] = cmd_sweep

@@ -3,22 +3,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
 from graphpar.datasets import load_dataset
 
-from ..api import prepare
+from ..api import check_out_dir, prepare
 from ..errors import EXIT_FAIL, EXIT_OK, UsageError
 from ..harness.parity import DEFAULT_OUT, DEFAULT_SEED_MARGIN, DEFAULT_TOLERANCE, Verdict, plot_parity, run_parity
-from .args import config_from_args, training_args
+from .args import at_least_one, config_from_args, training_args
 
 
 def cmd_parity(args: argparse.Namespace) -> int:
-    if args.seeds < 1:
-        raise UsageError(f"--seeds must be >= 1, got {args.seeds}")
-    if args.tolerance < 0 or args.seed_margin < 0:
-        raise UsageError(f"--tolerance {args.tolerance} and --seed-margin {args.seed_margin} must be >= 0 (points)")
+    for flag, value in (("--tolerance", args.tolerance), ("--seed-margin", args.seed_margin)):
+        if not (math.isfinite(value) and value >= 0):
+            raise UsageError(f"{flag} {value}: pass a finite number >= 0 (accuracy points)")
+    check_out_dir(Path(args.out_dir))
+    if args.reuse_reference:
+        check_out_dir(Path(args.reuse_reference), "--reuse-reference")
     if args.nnodes != 1:
         raise UsageError("parity trains on this host only; drop --nnodes")
     cfg = config_from_args(args)
@@ -54,7 +57,7 @@ def add_command(sub, commands: dict) -> None:
     p = sub.add_parser("parity", help="reference vs strategy test accuracy over seeds, exit 1 outside tolerance")
     training_args(p)
     p.set_defaults(timeout=1800.0)  # a whole 200-epoch run must finish within it (and + 60 s)
-    p.add_argument("--seeds", type=int, default=4, help="seeds --seed, --seed+1, ... (default 4)")
+    p.add_argument("--seeds", type=at_least_one, default=4, help="seeds --seed, --seed+1, ... (default 4)")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help="points the strategy's mean may fall below the reference's (default 1.5)")
     p.add_argument("--seed-margin", type=float, default=DEFAULT_SEED_MARGIN,

@@ -121,11 +121,23 @@ def run_sweep(configs: list[dict[str, Any]], out: Path, force: bool = False,
               validator: Callable[[dict], None] = _validate, progress: bool | None = None,
               repeat: int = 1) -> SweepOutcome:
     """Run each configuration ``repeat`` times, interleaved over the grid (resumable); failures are
-    recorded and the sweep goes on."""
+    recorded and the sweep goes on. Every configuration still to run is validated first: those their
+    strategy rejects are skipped, and a grid that is rejected whole is bad input (UsageError, nothing run)."""
     result = SweepOutcome()
     done = Counter() if force else done_counts(out, git_sha())
     show = sys.stderr.isatty() if progress is None else progress
     rejected: set[str] = set()
+    for cfg in configs:
+        if done[config_key(cfg)] >= repeat or config_key(cfg) in rejected:
+            continue
+        try:
+            validator(cfg)
+        except (ConfigError, DatasetError, UsageError) as e:
+            label = f"{cfg['strategy']} P={cfg['workers']} {cfg['model']} L={cfg['layers']} on {cfg['dataset']}"
+            result.skipped.append(f"{label}: {e}")
+            rejected.add(config_key(cfg))
+    if configs and len(rejected) == len({config_key(c) for c in configs}):
+        raise UsageError(f"no configuration can run: {rejected_summary(result.skipped)}")
     bar = tqdm(total=len(configs) * repeat, desc="sweep", unit="run", disable=not show)
     for round_ in range(repeat):
         for cfg in configs:
@@ -137,12 +149,6 @@ def run_sweep(configs: list[dict[str, Any]], out: Path, force: bool = False,
                 continue
             if done[key] > round_:
                 result.resumed.append(label)
-                continue
-            try:
-                validator(cfg)
-            except (ConfigError, DatasetError, UsageError) as e:
-                result.skipped.append(f"{label}: {e}")
-                rejected.add(key)
                 continue
             try:
                 rec = runner(cfg, out)

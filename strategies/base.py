@@ -39,10 +39,27 @@ class Option:
     default: Any
     help: str
     choices: tuple | None = None
+    old_name: str | None = None  # a deprecated spelling still accepted for one release (``--chunks``)
 
     @property
     def key(self) -> str:
-        return self.name.lstrip("-").replace("-", "_")
+        return flag_key(self.name)
+
+    @property
+    def old_key(self) -> str | None:
+        return flag_key(self.old_name) if self.old_name else None
+
+
+def flag_key(flag: str) -> str:
+    """``--tp-chunks`` -> ``tp_chunks``: the key of a flag in ``TrainConfig.options`` and in sweep files."""
+    return flag.lstrip("-").replace("-", "_")
+
+
+def deprecation_line(old_key: str) -> str:
+    """One line telling a user of a deprecated option spelling what each strategy calls it now."""
+    names = [f"{o.name} ({name})" for name, cls in registered().items() for o in cls.options if o.old_key == old_key]
+    return f"graphpar: --{old_key.replace('_', '-')} / options.{old_key} is deprecated and goes in the next " \
+           f"release; use {' or '.join(names)}"
 
 
 @dataclass
@@ -68,6 +85,10 @@ class TrainConfig:
     warmup_epochs: int = 1
     timeout_s: float = 300.0
     options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.options, dict) and self.strategy in _REGISTRY:
+            self.options = renamed_options(_REGISTRY[self.strategy], self.options)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -227,6 +248,25 @@ def get_strategy(name: str) -> type[Strategy]:
 
 def registered() -> dict[str, type[Strategy]]:
     return dict(sorted(_REGISTRY.items()))
+
+
+def renamed_options(cls: type[Strategy], options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with each deprecated key (``chunks``) under the name ``cls`` gives it now (``pipe_chunks``);
+    a key given under both names keeps the new one. Keys ``cls`` does not know are left as they are."""
+    new = {o.old_key: o.key for o in cls.options if o.old_key}
+    if not any(k in new for k in options):
+        return options
+    out = {k: v for k, v in options.items() if k not in new}
+    for old, key in new.items():
+        if old in options:
+            out.setdefault(key, options[old])
+    return out
+
+
+def deprecated_keys(options: dict[str, Any]) -> list[str]:
+    """The deprecated option keys (``chunks``) in ``options``, for a deprecation line."""
+    old = {o.old_key for cls in _REGISTRY.values() for o in cls.options if o.old_key}
+    return sorted(k for k in options if k in old)
 
 
 def all_options() -> dict[str, tuple[Option, list[str]]]:

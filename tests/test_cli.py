@@ -1,5 +1,6 @@
 """The command line: bad input is one line + exit 2 and no record; runs append a record; check passes."""
 import json
+import re
 import subprocess
 import sys
 
@@ -58,3 +59,81 @@ def test_run_appends_one_record_and_check_passes(tmp_path):
     res = _run(["check", "--strategy", "single", "--dataset", "cora", "--epochs", "3", "--single-impl", "twin",
                 "--kernel", "torch"], tmp_path)
     assert res.returncode == 0 and "PASS" in res.stdout, res.stdout + res.stderr
+
+
+# -- one name per meaning: --tp-chunks (tensor's row blocks), --pipe-chunks (pipeline's vertex chunks) ------------
+def _config(argv, strategy=None):
+    import argparse
+
+    from graphpar.bench.cli.args import config_from_args, training_args
+
+    p = argparse.ArgumentParser()
+    training_args(p, strategy_required=strategy is None)
+    return config_from_args(p.parse_args(argv), strategy=strategy)
+
+
+def run_help() -> dict[str, str]:
+    """``graphpar run --help``: each flag's help text (wrapped lines joined), by flag."""
+    res = subprocess.run(GRAPHPAR + ["run", "--help"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    options = res.stdout.split("options:", 1)[1]
+    entries = re.split(r"\n  (?=-)", options)
+    return {e.split()[0].rstrip(","): " ".join(e.split()[1:]) for e in entries if e.strip().startswith("-")}
+
+
+def test_run_help_shows_each_chunks_flag_with_its_own_meaning_and_default():
+    helps = run_help()
+    assert "[tensor]" in helps["--tp-chunks"] and "row blocks" in helps["--tp-chunks"]
+    assert helps["--tp-chunks"].endswith("(default 1)")
+    assert "[pipeline]" in helps["--pipe-chunks"] and "vertex chunks" in helps["--pipe-chunks"]
+    assert helps["--pipe-chunks"].endswith("(default 4)")
+    assert "deprecated" in helps["--chunks"]
+
+
+@pytest.mark.parametrize("strategy,new,key", [("tensor", "--tp-chunks", "tp_chunks"),
+                                              ("pipeline", "--pipe-chunks", "pipe_chunks")])
+def test_chunks_flags_reach_their_strategy_and_the_old_spelling_maps_to_them(capsys, strategy, new, key):
+    from graphpar.strategies import get_strategy
+
+    base = ["--strategy", strategy, "--dataset", "cora"]
+    cfg = _config(base + [new, "3"])
+    assert cfg.options == {key: 3} and capsys.readouterr().err == ""
+    old = _config(base + ["--chunks", "3"])
+    assert old.options == cfg.options  # the same value reaches the strategy: the same run, the same bytes
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "deprecated" in line and "--tp-chunks (tensor)" in line and "--pipe-chunks (pipeline)" in line
+    assert get_strategy(strategy).options_of(old)[key] == 3
+    defaults = get_strategy(strategy).options_of(_config(base))
+    assert defaults[key] == {"tensor": 1, "pipeline": 4}[strategy]
+
+
+def test_chunks_alias_conflicts_and_foreign_strategies_are_usage_errors(capsys):
+    from graphpar.bench.errors import UsageError
+
+    with pytest.raises(UsageError, match="pass only --tp-chunks"):
+        _config(["--strategy", "tensor", "--dataset", "cora", "--chunks", "2", "--tp-chunks", "3"])
+    with pytest.raises(UsageError, match="--chunks is an option of pipeline, tensor, not of partition"):
+        _config(["--strategy", "partition", "--dataset", "cora", "--chunks", "2"])
+    with pytest.raises(UsageError, match="--tp-chunks is an option of tensor, not of pipeline"):
+        _config(["--strategy", "pipeline", "--dataset", "cora", "--tp-chunks", "2"])
+    # bench: one flag for every strategy; each takes its own meaning, the others ignore it
+    assert _config(["--dataset", "cora", "--chunks", "2"], strategy="tensor").options == {"tp_chunks": 2}
+    assert _config(["--dataset", "cora", "--chunks", "2"], strategy="single").options == {}
+
+
+def test_sweep_options_accept_the_new_keys_and_map_the_old_one(tmp_path, capsys):
+    from graphpar.bench.harness.sweep import expand
+    from graphpar.bench.specs import load_sweep_spec
+
+    def grid(options):
+        path = tmp_path / "s.yaml"
+        path.write_text("grid:\n  strategy: [tensor, pipeline, single]\n  dataset: cora\n  model: gcn\n"
+                        f"  options: [{options}]\n")
+        return {c["strategy"]: c["options"] for c in expand(load_sweep_spec(path))}
+
+    assert grid("{tp_chunks: 2, pipe_chunks: 3}") == {"tensor": {"tp_chunks": 2}, "pipeline": {"pipe_chunks": 3},
+                                                       "single": {}}
+    assert capsys.readouterr().err == ""
+    assert grid("{chunks: 2}") == {"tensor": {"tp_chunks": 2}, "pipeline": {"pipe_chunks": 2}, "single": {}}
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "options.chunks is deprecated" in line and "--pipe-chunks (pipeline)" in line

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from graphpar.strategies import TrainConfig, get_strategy
-from graphpar.strategies.base import all_options
+from graphpar.strategies.base import all_options, deprecation_line, flag_key, registered
 
 from ..api import MAX_LOCAL_PROCESSES
 from ..errors import UsageError
@@ -47,6 +48,19 @@ def training_args(p: argparse.ArgumentParser, strategy_required: bool = True) ->
             if opt.choices:
                 kwargs["choices"] = opt.choices
         p.add_argument(flag, **kwargs)
+    for old, (owners, type_) in deprecated_flags().items():
+        p.add_argument(old, type=type_, default=None,
+                       help=f"deprecated alias (one release) of {', '.join(owners)}")
+
+
+def deprecated_flags() -> dict[str, tuple[list[str], type]]:
+    """Each deprecated option spelling, the flags that replace it (``--tp-chunks (tensor)``) and its type."""
+    out: dict[str, tuple[list[str], type]] = {}
+    for name, cls in registered().items():
+        for opt in cls.options:
+            if opt.old_name:
+                out.setdefault(opt.old_name, ([], opt.type))[0].append(f"{opt.name} ({name})")
+    return out
 
 
 def config_from_args(args: argparse.Namespace, strategy: str | None = None, workers: int | None = None):
@@ -63,6 +77,23 @@ def config_from_args(args: argparse.Namespace, strategy: str | None = None, work
             options[opt.key] = value
         elif strategy is None:
             raise UsageError(f"{flag} is an option of {', '.join(owners)}, not of {name}; drop it or pick that strategy")
+    for old in deprecated_flags():
+        value = getattr(args, flag_key(old), None)
+        if value is None:
+            continue
+        new = next((o for o in cls.options if o.old_name == old), None)
+        if new is None:
+            if strategy is None:
+                owners = [n for n, c in registered().items() if any(o.old_name == old for o in c.options)]
+                raise UsageError(f"{old} is an option of {', '.join(owners)}, not of {name}; drop it or pick that "
+                                 "strategy")
+            continue
+        if options.setdefault(new.key, value) != value:
+            raise UsageError(f"{old} {value} and {new.name} {options[new.key]}: {old} is the deprecated spelling "
+                             f"of {new.name}; pass only {new.name}")
+        if not getattr(args, "_deprecation_said", False):  # once per command, however many configs it makes
+            print(deprecation_line(flag_key(old)), file=sys.stderr)
+            args._deprecation_said = True
     return TrainConfig(
         strategy=name, dataset=args.dataset, workers=workers or args.workers, model=args.model, layers=args.layers,
         hidden=args.hidden, dropout=args.dropout, lr=args.lr, weight_decay=args.weight_decay, epochs=args.epochs,

@@ -29,7 +29,7 @@ CI_KEYS = {"strategies": (str, list), "workers": int, "datasets": list, "models"
            "rounds": int, "margin": float, "margins": dict, "threads": int}
 AT_LEAST_ONE = {"workers", "layers", "hidden", "epochs", "prop_steps", "rounds", "threads", "repeat"}
 NON_NEGATIVE = {"seed", "eval_every", "warmup_epochs"}
-CHOICES = {"device": ("cpu", "cuda"), "kernel": ("auto", "torch", "dgl")}
+CHOICES = {name: f.metadata["choices"] for name, f in TrainConfig.settings().items() if f.metadata.get("choices")}
 
 
 class SpecError(UsageError):

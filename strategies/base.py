@@ -62,28 +62,34 @@ def deprecation_line(old_key: str) -> str:
            f"release; use {' or '.join(names)}"
 
 
+def setting(default: Any, help: str, flag: str | None = None, choices: tuple | None = None) -> Any:
+    """A TrainConfig field with its default and its command-line help: the one place both live
+    (``graphpar``'s training flags are generated from them). ``flag`` where it is not ``--field-name``."""
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices})
+
+
 @dataclass
 class TrainConfig:
     """Everything a run needs; recorded verbatim in the results."""
 
-    strategy: str
-    dataset: str
-    workers: int = 1
-    model: str = "gcn"
-    layers: int = 2
-    hidden: int = 16
-    dropout: float = 0.5
-    lr: float = 0.01
-    weight_decay: float = 5e-4
-    epochs: int = 200
-    seed: int = 0
-    device: str = "cpu"
-    kernel: str = "auto"
-    residual: bool = False
-    prop_steps: int | None = None
-    eval_every: int = 0
-    warmup_epochs: int = 1
-    timeout_s: float = 300.0
+    strategy: str = field(metadata={"help": "a registered strategy (graphpar strategies)"})
+    dataset: str = setting("rmat-arxiv", "catalog name or spec (graphpar datasets)")
+    workers: int = setting(1, "number of ranks P (all hosts together)")
+    model: str = setting("gcn", "gcn | sage | decoupled")
+    layers: int = setting(2, "GNN layers L")
+    hidden: int = setting(16, "hidden width")
+    dropout: float = setting(0.5, "dropout rate in [0, 1)")
+    lr: float = setting(0.01, "Adam learning rate")
+    weight_decay: float = setting(5e-4, "Adam weight decay")
+    epochs: int = setting(200, "training epochs")
+    seed: int = setting(0, "seed of weights, dropout and random partitions")
+    device: str = setting("cpu", "where each rank computes", choices=("cpu", "cuda"))
+    kernel: str = setting("auto", "aggregation backend", choices=("auto", "torch", "dgl"))
+    residual: bool = setting(False, "residual connections between equal-width layers")
+    prop_steps: int | None = setting(None, "decoupled: propagation steps K (default: --layers)")
+    eval_every: int = setting(0, "evaluate every N epochs (accuracy curve)")
+    warmup_epochs: int = setting(1, "epochs left out of the timing summary")
+    timeout_s: float = setting(300.0, "seconds before a stuck collective fails the run", flag="--timeout")
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -119,6 +125,16 @@ class TrainConfig:
         for key, value in self.options.items():
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"--{key.replace('_', '-')} must be a finite number, got {value}")
+
+    @classmethod
+    def settings(cls) -> dict[str, Any]:
+        """The fields a flag sets (every one but ``options``), by name: each with its default and help."""
+        return {f.name: f for f in fields(cls) if f.metadata}
+
+    @staticmethod
+    def flag_of(f) -> str:
+        """The command-line flag of a field (``--weight-decay``; ``--timeout`` for ``timeout_s``)."""
+        return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], strict: bool = True) -> "TrainConfig":

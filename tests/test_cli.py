@@ -78,7 +78,8 @@ def run_help() -> dict[str, str]:
     assert res.returncode == 0, res.stderr
     options = res.stdout.split("options:", 1)[1]
     entries = re.split(r"\n  (?=-)", options)
-    return {e.split()[0].rstrip(","): " ".join(e.split()[1:]) for e in entries if e.strip().startswith("-")}
+    heads_and_helps = [re.split(r"\s{2,}", e.strip(), maxsplit=1) for e in entries if e.strip().startswith("-")]
+    return {hh[0].split()[0].rstrip(","): " ".join(hh[1].split()) if len(hh) > 1 else "" for hh in heads_and_helps}
 
 
 def test_run_help_shows_each_chunks_flag_with_its_own_meaning_and_default():
@@ -137,3 +138,33 @@ def test_sweep_options_accept_the_new_keys_and_map_the_old_one(tmp_path, capsys)
     assert grid("{chunks: 2}") == {"tensor": {"tp_chunks": 2}, "pipeline": {"pipe_chunks": 2}, "single": {}}
     (line,) = capsys.readouterr().err.splitlines()
     assert "options.chunks is deprecated" in line and "--pipe-chunks (pipeline)" in line
+
+
+# -- one place for defaults: the training flags are generated from TrainConfig's fields ---------------------------
+def test_every_train_config_field_is_a_flag_with_the_fields_default_and_help():
+    import argparse
+    from dataclasses import MISSING, fields
+
+    from graphpar.bench.cli.args import training_args
+    from graphpar.strategies import TrainConfig
+
+    p = argparse.ArgumentParser()
+    training_args(p)
+    parsed = vars(p.parse_args(["--strategy", "single"]))
+    helps = run_help()
+    settings = TrainConfig.settings()
+    assert set(settings) == {f.name for f in fields(TrainConfig)} - {"options"}
+    for name, f in settings.items():
+        flag = TrainConfig.flag_of(f)
+        assert f.metadata["help"] and helps[flag].startswith(f.metadata["help"]), flag
+        if name != "strategy":
+            assert f.default is not MISSING and parsed[name] == f.default, flag
+    with pytest.raises(SystemExit):
+        p.parse_args([])  # --strategy: the one field without a default is required
+    cfg = _config(["--strategy", "single"])
+    assert cfg == TrainConfig(strategy="single")  # no flag given: exactly the dataclass's defaults
+
+
+def test_command_defaults_show_in_help():
+    res = subprocess.run(GRAPHPAR + ["check", "--help"], capture_output=True, text=True, timeout=120)
+    assert "training epochs (default 10)" in " ".join(res.stdout.split())

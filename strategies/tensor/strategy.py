@@ -94,7 +94,7 @@ def dense_bytes_for(spec, mode: str, lay: Layout) -> int:
 
 def resolve_mode(cfg: TrainConfig) -> str:
     """``auto``: decoupled for the decoupled model (NeutronTP's default), naive for gcn/sage."""
-    mode = cfg.options.get("tp_mode", "auto")
+    mode = TensorParallel.options_of(cfg)["tp_mode"]
     if mode == "auto":
         return "decoupled" if cfg.model == "decoupled" else "naive"
     return mode

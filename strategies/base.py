@@ -207,8 +207,23 @@ class Strategy(ABC):
         return loss
 
     @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """Every key one of this strategy's options and every value of its type, else one ConfigError line
+        naming the valid options (``validate`` runs it before any work; the CLI and sweep files come here too)."""
+        known = {o.key: o for o in cls.options}
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ConfigError(f"strategy {cls.name} has no option {', '.join(map(repr, unknown))}; its options: "
+                              f"{', '.join(known) or 'none'}")
+        for key, value in options.items():
+            want = (int, float) if known[key].type is float else known[key].type
+            if isinstance(value, bool) is not (known[key].type is bool) or not isinstance(value, want):
+                raise ConfigError(f"{known[key].name} takes {known[key].type.__name__} values, got {value!r}")
+
+    @classmethod
     def validate(cls, cfg: TrainConfig, graph_summary: dict[str, Any]) -> None:
         """Raise ConfigError when this strategy cannot run ``cfg`` on a graph with these counts."""
+        cls.check_options(cfg.options)
         if cfg.model not in cls.models:
             raise ConfigError(f"strategy {cls.name} trains models {', '.join(cls.models)}, not {cfg.model!r}; "
                               f"pass --model {cls.models[0]}")

@@ -168,3 +168,19 @@ def test_every_train_config_field_is_a_flag_with_the_fields_default_and_help():
 def test_command_defaults_show_in_help():
     res = subprocess.run(GRAPHPAR + ["check", "--help"], capture_output=True, text=True, timeout=120)
     assert "training epochs (default 10)" in " ".join(res.stdout.split())
+
+
+def test_unknown_or_mistyped_strategy_options_are_one_line_naming_the_valid_ones():
+    from graphpar.bench.api import prepare
+    from graphpar.strategies import ConfigError, TrainConfig, get_strategy
+
+    with pytest.raises(ConfigError) as e:
+        prepare(TrainConfig(strategy="tensor", dataset="cora", options={"tp_chunk": 2}))
+    (line,) = str(e.value).splitlines()
+    assert "'tp_chunk'" in line and "tp_mode, tp_chunks, memory_budget" in line
+    with pytest.raises(ConfigError, match="--pipe-chunks takes int values, got .4."):
+        get_strategy("pipeline").check_options({"pipe_chunks": "4"})
+    with pytest.raises(ConfigError, match="has no option 'stale'; its options: single_impl"):
+        get_strategy("single").check_options({"stale": 2})
+    get_strategy("pipeline").check_options({"pipe_chunks": 2, "grad_clip": 1, "chunk_order": "random"})
+    get_strategy("tensor").check_options(TrainConfig(strategy="tensor", options={"chunks": 2}).options)  # renamed

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, make_dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -48,6 +48,15 @@ class Option:
     @property
     def old_key(self) -> str | None:
         return flag_key(self.old_name) if self.old_name else None
+
+
+class Options:
+    """A strategy's options, parsed once: typed attributes (``opt.pipe_chunks``), each one's default where
+    the run did not set it; ``opt["pipe_chunks"]`` reads the same. ``Strategy.options_type()`` builds the
+    dataclass from the strategy's ``Option`` declarations."""
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
 
 
 def flag_key(flag: str) -> str:
@@ -166,9 +175,24 @@ class Strategy(ABC):
 
     # -- options ------------------------------------------------------------------------------------
     @classmethod
-    def options_of(cls, cfg: TrainConfig) -> dict[str, Any]:
-        """This strategy's options in ``cfg``, each one's default where it is not set."""
-        return {o.key: cfg.options.get(o.key, o.default) for o in cls.options}
+    def options_type(cls) -> type[Options]:
+        """This strategy's options as a frozen dataclass (field per ``Option``: its type, default and help)."""
+        if cls.__dict__.get("_options_type") is None or cls._options_type.declared is not cls.options:
+            made = make_dataclass(f"{cls.__name__}Options", [
+                (o.key, o.type, field(default=o.default, metadata={"help": o.help, "flag": o.name}))
+                for o in cls.options], bases=(Options,), frozen=True)
+            made.declared = cls.options
+            cls._options_type = made
+        return cls._options_type
+
+    @classmethod
+    def options_of(cls, cfg: TrainConfig) -> Options:
+        """This strategy's options in ``cfg``, checked (``check_options``) and typed, each one's default where
+        it is not set."""
+        cls.check_options(cfg.options)
+        typed = {o.key: float(cfg.options[o.key]) if o.type is float else cfg.options[o.key]
+                 for o in cls.options if o.key in cfg.options}
+        return cls.options_type()(**typed)
 
     @classmethod
     def exact_options(cls) -> dict[str, Any]:

@@ -184,3 +184,20 @@ def test_unknown_or_mistyped_strategy_options_are_one_line_naming_the_valid_ones
         get_strategy("single").check_options({"stale": 2})
     get_strategy("pipeline").check_options({"pipe_chunks": 2, "grad_clip": 1, "chunk_order": "random"})
     get_strategy("tensor").check_options(TrainConfig(strategy="tensor", options={"chunks": 2}).options)  # renamed
+
+
+def test_each_strategy_parses_its_options_into_a_typed_dataclass_once():
+    from dataclasses import FrozenInstanceError, fields, is_dataclass
+
+    from graphpar.strategies import TrainConfig, get_strategy, registered
+
+    for name, cls in registered().items():
+        opt = cls.options_of(TrainConfig(strategy=name))
+        assert is_dataclass(opt)
+        assert [(f.name, f.type, f.default) for f in fields(opt)] == [(o.key, o.type, o.default) for o in cls.options]
+    opt = get_strategy("pipeline").options_of(TrainConfig(strategy="pipeline", options={"grad_clip": 1,
+                                                                                        "pipe_chunks": 2}))
+    assert opt.pipe_chunks == opt["pipe_chunks"] == 2 and opt.staleness == 1
+    assert isinstance(opt.grad_clip, float) and opt.grad_clip == 1.0
+    with pytest.raises(FrozenInstanceError):
+        opt.pipe_chunks = 3  # frozen: parsed once, read everywhere

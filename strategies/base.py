@@ -102,8 +102,7 @@ class TrainConfig:
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if isinstance(self.options, dict) and self.strategy in _REGISTRY:
-            self.options = renamed_options(_REGISTRY[self.strategy], self.options)
+        self.options = options_now(self.strategy, self.options)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -316,6 +315,14 @@ def renamed_options(cls: type[Strategy], options: dict[str, Any]) -> dict[str, A
         if old in options:
             out.setdefault(key, options[old])
     return out
+
+
+def options_now(strategy: str, options: Any) -> Any:
+    """A run's options under today's names (``chunks`` -> ``pipe_chunks``): configs and records written
+    before a rename read as new ones. Unchanged for a strategy not registered here."""
+    if isinstance(options, dict) and strategy in _REGISTRY:
+        return renamed_options(_REGISTRY[strategy], options)
+    return options
 
 
 def deprecated_keys(options: dict[str, Any]) -> list[str]:

@@ -201,3 +201,16 @@ def test_each_strategy_parses_its_options_into_a_typed_dataclass_once():
     assert isinstance(opt.grad_clip, float) and opt.grad_clip == 1.0
     with pytest.raises(FrozenInstanceError):
         opt.pipe_chunks = 3  # frozen: parsed once, read everywhere
+
+
+def test_records_written_with_the_old_chunks_key_read_as_the_new_option():
+    from graphpar.bench.results import config_key, run_row
+    from graphpar.strategies import TrainConfig
+
+    new = TrainConfig(strategy="pipeline", dataset="cora", options={"pipe_chunks": 2}).as_dict()
+    old = {**new, "options": {"chunks": 2}}  # as a record of the previous release stores it
+    assert config_key(old) == config_key(new)
+    assert config_key({**new, "options": {"pipe_chunks": 3}}) != config_key(new)
+    row = run_row({"config": old, "status": "failed"})
+    assert row["opt.pipe_chunks"] == 2 and "opt.chunks" not in row
+    assert TrainConfig.from_dict(old).options == {"pipe_chunks": 2}

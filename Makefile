@@ -71,7 +71,7 @@ bench-tensor: $(STAMP)  ## NeutronTP: naive vs decoupled, P=1,2,4 on rmat-arxiv 
 	  $(TP) --dataset $$d --model decoupled --tp-mode decoupled --workers 1,2,4 && \
 	  $(TP) --dataset $$d --model gcn --tp-mode naive --workers 1,2,4 || exit 1; done
 	$(TP) --dataset rmat-products --model decoupled --epochs 2 --workers 2
-	$(TP) --dataset rmat-products --model decoupled --epochs 2 --workers 2 --chunks 16
+	$(TP) --dataset rmat-products --model decoupled --epochs 2 --workers 2 --tp-chunks 16
 
 bench-partition: $(STAMP)  ## graph-partition DP on rmat-arxiv, P=1,2,4: METIS vs random (epoch time, bytes, edge cut, imbalance)
 	$(GRAPHPAR) bench --strategies partition --dataset rmat-arxiv --workers 1,2,4 --epochs 3 --partition metis

@@ -28,6 +28,7 @@ import json
 import statistics
 from typing import Any, Iterable
 
+from graphpar.strategies.base import options_now
 from graphpar.strategies.comm import COUNTERS  # noqa: F401  (per-tag communicator counters; part of this API)
 from graphpar.strategies.phases import COMPUTE_PHASES, PHASES
 
@@ -41,6 +42,8 @@ def _hash(obj: Any) -> str:
 
 def config_key(cfg: dict[str, Any]) -> str:
     """Identity of a configuration (what a resumed sweep matches on, together with the git sha)."""
+    if cfg.get("options"):  # a record written before an option's rename keys as the same configuration
+        cfg = {**cfg, "options": options_now(cfg.get("strategy"), cfg["options"])}
     return _hash({k: v for k, v in cfg.items() if k not in _KEY_EXCLUDE})
 
 

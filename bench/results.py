@@ -28,6 +28,8 @@ from typing import Any, Iterable
 
 import pandas as pd
 
+from graphpar.strategies.base import options_now
+
 from . import metrics
 from .metrics import config_key, rank_medians  # noqa: F401  (part of this module's API)
 from .record import read_records
@@ -59,7 +61,7 @@ def run_row(rec: dict[str, Any]) -> dict[str, Any]:
                            "config_key": config_key(cfg), "git_sha": env.get("git_sha"),
                            "env_fingerprint": env_fingerprint(env)}
     row.update({k: v for k, v in cfg.items() if k != "options"})
-    row.update({f"opt.{k}": v for k, v in (cfg.get("options") or {}).items()})
+    row.update({f"opt.{k}": v for k, v in (options_now(cfg.get("strategy"), cfg.get("options")) or {}).items()})
     row.update({f"graph.{k}": v for k, v in (rec.get("dataset") or {}).items()})
     if rec.get("status") != "ok":
         return row

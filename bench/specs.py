@@ -29,7 +29,7 @@ CI_KEYS = {"strategies": (str, list), "workers": int, "datasets": list, "models"
            "rounds": int, "margin": float, "margins": dict, "threads": int}
 AT_LEAST_ONE = {"workers", "layers", "hidden", "epochs", "prop_steps", "rounds", "threads", "repeat"}
 NON_NEGATIVE = {"seed", "eval_every", "warmup_epochs"}
-CHOICES = {"device": ("cpu", "cuda"), "kernel": ("auto", "torch", "dgl")}
+CHOICES = {name: f.metadata["choices"] for name, f in TrainConfig.settings().items() if f.metadata.get("choices")}
 
 
 class SpecError(UsageError):
@@ -109,8 +109,9 @@ def _field_types() -> dict[str, Any]:
 
 def _check_options(where: str, options: Any) -> None:
     if not isinstance(options, dict):
-        raise SpecError(f"{where}: options must be a mapping like {{chunks: 4}}, got {options!r}")
+        raise SpecError(f"{where}: options must be a mapping like {{pipe_chunks: 4}}, got {options!r}")
     known = {opt.key: opt for opt, _ in all_options().values()}
+    known.update({opt.old_key: opt for opt, _ in all_options().values() if opt.old_key})  # deprecated: chunks
     for key, value in options.items():
         if key not in known:
             raise SpecError(f"{where}: unknown strategy option {key!r}; known: {', '.join(sorted(known))}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, make_dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -39,35 +39,70 @@ class Option:
     default: Any
     help: str
     choices: tuple | None = None
+    old_name: str | None = None  # a deprecated spelling still accepted for one release (``--chunks``)
 
     @property
     def key(self) -> str:
-        return self.name.lstrip("-").replace("-", "_")
+        return flag_key(self.name)
+
+    @property
+    def old_key(self) -> str | None:
+        return flag_key(self.old_name) if self.old_name else None
+
+
+class Options:
+    """A strategy's options, parsed once: typed attributes (``opt.pipe_chunks``), each one's default where
+    the run did not set it; ``opt["pipe_chunks"]`` reads the same. ``Strategy.options_type()`` builds the
+    dataclass from the strategy's ``Option`` declarations."""
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+
+def flag_key(flag: str) -> str:
+    """``--tp-chunks`` -> ``tp_chunks``: the key of a flag in ``TrainConfig.options`` and in sweep files."""
+    return flag.lstrip("-").replace("-", "_")
+
+
+def deprecation_line(old_key: str) -> str:
+    """One line telling a user of a deprecated option spelling what each strategy calls it now."""
+    names = [f"{o.name} ({name})" for name, cls in registered().items() for o in cls.options if o.old_key == old_key]
+    return f"graphpar: --{old_key.replace('_', '-')} / options.{old_key} is deprecated and goes in the next " \
+           f"release; use {' or '.join(names)}"
+
+
+def setting(default: Any, help: str, flag: str | None = None, choices: tuple | None = None) -> Any:
+    """A TrainConfig field with its default and its command-line help: the one place both live
+    (``graphpar``'s training flags are generated from them). ``flag`` where it is not ``--field-name``."""
+    return field(default=default, metadata={"help": help, "flag": flag, "choices": choices})
 
 
 @dataclass
 class TrainConfig:
     """Everything a run needs; recorded verbatim in the results."""
 
-    strategy: str
-    dataset: str
-    workers: int = 1
-    model: str = "gcn"
-    layers: int = 2
-    hidden: int = 16
-    dropout: float = 0.5
-    lr: float = 0.01
-    weight_decay: float = 5e-4
-    epochs: int = 200
-    seed: int = 0
-    device: str = "cpu"
-    kernel: str = "auto"
-    residual: bool = False
-    prop_steps: int | None = None
-    eval_every: int = 0
-    warmup_epochs: int = 1
-    timeout_s: float = 300.0
+    strategy: str = field(metadata={"help": "a registered strategy (graphpar strategies)"})
+    dataset: str = setting("rmat-arxiv", "catalog name or spec (graphpar datasets)")
+    workers: int = setting(1, "number of ranks P (all hosts together)")
+    model: str = setting("gcn", "gcn | sage | decoupled")
+    layers: int = setting(2, "GNN layers L")
+    hidden: int = setting(16, "hidden width")
+    dropout: float = setting(0.5, "dropout rate in [0, 1)")
+    lr: float = setting(0.01, "Adam learning rate")
+    weight_decay: float = setting(5e-4, "Adam weight decay")
+    epochs: int = setting(200, "training epochs")
+    seed: int = setting(0, "seed of weights, dropout and random partitions")
+    device: str = setting("cpu", "where each rank computes", choices=("cpu", "cuda"))
+    kernel: str = setting("auto", "aggregation backend", choices=("auto", "torch", "dgl"))
+    residual: bool = setting(False, "residual connections between equal-width layers")
+    prop_steps: int | None = setting(None, "decoupled: propagation steps K (default: --layers)")
+    eval_every: int = setting(0, "evaluate every N epochs (accuracy curve)")
+    warmup_epochs: int = setting(1, "epochs left out of the timing summary")
+    timeout_s: float = setting(300.0, "seconds before a stuck collective fails the run", flag="--timeout")
     options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.options = options_now(self.strategy, self.options)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -100,6 +135,16 @@ class TrainConfig:
                 raise ConfigError(f"--{key.replace('_', '-')} must be a finite number, got {value}")
 
     @classmethod
+    def settings(cls) -> dict[str, Any]:
+        """The fields a flag sets (every one but ``options``), by name: each with its default and help."""
+        return {f.name: f for f in fields(cls) if f.metadata}
+
+    @staticmethod
+    def flag_of(f) -> str:
+        """The command-line flag of a field (``--weight-decay``; ``--timeout`` for ``timeout_s``)."""
+        return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any], strict: bool = True) -> "TrainConfig":
         """A config from its dict; a key that is no field is an error (``strict=False``: dropped, for
         records written by older versions)."""
@@ -129,9 +174,24 @@ class Strategy(ABC):
 
     # -- options ------------------------------------------------------------------------------------
     @classmethod
-    def options_of(cls, cfg: TrainConfig) -> dict[str, Any]:
-        """This strategy's options in ``cfg``, each one's default where it is not set."""
-        return {o.key: cfg.options.get(o.key, o.default) for o in cls.options}
+    def options_type(cls) -> type[Options]:
+        """This strategy's options as a frozen dataclass (field per ``Option``: its type, default and help)."""
+        if cls.__dict__.get("_options_type") is None or cls._options_type.declared is not cls.options:
+            made = make_dataclass(f"{cls.__name__}Options", [
+                (o.key, o.type, field(default=o.default, metadata={"help": o.help, "flag": o.name}))
+                for o in cls.options], bases=(Options,), frozen=True)
+            made.declared = cls.options
+            cls._options_type = made
+        return cls._options_type
+
+    @classmethod
+    def options_of(cls, cfg: TrainConfig) -> Options:
+        """This strategy's options in ``cfg``, checked (``check_options``) and typed, each one's default where
+        it is not set."""
+        cls.check_options(cfg.options)
+        typed = {o.key: float(cfg.options[o.key]) if o.type is float else cfg.options[o.key]
+                 for o in cls.options if o.key in cfg.options}
+        return cls.options_type()(**typed)
 
     @classmethod
     def exact_options(cls) -> dict[str, Any]:
@@ -170,8 +230,23 @@ class Strategy(ABC):
         return loss
 
     @classmethod
+    def check_options(cls, options: dict[str, Any]) -> None:
+        """Every key one of this strategy's options and every value of its type, else one ConfigError line
+        naming the valid options (``validate`` runs it before any work; the CLI and sweep files come here too)."""
+        known = {o.key: o for o in cls.options}
+        unknown = sorted(set(options) - set(known))
+        if unknown:
+            raise ConfigError(f"strategy {cls.name} has no option {', '.join(map(repr, unknown))}; its options: "
+                              f"{', '.join(known) or 'none'}")
+        for key, value in options.items():
+            want = (int, float) if known[key].type is float else known[key].type
+            if isinstance(value, bool) is not (known[key].type is bool) or not isinstance(value, want):
+                raise ConfigError(f"{known[key].name} takes {known[key].type.__name__} values, got {value!r}")
+
+    @classmethod
     def validate(cls, cfg: TrainConfig, graph_summary: dict[str, Any]) -> None:
         """Raise ConfigError when this strategy cannot run ``cfg`` on a graph with these counts."""
+        cls.check_options(cfg.options)
         if cfg.model not in cls.models:
             raise ConfigError(f"strategy {cls.name} trains models {', '.join(cls.models)}, not {cfg.model!r}; "
                               f"pass --model {cls.models[0]}")
@@ -227,6 +302,33 @@ def get_strategy(name: str) -> type[Strategy]:
 
 def registered() -> dict[str, type[Strategy]]:
     return dict(sorted(_REGISTRY.items()))
+
+
+def renamed_options(cls: type[Strategy], options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with each deprecated key (``chunks``) under the name ``cls`` gives it now (``pipe_chunks``);
+    a key given under both names keeps the new one. Keys ``cls`` does not know are left as they are."""
+    new = {o.old_key: o.key for o in cls.options if o.old_key}
+    if not any(k in new for k in options):
+        return options
+    out = {k: v for k, v in options.items() if k not in new}
+    for old, key in new.items():
+        if old in options:
+            out.setdefault(key, options[old])
+    return out
+
+
+def options_now(strategy: str, options: Any) -> Any:
+    """A run's options under today's names (``chunks`` -> ``pipe_chunks``): configs and records written
+    before a rename read as new ones. Unchanged for a strategy not registered here."""
+    if isinstance(options, dict) and strategy in _REGISTRY:
+        return renamed_options(_REGISTRY[strategy], options)
+    return options
+
+
+def deprecated_keys(options: dict[str, Any]) -> list[str]:
+    """The deprecated option keys (``chunks``) in ``options``, for a deprecation line."""
+    old = {o.old_key for cls in _REGISTRY.values() for o in cls.options if o.old_key}
+    return sorted(k for k in options if k in old)
 
 
 def all_options() -> dict[str, tuple[Option, list[str]]]:

@@ -47,7 +47,7 @@ def test_validate_names_the_fix(small_directed):
     cls = get_strategy("pipeline")
     with pytest.raises(ConfigError, match="--layers"):
         cls.validate(cfg_for(small_directed, 4, 2), summary)
-    with pytest.raises(ConfigError, match="--chunks"):
+    with pytest.raises(ConfigError, match="--pipe-chunks"):
         cls.validate(cfg_for(small_directed, 2, 2, chunks=0), summary)
     with pytest.raises(ConfigError, match="--model"):
         cls.validate(cfg_for(small_directed, 2, 2, model="decoupled"), summary)

@@ -89,7 +89,7 @@ def test_config_errors_name_the_fix(cora):
     cls, summary = get_strategy("tensor"), cora.summary()
     for cfg, words in [(_cfg(cora, "gcn", "decoupled", 2, 8), "--tp-mode naive"),
                        (_cfg(cora, "decoupled", "naive", 2, 8), "--tp-mode decoupled"),
-                       (_cfg(cora, "decoupled", "decoupled", 2, 8, chunks=0), "--chunks"),
+                       (_cfg(cora, "decoupled", "decoupled", 2, 8, chunks=0), "--tp-chunks"),
                        (_cfg(cora, "decoupled", "decoupled", 2, 8, chunks=2, memory_budget=10**6), "one of them")]:
         with pytest.raises(ConfigError, match=words):
             cls.validate(cfg, summary)

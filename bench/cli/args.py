@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import argparse
 import socket
+import sys
+import typing
 from typing import Any
 
 from graphpar.strategies import TrainConfig, get_strategy
-from graphpar.strategies.base import all_options
+from graphpar.strategies.base import all_options, deprecation_line, flag_key, registered
 
 from ..api import MAX_LOCAL_PROCESSES
 from ..errors import EXIT_USAGE, UsageError
@@ -32,25 +34,22 @@ def at_least_one(text: str) -> int:
 
 
 def training_args(p: argparse.ArgumentParser, strategy_required: bool = True) -> None:
-    if strategy_required:
-        p.add_argument("--strategy", required=True, help="a registered strategy (graphpar strategies)")
-    p.add_argument("--dataset", default="rmat-arxiv", help="catalog name or spec (graphpar datasets)")
-    p.add_argument("--workers", type=int, default=1, help="number of ranks P (all hosts together)")
-    p.add_argument("--model", default="gcn", help="gcn | sage | decoupled")
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--hidden", type=int, default=16)
-    p.add_argument("--dropout", type=float, default=0.5)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--kernel", default="auto", choices=("auto", "torch", "dgl"), help="aggregation backend")
-    p.add_argument("--residual", action="store_true", help="residual connections between equal-width layers")
-    p.add_argument("--prop-steps", type=int, default=None, help="decoupled: propagation steps K (default: --layers)")
-    p.add_argument("--eval-every", type=int, default=0, help="evaluate every N epochs (accuracy curve)")
-    p.add_argument("--warmup-epochs", type=int, default=1, help="epochs left out of the timing summary")
-    p.add_argument("--timeout", type=float, default=300.0, help="seconds before a stuck collective fails the run")
+    """Every TrainConfig field as a flag (default and help from the field), the cluster flags, then every
+    strategy's options."""
+    hints = typing.get_type_hints(TrainConfig)
+    for name, f in TrainConfig.settings().items():
+        if name == "strategy":
+            if strategy_required:
+                p.add_argument("--strategy", required=True, help=f.metadata["help"])
+            continue
+        kind = next((t for t in typing.get_args(hints[name]) if t is not type(None)), hints[name])  # int | None
+        if kind is bool:
+            p.add_argument(TrainConfig.flag_of(f), action="store_true", default=f.default, help=f.metadata["help"])
+            continue
+        shown = "" if f.default is None else " (default %(default)s)"  # %(default)s: a command's own default
+        flag, choices = TrainConfig.flag_of(f), f.metadata["choices"]
+        p.add_argument(flag, dest=name, metavar=None if choices else flag_key(flag).upper(), type=kind,
+                       default=f.default, choices=choices, help=f.metadata["help"] + shown)
     p.add_argument("--nnodes", type=int, default=1)
     p.add_argument("--node-rank", type=int, default=0)
     p.add_argument("--master-addr", default="127.0.0.1")
@@ -66,6 +65,19 @@ def training_args(p: argparse.ArgumentParser, strategy_required: bool = True) ->
             if opt.choices:
                 kwargs["choices"] = opt.choices
         p.add_argument(flag, **kwargs)
+    for old, (owners, type_) in deprecated_flags().items():
+        p.add_argument(old, type=type_, default=None,
+                       help=f"deprecated alias (one release) of {', '.join(owners)}")
+
+
+def deprecated_flags() -> dict[str, tuple[list[str], type]]:
+    """Each deprecated option spelling, the flags that replace it (``--tp-chunks (tensor)``) and its type."""
+    out: dict[str, tuple[list[str], type]] = {}
+    for name, cls in registered().items():
+        for opt in cls.options:
+            if opt.old_name:
+                out.setdefault(opt.old_name, ([], opt.type))[0].append(f"{opt.name} ({name})")
+    return out
 
 
 def config_from_args(args: argparse.Namespace, strategy: str | None = None, workers: int | None = None):
@@ -82,11 +94,25 @@ def config_from_args(args: argparse.Namespace, strategy: str | None = None, work
             options[opt.key] = value
         elif strategy is None:
             raise UsageError(f"{flag} is an option of {', '.join(owners)}, not of {name}; drop it or pick that strategy")
-    return TrainConfig(
-        strategy=name, dataset=args.dataset, workers=workers or args.workers, model=args.model, layers=args.layers,
-        hidden=args.hidden, dropout=args.dropout, lr=args.lr, weight_decay=args.weight_decay, epochs=args.epochs,
-        seed=args.seed, device=args.device, kernel=args.kernel, residual=args.residual, prop_steps=args.prop_steps,
-        eval_every=args.eval_every, warmup_epochs=args.warmup_epochs, timeout_s=args.timeout, options=options)
+    for old in deprecated_flags():
+        value = getattr(args, flag_key(old), None)
+        if value is None:
+            continue
+        new = next((o for o in cls.options if o.old_name == old), None)
+        if new is None:
+            if strategy is None:
+                owners = [n for n, c in registered().items() if any(o.old_name == old for o in c.options)]
+                raise UsageError(f"{old} is an option of {', '.join(owners)}, not of {name}; drop it or pick that "
+                                 "strategy")
+            continue
+        if options.setdefault(new.key, value) != value:
+            raise UsageError(f"{old} {value} and {new.name} {options[new.key]}: {old} is the deprecated spelling "
+                             f"of {new.name}; pass only {new.name}")
+        if not getattr(args, "_deprecation_said", False):  # once per command, however many configs it makes
+            print(deprecation_line(flag_key(old)), file=sys.stderr)
+            args._deprecation_said = True
+    values = {f: getattr(args, f) for f in TrainConfig.settings() if f != "strategy"}
+    return TrainConfig(**{**values, "strategy": name, "workers": workers or args.workers, "options": options})
 
 
 def check_cluster(args: argparse.Namespace, workers: list[int]) -> None:

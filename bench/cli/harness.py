@@ -104,7 +104,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         try:
             grid["options"] = [json.loads(o) for o in args.options]
         except json.JSONDecodeError as e:
-            raise UsageError(f"--options: not JSON ({e.msg}); e.g. --options '{{\"chunks\": 4}}'") from None
+            raise UsageError(f"--options: not JSON ({e.msg}); e.g. --options '{{\"pipe_chunks\": 4}}'") from None
     if args.epochs is not None:
         spec["fixed"]["epochs"] = args.epochs
     validate_sweep(spec, "command line" if not args.config else args.config)

@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from graphpar.datasets import DatasetError
 from graphpar.strategies import ConfigError, TrainConfig, get_strategy, registered
+from graphpar.strategies.base import deprecated_keys, deprecation_line, renamed_options
 
 from ..api import prepare, run_one
 from ..errors import UsageError
@@ -77,14 +78,18 @@ def expand(spec: dict[str, Any]) -> list[dict[str, Any]]:
     bad = (set(axes) | set(spec.get("fixed") or {}) | {k for v in per_strategy.values() for k in v}) - names
     if bad:
         raise ValueError(f"unknown configuration fields {sorted(bad)}; known: {sorted(names)}")
+    old = sorted({k for v in axes["options"] for k in deprecated_keys(v or {})})
+    for key in old:  # options.chunks: each strategy's own name for it (tp_chunks, pipe_chunks)
+        print(deprecation_line(key), file=sys.stderr)
     out = []
     for strategy in strategies:
-        mine = {o.key for o in get_strategy(strategy).options}
+        cls = get_strategy(strategy)
+        mine = {o.key for o in cls.options}
         own = {**axes, **{k: _as_list(v) for k, v in (per_strategy.get(strategy) or {}).items()}}
         keys = list(own)
         for combo in itertools.product(*(own[k] for k in keys)):
             values = dict(zip(keys, combo))
-            options = {k: v for k, v in (values.pop("options") or {}).items() if k in mine}
+            options = {k: v for k, v in renamed_options(cls, values.pop("options") or {}).items() if k in mine}
             raw = {"strategy": strategy, **(spec.get("fixed") or {}), **values, "options": options}
             if "dataset" not in raw:
                 raise ValueError("a sweep needs a dataset: put dataset: [...] under grid:")

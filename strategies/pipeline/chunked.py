@@ -1,6 +1,6 @@
 """One pipeline stage's layers on the whole graph, run chunk by chunk with historical embeddings.
 
-    graphpar run --strategy pipeline --dataset cora --workers 2 --layers 4 --chunks 4
+    graphpar run --strategy pipeline --dataset cora --workers 2 --layers 4 --pipe-chunks 4
 
 A stage owns layers [b, e). It keeps the whole graph structure and full-size row buffers: ``X[i]``
 holds layer i's (post-dropout) input for every vertex. Vertices are cut into K contiguous chunks of ids

@@ -1,11 +1,11 @@
 """``pipeline``: GNNPipe-style layer pipelining: contiguous layer stages, vertex chunks, historical embeddings.
 
-    graphpar run --strategy pipeline --dataset cora --workers 4 --layers 8 --chunks 4
+    graphpar run --strategy pipeline --dataset cora --workers 4 --layers 8 --pipe-chunks 4
     graphpar check --strategy pipeline --dataset cora --workers 2 --layers 4 --staleness 0
 
 The L layers are cut into S = P contiguous stages balanced by an estimated cost (``stage_cut``); each
 stage holds the whole graph and full-size activation buffers for its layers (``pipeline_stage``).
-Vertices are cut into K = ``--chunks`` chunks (``--chunk-order``: K-way METIS parts by default, so few
+Vertices are cut into K = ``--pipe-chunks`` chunks (``--chunk-order``: K-way METIS parts by default, so few
 edges cross chunks and few reads are historical); chunk c's rows go stage to stage by
 send/recv (tags ``pipe/cut{s}/fwd``, gradients back under ``pipe/cut{s}/bwd``) in a one-forward-one-
 backward order, with an epoch barrier. ``--staleness 1``: a chunk reads last epoch's rows (and
@@ -86,7 +86,8 @@ class LayerPipeline(Strategy):
     description = "layer pipelining (GNNPipe): contiguous layer stages, vertex chunks, historical embeddings"
     models = ("gcn", "sage")
     options = (
-        Option("--chunks", int, 4, "pipeline: vertex chunks K streamed through the stages"),
+        Option("--pipe-chunks", int, 4, "pipeline: vertex chunks K streamed through the stages",
+               old_name="--chunks"),
         Option("--staleness", int, 1, "pipeline: 1 = historical embeddings of later chunks, 0 = exact", (0, 1)),
         Option("--pipe-warmup", int, 0, "pipeline: first N epochs without staleness (one chunk)"),
         Option("--grad-clip", float, 0.0, "pipeline: clamp weight gradients elementwise to +-V (0: off)"),
@@ -120,11 +121,11 @@ class LayerPipeline(Strategy):
             raise ConfigError(f"--graph-parts {parts} (hybrid) streams the whole graph as one chunk; "
                               "pass --staleness 0")
         check_method("--pipe-partition", o["pipe_partition"], parts > 1)
-        if not 1 <= o["chunks"] <= graph_summary["nodes"]:
-            raise ConfigError(f"--chunks {o['chunks']} must be in [1, {graph_summary['nodes']}] (the vertex count)")
+        if not 1 <= o["pipe_chunks"] <= graph_summary["nodes"]:
+            raise ConfigError(f"--pipe-chunks {o['pipe_chunks']} must be in [1, {graph_summary['nodes']}] (the vertex count)")
         if o["staleness"] not in (0, 1):
             raise ConfigError(f"--staleness {o['staleness']} must be 0 (exact) or 1 (historical embeddings)")
-        check_method("--chunk-order", o["chunk_order"], bool(o["staleness"]) and o["chunks"] > 1)
+        check_method("--chunk-order", o["chunk_order"], bool(o["staleness"]) and o["pipe_chunks"] > 1)
         if o["pipe_warmup"] < 0 or o["grad_clip"] < 0:
             raise ConfigError(f"--pipe-warmup {o['pipe_warmup']} and --grad-clip {o['grad_clip']} must be >= 0")
 
@@ -144,7 +145,7 @@ class LayerPipeline(Strategy):
         self.times: list[dict[str, float]] = []
         self.gathered: dict[str, Tensor] = {}
         kernel = self.kernel_name()
-        self.k = 1 if self.opt["staleness"] == 0 else int(self.opt["chunks"])
+        self.k = 1 if self.opt["staleness"] == 0 else int(self.opt["pipe_chunks"])
         self.hybrid = None
         if self.parts > 1:
             self.hybrid = HybridStage(comm, self.spec, g, self.cut, self.parts, self.opt["pipe_partition"],

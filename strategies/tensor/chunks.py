@@ -1,6 +1,6 @@
 """Chunked scheduling of the tensor-parallel aggregation: destination-vertex row blocks of the CSR.
 
-    graphpar run --strategy tensor --dataset cora --workers 2 --chunks 4     (or --memory-budget BYTES)
+    graphpar run --strategy tensor --dataset cora --workers 2 --tp-chunks 4     (or --memory-budget BYTES)
 
 The normalised adjacency Â (rows = destinations) and its transpose (rows = sources, for backward)
 are cut into K contiguous row blocks holding about nnz/K edges each; every rank uses the same cut

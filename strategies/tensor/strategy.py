@@ -1,7 +1,7 @@
 """``tensor``: NeutronTP tensor parallelism, feature-sliced aggregation over the whole graph on every worker.
 
     graphpar run --strategy tensor --dataset cora --workers 4 --model decoupled [--tp-mode decoupled]
-    graphpar check --strategy tensor --dataset cora --workers 3 --model sage --tp-mode naive --chunks 4
+    graphpar check --strategy tensor --dataset cora --workers 3 --model sage --tp-mode naive --tp-chunks 4
 
 Every worker holds the whole topology; dense tensors live vertex-split for NN operations and
 feature-split for aggregation (``tensor_layout``). ``--tp-mode naive`` (gcn, sage): per layer,
@@ -12,7 +12,7 @@ the raw input's slice is read locally, and a layer moves min(d_in, d_out) column
 ``--tp-mode decoupled`` (the ``decoupled`` model): MLP data-parallel on owned rows, one split, K
 propagation steps on the slice with no communication, one gather, loss; backward mirrors it with the
 transposed adjacency: four all-to-alls per epoch whatever the depth, plus the gradient all-reduce.
-``--chunks``/``--memory-budget`` stream the adjacency in destination-row blocks (``tensor_chunks``);
+``--tp-chunks``/``--memory-budget`` stream the adjacency in destination-row blocks (``tensor_chunks``);
 in decoupled mode the gather of each block's rows overlaps the aggregation of the next block.
 """
 from __future__ import annotations
@@ -94,7 +94,7 @@ def dense_bytes_for(spec, mode: str, lay: Layout) -> int:
 
 def resolve_mode(cfg: TrainConfig) -> str:
     """``auto``: decoupled for the decoupled model (NeutronTP's default), naive for gcn/sage."""
-    mode = cfg.options.get("tp_mode", "auto")
+    mode = TensorParallel.options_of(cfg)["tp_mode"]
     if mode == "auto":
         return "decoupled" if cfg.model == "decoupled" else "naive"
     return mode
@@ -107,8 +107,9 @@ class TensorParallel(Strategy):
     options = (
         Option("--tp-mode", str, "auto", "tensor: 'naive' per-layer split/gather (gcn, sage), "
                "'decoupled' MLP-then-propagate (model decoupled); 'auto' picks by --model", ("auto", *MODES)),
-        Option("--chunks", int, 1, "tensor: destination-row blocks the aggregation streams through"),
-        Option("--memory-budget", int, 0, "tensor: device bytes per worker; derives --chunks (0: off)"),
+        Option("--tp-chunks", int, 1, "tensor: destination-row blocks the aggregation streams through",
+               old_name="--chunks"),
+        Option("--memory-budget", int, 0, "tensor: device bytes per worker; derives --tp-chunks (0: off)"),
     )
 
     @classmethod
@@ -123,11 +124,11 @@ class TensorParallel(Strategy):
             raise ConfigError(f"--tp-mode decoupled trains --model decoupled, not {cfg.model}; "
                               f"pass --model decoupled or --tp-mode naive")
         opts = cls.options_of(cfg)
-        chunks, budget = opts["chunks"], opts["memory_budget"]
+        chunks, budget = opts["tp_chunks"], opts["memory_budget"]
         if chunks < 1 or chunks > graph_summary["nodes"]:
-            raise ConfigError(f"--chunks {chunks} must be in [1, {graph_summary['nodes']}] (the vertex count)")
+            raise ConfigError(f"--tp-chunks {chunks} must be in [1, {graph_summary['nodes']}] (the vertex count)")
         if budget < 0 or (budget and chunks != 1):
-            raise ConfigError(f"--memory-budget {budget} with --chunks {chunks}: give one of them (budget >= 0)")
+            raise ConfigError(f"--memory-budget {budget} with --tp-chunks {chunks}: give one of them (budget >= 0)")
         if budget:  # the dense tensors alone are a floor no chunking can go below
             spec = cfg.model_spec(graph_summary["features"], graph_summary["classes"])
             floor = dense_bytes_for(spec, mode, Layout(graph_summary["nodes"], cfg.workers, 0))
@@ -144,7 +145,7 @@ class TensorParallel(Strategy):
         s, d, w = aggregation_edges(spec, g.src, g.dst, g.num_nodes)
         matrix = CSRMatrix(s, d, w, g.num_nodes, g.num_nodes, "cpu")
         dense = self.dense_bytes()
-        chunks = self.opt["chunks"]
+        chunks = self.opt["tp_chunks"]
         if self.opt["memory_budget"]:
             chunks = choose_chunks(matrix, dense, self.opt["memory_budget"])
             if chunks is None:

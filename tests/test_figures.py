@@ -275,3 +275,28 @@ def test_bad_format_is_one_line_exit_2_nothing_written(tmp_path, monkeypatch, ca
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "is not one of png, pdf, svg" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.jsonl"]
+
+
+def test_parity_figure_uses_the_shared_style_and_does_not_collide(tmp_path, monkeypatch):
+    """``graphpar parity``'s figure: the strategy's colour from figstyle, PNG and PDF, no text collisions."""
+    from graphpar.bench.harness import parity
+
+    curve = [(e, 0.3 + 0.002 * e) for e in range(0, 200, 20)]
+    runs = {"reference": [{"seed": s, "test_acc": 0.8, "curve": curve} for s in range(4)],
+            "strategy": [{"seed": s, "test_acc": 0.79, "curve": curve} for s in range(4)]}
+    seen = {}
+    real_save = figstyle.save
+
+    def checking_save(fig, path, formats=("png",)):
+        fig.canvas.draw()
+        seen["collisions"] = figlayout.collisions(fig)
+        seen["colors"] = {line.get_color() for line in fig.axes[0].get_lines()}
+        return real_save(fig, path, formats)
+
+    monkeypatch.setattr(figstyle, "save", checking_save)
+    title = "parity: partition --stale 4 P=2 vs single, amazon-computers, gcn L=2, 200 epochs, seeds 0..3"
+    parity.plot_parity(runs, title, tmp_path / "parity.png", "partition")
+    assert (tmp_path / "parity.png").is_file() and (tmp_path / "parity.pdf").is_file()
+    assert seen["collisions"] == []
+    assert figstyle.strategy_color("single") in seen["colors"]
+    assert figstyle.strategy_color("partition", "stale") in seen["colors"]

@@ -43,12 +43,12 @@ def cmd_parity(args: argparse.Namespace) -> int:
         print(line)
     stem = f"parity_{cfg.strategy}_{cfg.dataset.replace('/', '_').replace(':', '_')}_P{cfg.workers}"
     out = Path(args.out_dir)
-    plot_parity(runs, title, out / f"{stem}.png")
+    plot_parity(runs, title, out / f"{stem}.png", cfg.strategy)
     (out / f"{stem}.json").write_text(json.dumps({"config": cfg.as_dict(), "seeds": seeds, "runs": runs,
                                                   "mean_diff_points": verdict.mean_diff,
                                                   "worst_gap_points": verdict.worst_gap,
                                                   "passed": verdict.passed}, indent=1))
-    print(f"figure and numbers: {out / stem}.png, .json")
+    print(f"figure and numbers: {out / stem}.png, .pdf, .json")
     return EXIT_OK if verdict.passed else EXIT_FAIL
 
 

@@ -148,25 +148,24 @@ def run_parity(cfg, seeds: list[int], graph, timeout_s: float = 1800.0, progress
     return out
 
 
-def plot_parity(runs: dict[str, Any], title: str, path: Path) -> None:
-    """Test accuracy vs epoch of every seed, reference and strategy, with the provenance line."""
-    import matplotlib  # noqa: PLC0415
+def plot_parity(runs: dict[str, Any], title: str, path: Path, strategy: str = "",
+                formats: tuple[str, ...] = ("png", "pdf")) -> None:
+    """Test accuracy vs epoch of every seed, reference and strategy, in the suite's one style (``figstyle``:
+    the strategy's colour, stale variant lighter; PNG at 300 dpi and PDF), with the provenance line."""
+    from . import figlayout, figstyle  # noqa: PLC0415  (matplotlib: imported when plotting)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for key, color in (("reference", "tab:gray"), ("strategy", "tab:red")):
-        for i, r in enumerate(runs[key]):
-            xs, ys = zip(*r["curve"])
-            ax.plot(xs, ys, color=color, lw=1, alpha=0.8, label=key if i == 0 else None)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy")
-    ax.set_title(title, fontsize=9)
-    ax.legend(loc="lower right")
-    env = environment()
-    fig.text(0.01, 0.01, f"git {env['git_sha']}  env {env_fingerprint(env)}", fontsize=6, color="gray")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    colors = {"reference": figstyle.strategy_color("single"),
+              "strategy": figstyle.strategy_color(strategy or "tensor", "stale")}
+    names = {"reference": "single (reference), each seed", "strategy": f"{strategy or 'strategy'}, each seed"}
+    with figstyle.paper():
+        fig, ax = figlayout.new(figstyle.size("double", 3.0))
+        for key in ("reference", "strategy"):
+            for i, r in enumerate(runs[key]):
+                xs, ys = zip(*r["curve"])
+                ax.plot(xs, ys, color=colors[key], lw=1, alpha=0.8, label=names[key] if i == 0 else None)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy")
+        figlayout.legend_below(fig, *ax.get_legend_handles_labels())
+        env = environment()
+        figlayout.finish(fig, title, [f"graphpar {env['git_sha']} | env {env_fingerprint(env)}"])
+        figstyle.save(fig, path, formats)

@@ -13,10 +13,10 @@ import sys
 
 import pytest
 import torch
+from helpers import one_thread, train_batch
 
 from graphpar.bench.check import check_config, compare, run_reference
-from graphpar.bench.runtime.loop import train_local, train_rank
-from graphpar.bench.runtime.spmd import run_spmd
+from graphpar.bench.runtime.loop import train_local
 from graphpar.strategies import Communicator, ConfigError, TrainConfig, get_strategy
 from graphpar.strategies.kernels import make_aggregator
 from graphpar.strategies.models import ModelSpec, aggregation_edges
@@ -27,22 +27,10 @@ from graphpar.strategies.sampling.strategy import parse_fanouts
 
 @pytest.fixture(scope="module", autouse=True)
 def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_thread():
+        yield
 
 
-def _train_all(comm, cfg_dicts: list[dict], graphs: dict) -> list[dict]:
-    return [train_rank(comm, TrainConfig.from_dict(c), graphs[c["dataset"]], keep_params=True) for c in cfg_dicts]
-
-
-def train_batch(cfgs: list[TrainConfig], graphs: list) -> list[list[dict]]:
-    """Per configuration, the per-rank results; all configurations share cfgs[0].workers processes."""
-    p = cfgs[0].workers
-    by_name = {g.name: g for g in graphs}
-    per_rank = run_spmd(_train_all, p, ([c.as_dict() for c in cfgs], by_name), timeout_s=120)
-    return [[per_rank[r][i] for r in range(p)] for i in range(len(cfgs))]
 
 
 def exact_cfg(graph, model: str, workers: int, method: str = "metis", epochs: int = 3) -> TrainConfig:

@@ -93,7 +93,9 @@ def prepare(cfg, local_workers: int | None = None, force: bool = False) -> dict[
     if cfg.device == "cuda":
         if not torch.cuda.is_available():
             raise UsageError("--device cuda but no CUDA device is visible; use --device cpu")
-    summary = load_graph(cfg.dataset).summary()
+    summary = cls.graph_summary(cfg)  # partition --partition-dir: the manifest's, no graph loaded
+    if summary is None:
+        summary = load_graph(cfg.dataset).summary()
     cls.validate(cfg, summary)
     check_processes(local_workers, force)  # the oversubscription warning, once everything else holds
     return summary

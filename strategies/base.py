@@ -253,6 +253,17 @@ class Strategy(ABC):
         if cfg.workers > graph_summary["nodes"]:
             raise ConfigError(f"--workers {cfg.workers} exceeds the graph's {graph_summary['nodes']} vertices")
 
+    @classmethod
+    def graph_summary(cls, cfg: TrainConfig) -> dict[str, Any] | None:
+        """The graph's summary without loading the graph, for a run whose ranks never load it whole
+        (``partition --partition-dir``: from the manifest, checked against ``cfg``); None: load the dataset."""
+        return None
+
+    @classmethod
+    def rank_graph(cls, cfg: TrainConfig, rank: int) -> Any | None:
+        """What rank ``rank`` trains on when it loads only its own piece; None: the whole dataset."""
+        return None
+
     @abstractmethod
     def setup(self) -> None:
         """Build this rank's view of the graph (partition, placement) and its model replica."""

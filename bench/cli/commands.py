@@ -32,6 +32,7 @@ from ..runtime.launcher import Interrupted, RunFailed, launch
 from ..specs import check_exactness
 from ..tables import bench_table, run_line
 from . import harness, parity
+from . import partition as partition_cmd
 from .args import OneLineParser, at_least_one, check_cluster, cluster_of, config_from_args, training_args
 
 DEFAULT_RESULTS = Path("results/runs.jsonl")
@@ -163,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("strategies", help="registered strategies and their options")
     commands["strategies"] = cmd_strategies
     parity.add_command(sub, commands)
+    partition_cmd.add_command(sub, commands)
     harness.add_commands(sub, commands)
     parser.set_defaults(_commands=commands)
     return parser

@@ -15,7 +15,7 @@ import torch.distributed as dist
 from torch.distributed.elastic.multiprocessing.errors import record
 
 from graphpar.datasets import load_dataset
-from graphpar.strategies import Communicator, TrainConfig
+from graphpar.strategies import Communicator, TrainConfig, get_strategy
 
 from .dist import destroy, init, peer_died
 from .loop import train_rank
@@ -36,7 +36,9 @@ def worker_main(cfg_dict: dict[str, Any], keep_params: bool = False) -> Any:
         torch.cuda.set_device(local_rank % max(torch.cuda.device_count(), 1))
     init(cfg.device, cfg.timeout_s)
     try:
-        graph = load_dataset(cfg.dataset)
+        graph = get_strategy(cfg.strategy).rank_graph(cfg, dist.get_rank())  # its own part only, where it can
+        if graph is None:
+            graph = load_dataset(cfg.dataset)
         result = train_rank(Communicator(timeout_s=cfg.timeout_s), cfg, graph, keep_params=keep_params)
         gathered = gather_results(result)
         dist.barrier()

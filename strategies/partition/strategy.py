@@ -2,6 +2,7 @@
 
     graphpar run --strategy partition --dataset cora --workers 4 --partition metis [--stale 4]
     graphpar check --strategy partition --dataset cora --workers 3 --model sage
+    graphpar partition cora --parts 3 --out parts/cora-p3   # then: graphpar run ... --partition-dir parts/cora-p3
 
 Each worker owns a part of the vertices (METIS by default, see ``partitioning``), holds their features,
 their in-edges and the halo (remote in-neighbours). Per layer: one all_to_all sends every peer exactly
@@ -12,11 +13,14 @@ all_reduce per step, then every replica takes the same Adam step, so with ``--st
 the single-process reference. ``--stale K`` reuses the last exchanged halo rows and gradients for K-1 of
 every K epochs (refreshing on epochs 0, K, 2K...), the Sancus/PipeGCN idea; worker_stats records the bytes
 this saved and ``staleness`` (``staleness.StaleMonitor``: stale reads, drift at each refresh, divergence).
+``--partition-dir DIR`` (written by ``graphpar partition``, see ``parts_io``): each rank loads only its part,
+halo map and feature rows, never the whole graph; same view, same numbers, same bytes.
 Bytes per epoch (exact, per rank, ``--stale 1``): sent = sum_i send_rows * d_i * 4 forward +
 sum_{i>=1} recv_rows * d_i * 4 backward, plus the |W| * 4-byte gradient all_reduce and an 8-byte loss sum.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,6 +32,7 @@ from ..models import activate, conv_layer, dropout, init_params
 from ..staleness import StaleMonitor
 from ..training import global_accuracy, global_sum, local_loss
 from .halo import StaleHalo, build_local_view, halo_exchange, halo_volume_bytes
+from .parts_io import PartData, check_manifest, load_part
 from .partitioner import METHODS, check_method, partition_stats, shared_partition
 
 
@@ -40,6 +45,7 @@ class GraphPartition(Strategy):
         Option("--partition", str, "metis", "partition: vertex partitioner", METHODS),
         Option("--balance-edges", int, 0, "partition: 1 = METIS also balances in-edges per part", (0, 1)),
         Option("--stale", int, 1, "partition: refresh halo rows and gradients every K epochs (1 = exact)"),
+        Option("--partition-dir", str, "", "partition: a graphpar partition folder; each rank loads only its part"),
     )
 
     check_fills_exact = False  # --stale K > 1 is a different training: refused by check, not switched off
@@ -52,26 +58,49 @@ class GraphPartition(Strategy):
     def validate(cls, cfg: TrainConfig, graph_summary: dict) -> None:
         super().validate(cfg, graph_summary)
         opts = cls.options_of(cfg)
-        check_method("--partition", opts["partition"], cfg.workers > 1)
+        check_method("--partition", opts["partition"], cfg.workers > 1 and not opts["partition_dir"])
         if int(opts["stale"]) < 1:
             raise ConfigError(f"--stale {opts['stale']} must be >= 1 (1 = exact, K = refresh every K epochs)")
         if int(opts["balance_edges"]) not in (0, 1):
             raise ConfigError(f"--balance-edges {opts['balance_edges']} must be 0 or 1")
 
+    @classmethod
+    def graph_summary(cls, cfg: TrainConfig) -> dict[str, Any] | None:
+        folder = cls.options_of(cfg)["partition_dir"]
+        if not folder:
+            return None
+        m = check_manifest(Path(folder), cfg.dataset, cfg.workers, cfg.options.get("partition"))
+        return dict(m["graph"])
+
+    @classmethod
+    def rank_graph(cls, cfg: TrainConfig, rank: int) -> PartData | None:
+        folder = cls.options_of(cfg)["partition_dir"]
+        return load_part(Path(folder), rank) if folder else None
+
     def setup(self) -> None:
         g, dev, comm, cfg = self.graph, self.device, self.comm, self.cfg
         self.num_parts, self.stale_k = comm.world_size, int(self.opt["stale"])
-        self.part = shared_partition(comm, g, self.num_parts, self.opt["partition"],
-                                     bool(int(self.opt["balance_edges"])), cfg.seed)
-        self.view = build_local_view(g, self.part.part_id, comm.rank, self.spec, self.num_parts).to(dev)
+        if isinstance(g, PartData):  # --partition-dir: this rank's part only, the same view and rows
+            self.part, self.view = g.partition(), g.view(self.spec.kind).to(dev)
+            self.x, self.label, self.masks = g.feat.to(dev), g.label.to(dev), [m.to(dev) for m in g.masks]
+            self.n_train = g.num_train
+        else:
+            self.part = shared_partition(comm, g, self.num_parts, self.opt["partition"],
+                                         bool(int(self.opt["balance_edges"])), cfg.seed)
+            self.view = build_local_view(g, self.part.part_id, comm.rank, self.spec, self.num_parts).to(dev)
+            self.x, self.label, self.masks = self.rows_of(self.view.owned)
+            self.n_train = int(g.train_mask.sum())
         self.aggregate = self.view.aggregator(self.kernel_name(), dev)
-        self.x, self.label, self.masks = self.rows_of(self.view.owned)
-        self.n_train = int(g.train_mask.sum())
         self.init_model(init_params(self.spec, cfg.seed))
         self.monitor = StaleMonitor() if self.stale_k > 1 else None
         self.history = [StaleHalo(self.monitor) for _ in range(self.spec.layers)]
         self.stale_epochs, self.stale_saved_bytes = 0, 0
-        self.quality = partition_stats(g.src, g.dst, self.part.part_id, self.num_parts) if comm.rank == 0 else {}
+        if comm.rank != 0:
+            self.quality = {}
+        elif isinstance(g, PartData):
+            self.quality = g.manifest["quality"]
+        else:
+            self.quality = partition_stats(g.src, g.dst, self.part.part_id, self.num_parts)
 
     def _forward(self, training: bool, refresh: bool = True, tag_prefix: str = "") -> Tensor:
         """The model on owned rows; each layer's input is completed with its halo rows first."""

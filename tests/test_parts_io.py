@@ -1,0 +1,130 @@
+"""Offline partitions (``graphpar partition``, strategies/partition/parts_io.py): each rank's part on disk
+rebuilds the in-memory view bit for bit, trains the same losses with the same bytes per tag, and a folder
+that does not fit the run is one line before anything starts."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from helpers import config
+
+from graphpar.bench.api import prepare
+from graphpar.bench.cli.commands import main
+from graphpar.bench.runtime.loop import train_rank
+from graphpar.bench.runtime.spmd import run_spmd
+from graphpar.strategies import ConfigError, TrainConfig, get_strategy
+from graphpar.strategies.partition.halo import build_local_view
+from graphpar.strategies.partition.parts_io import MANIFEST, PartData, load_part, write_parts
+from graphpar.strategies.partition.partitioner import partition_graph
+
+
+@pytest.fixture(scope="module")
+def folders(cora, small_directed, tmp_path_factory):
+    """cora into 2 METIS parts, the directed R-MAT graph into 3 random parts."""
+    root = tmp_path_factory.mktemp("parts")
+    out = {}
+    for graph, p, method in ((cora, 2, "metis"), (small_directed, 3, "random")):
+        out[(graph.name, p)] = root / f"{graph.name}-{p}"
+        write_parts(graph, graph.name, p, method, out[(graph.name, p)])
+    return out
+
+
+@pytest.mark.parametrize("kind", ["gcn", "sage"])
+@pytest.mark.parametrize("which", [("cora", 2), ("small", 3)])
+def test_each_part_rebuilds_the_in_memory_view(folders, cora, small_directed, kind, which):
+    graph = cora if which[0] == "cora" else small_directed
+    folder = folders[(graph.name, which[1])]
+    m = json.loads((folder / MANIFEST).read_text())
+    part_id = partition_graph(graph, which[1], m["method"])
+    for rank in range(which[1]):
+        part = load_part(folder, rank)
+        mine, want = part.view(kind), build_local_view(graph, part_id, rank, kind, which[1])
+        for name in ("owned", "halo", "send_idx"):
+            assert torch.equal(getattr(mine, name), getattr(want, name)), name
+        assert (mine.send_counts, mine.recv_counts) == (want.send_counts, want.recv_counts)
+        n = mine.num_local
+        got = sorted(zip((mine.dst * n + mine.src).tolist(), mine.weight.tolist()))
+        exp = sorted(zip((want.dst * n + want.src).tolist(), want.weight.tolist()))
+        assert got == exp  # same edges, bit-identical weights
+        assert torch.equal(part.feat, graph.feat[want.owned]) and torch.equal(part.label, graph.label[want.owned])
+        assert torch.equal(part.masks[0], graph.train_mask[want.owned])
+        assert part.feat.shape[0] < graph.num_nodes  # only the owned rows are on this rank
+    assert sum(f["owned"] for f in m["files"]) == graph.num_nodes and m["graph"]["hash"] == graph.content_hash()
+
+
+def _train_both(comm, cfg_dicts: list[dict], graphs: dict) -> list[dict]:
+    out = []
+    for d in cfg_dicts:
+        cfg = TrainConfig.from_dict(d)
+        graph = get_strategy(cfg.strategy).rank_graph(cfg, comm.rank)
+        out.append(train_rank(comm, cfg, graphs[cfg.dataset] if graph is None else graph, keep_params=True))
+    return out
+
+
+@pytest.mark.parametrize("which", [("cora", 2), ("small", 3)])
+def test_per_part_training_equals_in_memory(folders, cora, small_directed, which):
+    graph = cora if which[0] == "cora" else small_directed
+    p, folder = which[1], folders[(graph.name, which[1])]
+    method = json.loads((folder / MANIFEST).read_text())["method"]
+    cfgs = [config("partition", graph.name, p, model=kind, epochs=3, options=opts)
+            for kind in ("gcn", "sage") for opts in ({"partition": method}, {"partition_dir": str(folder)})]
+    per_rank = run_spmd(_train_both, p, ([c.as_dict() for c in cfgs], {graph.name: graph}), timeout_s=120)
+    for i in (0, 2):
+        memory, parts = [r[i] for r in per_rank], [r[i + 1] for r in per_rank]
+        for a, b in zip(memory, parts):
+            assert [e["loss"] for e in a["epochs"]] == [e["loss"] for e in b["epochs"]]
+            assert [{t: s["sent_bytes"] for t, s in e["comm"].items()} for e in a["epochs"]] == \
+                   [{t: s["sent_bytes"] for t, s in e["comm"].items()} for e in b["epochs"]]
+            assert a["halo_vertices"] == b["halo_vertices"] and a["local_edges"] == b["local_edges"]
+        for k, v in memory[0]["params"].items():
+            assert torch.equal(v, parts[0]["params"][k]), k
+        assert parts[0]["info"]["partition_from_dir"] is True
+        assert parts[0]["info"]["edge_cut"] == memory[0]["info"]["edge_cut"]
+        assert parts[0]["info"]["partition_hash"] == memory[0]["info"]["partition_hash"]
+
+
+def test_prepare_checks_the_manifest_without_loading_the_graph(folders, cora, monkeypatch):
+    folder = folders[(cora.name, 2)]
+    monkeypatch.setattr("graphpar.bench.api.load_graph", lambda *_: pytest.fail("prepare loaded the graph"))
+    summary = prepare(config("partition", "cora", 2, options={"partition_dir": str(folder)}))
+    assert summary == cora.summary()
+    for cfg, words in [(config("partition", "cora", 3, options={"partition_dir": str(folder)}), "holds 2 parts"),
+                       (config("partition", "citeseer", 2, options={"partition_dir": str(folder)}), "dataset 'cora'"),
+                       (config("partition", "cora", 2, options={"partition_dir": str(folder / "x")}), "no manifest"),
+                       (config("partition", "cora", 2, options={"partition_dir": str(folder), "partition": "random"}),
+                        "partitioned by metis")]:
+        with pytest.raises(ConfigError, match=words):
+            prepare(cfg)
+
+
+def test_a_part_of_another_graph_is_refused(folders, cora, small_directed, tmp_path):
+    folder = folders[(small_directed.name, 3)]
+    m = json.loads((folder / MANIFEST).read_text())
+    m["graph"]["hash"] = cora.content_hash()
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for f in m["files"]:
+        (bad / f["file"]).write_bytes((folder / f["file"]).read_bytes())
+    (bad / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(ConfigError, match="written for"):
+        load_part(bad, 0)
+    assert isinstance(load_part(folder, 0), PartData)
+
+
+def test_cli_partition_and_its_bad_input(tmp_path, capsys):
+    out = tmp_path / "cora-p2"
+    assert main(["partition", "cora", "--parts", "2", "--method", "random", "--out", str(out)]) == 0
+    assert "--partition-dir" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "part-0.pt", "part-1.pt"]
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    for argv, words in [(["--parts", "0"], "--parts 0"), (["--parts", "2", "--method", "spectral"], "spectral"),
+                        (["--parts", "2", "--out", str(other)], "folder of other files"),
+                        (["--parts", "9999"], "exceeds")]:
+        target = [] if "--out" in argv else ["--out", str(tmp_path / "new")]
+        assert main(["partition", "cora", *argv, *target]) == 2
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "new").exists() and sorted(p.name for p in other.iterdir()) == ["notes.txt"]

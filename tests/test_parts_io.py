@@ -15,8 +15,8 @@ from graphpar.bench.runtime.loop import train_rank
 from graphpar.bench.runtime.spmd import run_spmd
 from graphpar.strategies import ConfigError, TrainConfig, get_strategy
 from graphpar.strategies.partition.halo import build_local_view
-from graphpar.strategies.partition.parts_io import MANIFEST, PartData, load_part, write_parts
 from graphpar.strategies.partition.partitioner import partition_graph
+from graphpar.strategies.partition.parts_io import MANIFEST, PartData, load_part, write_parts
 
 
 @pytest.fixture(scope="module")

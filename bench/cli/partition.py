@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from graphpar.datasets import data_root
-from graphpar.strategies.partition.parts_io import MANIFEST, write_parts
 from graphpar.strategies.partition.partitioner import METHODS, check_method
+from graphpar.strategies.partition.parts_io import MANIFEST, write_parts
 
 from ..api import check_out_dir, load_graph
 from ..errors import EXIT_OK, UsageError

@@ -32,8 +32,8 @@ from ..models import activate, conv_layer, dropout, init_params
 from ..staleness import StaleMonitor
 from ..training import global_accuracy, global_sum, local_loss
 from .halo import StaleHalo, build_local_view, halo_exchange, halo_volume_bytes
-from .parts_io import PartData, check_manifest, load_part
 from .partitioner import METHODS, check_method, partition_stats, shared_partition
+from .parts_io import PartData, check_manifest, load_part
 
 
 @register

@@ -109,7 +109,8 @@ def rank_medians(rec: dict[str, Any]) -> list[dict[str, Any]]:
                "compute_per_probe": _median([x for x in compute_per_probe(w)[start:] if x == x]),
                "sent_bytes": _mean(w["sent_bytes"][start:]), "recv_bytes": _mean(w["recv_bytes"][start:]),
                "local_vertices": w.get("local_vertices"), "local_edges": w.get("local_edges"),
-               "peak_memory_bytes": w.get("peak_memory_bytes")}
+               "peak_memory_bytes": w.get("peak_memory_bytes"),
+               "memory_estimate_bytes": w.get("memory_estimate_bytes")}
         for kind in ("wall", "cpu"):
             series = w.get(f"phase_{kind}_s") or {}
             for p in PHASES:
@@ -140,6 +141,8 @@ def summary(rec: dict[str, Any]) -> dict[str, Any]:
         "compute_cv": statistics.pstdev(compute) / mean_c if compute and mean_c > 0 else 0.0,
         "edges_max_over_mean": max_over_mean(r["local_edges"] for r in ranks),
         "memory_max_over_mean": max_over_mean(r["peak_memory_bytes"] for r in ranks),
+        "peak_memory_bytes_max": max((r["peak_memory_bytes"] or 0 for r in ranks), default=0),
+        "memory_estimate_bytes_max": max((r["memory_estimate_bytes"] or 0 for r in ranks), default=0),
         "final_loss": rec["epochs"][-1]["loss"] if rec["epochs"] else float("nan"),
     }
     for p in PHASES:

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from . import metrics
+from . import memory, metrics
 from .metrics import COUNTERS  # noqa: F401  (per-tag communicator counters; re-exported)
 
 SCHEMA = "graphpar.run/1"
@@ -87,6 +87,7 @@ def build_record(cfg: dict[str, Any], dataset: dict[str, Any], rank_results: lis
         per = [r["epochs"][i] for r in rank_results]
         epochs.append({"epoch": i, "loss": per[0]["loss"], "wall_s_max": max(p["wall_s"] for p in per)})
     workers = []
+    estimates = memory.rank_estimates(cfg, dataset) or []  # analytic peak bytes per rank, beside the measured
     for r in rank_results:
         extra = {k: v for k, v in r.items() if k not in (
             "epochs", "accuracy", "accuracy_curve", "info", "params", "setup_comm", "eval_comm")}
@@ -102,6 +103,8 @@ def build_record(cfg: dict[str, Any], dataset: dict[str, Any], rank_results: lis
             **({"probe_cpu_s": [e["probe_cpu_s"] for e in r["epochs"]]} if "probe_cpu_s" in r["epochs"][0] else {}),
             "comm_by_tag": _tag_totals(r["epochs"]), "setup_comm": r["setup_comm"], "eval_comm": r["eval_comm"],
         })
+        if len(estimates) > len(workers) - 1:
+            workers[-1]["memory_estimate_bytes"] = estimates[len(workers) - 1]
     rec = {
         "schema": SCHEMA, "run_id": uuid.uuid4().hex[:12], "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "status": "ok", "error": None, "config": cfg, "env": env or environment(cfg.get("device", "cpu")),

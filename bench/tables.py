@@ -33,7 +33,16 @@ def run_line(rec: dict[str, Any]) -> str:
             f"(compute {s['compute_s'] * 1e3:.1f}, comm {s['comm_s'] * 1e3:.1f}, idle {s['idle_s'] * 1e3:.1f}; "
             f"compute CPU {s['cpu_compute_s'] * 1e3:.1f} ms: {phase_split(s)} %), "
             f"{_mb(s['bytes_per_epoch'])} MB/epoch, compute max/mean {s['compute_max_over_mean']:.2f}, "
-            f"loss {s['final_loss']:.4f}, test acc {a['test_acc']:.3f}" + staleness_note(rec))
+            f"loss {s['final_loss']:.4f}, test acc {a['test_acc']:.3f}" + memory_note(s) + staleness_note(rec))
+
+
+def memory_note(s: dict[str, Any]) -> str:
+    """Largest per-rank peak RSS, beside the analytic estimate of that footprint where there is one."""
+    if not s.get("peak_memory_bytes_max"):
+        return ""
+    est = s.get("memory_estimate_bytes_max")
+    return f", peak RSS {s['peak_memory_bytes_max'] / 2**30:.2f} GiB/rank" + \
+        (f" (estimate {est / 2**30:.2f})" if est else "")
 
 
 def staleness_note(rec: dict[str, Any]) -> str:

@@ -30,9 +30,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-GB = 1 << 30
-BASE_BYTES = int(0.45 * GB)
-STRATEGIES = ("tensor", "partition", "pipeline")
+from ..memory import BASE_BYTES, GB, STRATEGIES, estimate, part_estimate  # noqa: F401  (the memory model)
 
 
 def graph_counts(dataset: str) -> dict[str, int]:
@@ -48,36 +46,6 @@ def graph_counts(dataset: str) -> dict[str, int]:
 
     s = load_dataset(dataset).summary()
     return {k: int(s[k]) for k in ("nodes", "edges", "features", "classes")}
-
-
-def estimate(strategy: str, counts: dict[str, int], workers: int, model: str = "gcn", hidden: int = 64,
-             layers: int = 2) -> dict[str, int]:
-    """Bytes per rank by part (``total`` included) for one configuration."""
-    n, e, f, c, p = counts["nodes"], counts["edges"], counts["features"], counts["classes"], workers
-    ea = e + n if model != "sage" else e
-    dims = [f] + [hidden] * (layers - 1) + [c]
-    parts = {"base": BASE_BYTES, "graph": n * f * 4 + 2 * e * 8 + n * 11}
-    if strategy == "tensor":  # the strategy's own analytic dense footprint (rank 0's blocks: the largest)
-        from graphpar.strategies.models import ModelSpec  # noqa: PLC0415
-        from graphpar.strategies.tensor.layout import Layout  # noqa: PLC0415
-        from graphpar.strategies.tensor.strategy import dense_bytes_for  # noqa: PLC0415
-
-        spec = ModelSpec.build(model, f, hidden, c, layers)
-        dense = dense_bytes_for(spec, "decoupled" if model == "decoupled" else "naive", Layout(n, p, 0))
-        parts.update(edges=ea * 20, csr_build=ea * 24, csr=2 * (ea * 12 + 8 * n), dense=dense)
-    elif strategy == "partition":
-        own = math.ceil(n / p)
-        halo = min(n - own, math.ceil(e / p)) if p > 1 else 0
-        parts.update(edges=ea * 20, view=math.ceil(ea / p) * 20, csr=2 * math.ceil(ea / p) * 12,
-                     dense=2 * 4 * (own + halo) * sum(dims) + 4 * own * f)
-    elif strategy == "pipeline":
-        stage_layers = math.ceil(layers / p)
-        parts.update(edges=ea * 20, csr=2 * (ea * 12 + 8 * n),
-                     buffers=stage_layers * 4 * n * hidden * 4, dense=2 * 4 * n * (stage_layers * 2 * hidden + c))
-    else:
-        raise ValueError(f"no memory model for strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    parts["total"] = sum(parts.values())
-    return parts
 
 
 def measured_peaks(out: Path) -> list[int]:

@@ -1,0 +1,96 @@
+"""Analytic peak memory per rank, the figure each record carries beside the rank's measured peak RSS.
+
+    est = estimate("partition", {"nodes": N, "edges": E, "features": F, "classes": C}, workers=4)
+    per_rank = rank_estimates(cfg_dict, graph_summary)   # bytes per rank, or None (no model for the strategy)
+
+Float32 4 bytes, int64 8; E' = E + N aggregation edges for gcn/decoupled's self-loops (E for sage).
+- ``base``: the interpreter with torch and DGL imported (0.45 GB measured here);
+- ``graph``: the whole graph every rank loads (N*F*4 + 2*E*8 + N*11), except ``partition --partition-dir``;
+- ``tensor``: the aggregation edge list with weights (E'*20), the CSR sort's transients (E'*24), both CSR
+  copies (2*(E'*12 + 8N)), the dense activations of rank 0 (``tensor.dense_bytes_for``);
+- ``partition`` (in memory): the global aggregation edges (E'*20) every rank derives its view from, the view
+  (E'/P*20), its CSR pair (2*E'/P*12), activations over owned + halo rows (halo bounded by min(N - N/P, E/P));
+- ``partition --partition-dir``: no graph, no global edges: the part file (owned rows' features, labels and
+  masks, owned/halo ids and degrees, the in-edge CSR), the view with self-loops (E_r'*20), the CSR build's
+  transients (E_r'*24) and pair (2*(E_r'*12 + 8*(n_o + n_h))), activations; exact per rank from the manifest;
+- ``pipeline``: the relabelled aggregation edges (E'*20), the stage's CSR pair (2*E'*12), per stage layer
+  the row buffers X, G_fresh, G_late, G_hist (4*N*d*4) and the activations.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+GB = 1 << 30
+BASE_BYTES = int(0.45 * GB)
+STRATEGIES = ("tensor", "partition", "pipeline")
+
+
+def _dims(counts: dict[str, int], model: str, hidden: int, layers: int) -> list[int]:
+    return [counts["features"]] + [hidden] * (layers - 1) + [counts["classes"]]
+
+
+def part_estimate(part: dict[str, int], counts: dict[str, int], model: str = "gcn", hidden: int = 64,
+                  layers: int = 2) -> dict[str, int]:
+    """Bytes of one ``partition --partition-dir`` rank by part, from its manifest entry (owned, halo, in_edges)."""
+    o, h, e, f = part["owned"], part["halo"], part["in_edges"], counts["features"]
+    ea = e + (o if model != "sage" else 0)
+    parts = {"base": BASE_BYTES, "part": o * f * 4 + o * 11 + (2 * o + 2 * h) * 8 + e * 8 + (o + 1) * 8,
+             "view": ea * 20, "csr_build": ea * 24, "csr": 2 * (ea * 12 + 8 * (o + h)),
+             "dense": 2 * 4 * (o + h) * sum(_dims(counts, model, hidden, layers)) + 4 * o * f}
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def estimate(strategy: str, counts: dict[str, int], workers: int, model: str = "gcn", hidden: int = 64,
+             layers: int = 2) -> dict[str, int]:
+    """Bytes per rank by part (``total`` included) for one configuration that loads the whole graph per rank."""
+    n, e, f, c, p = counts["nodes"], counts["edges"], counts["features"], counts["classes"], workers
+    ea = e + n if model != "sage" else e
+    dims = _dims(counts, model, hidden, layers)
+    parts = {"base": BASE_BYTES, "graph": n * f * 4 + 2 * e * 8 + n * 11}
+    if strategy == "tensor":  # the strategy's own analytic dense footprint (rank 0's blocks: the largest)
+        from graphpar.strategies.models import ModelSpec  # noqa: PLC0415
+        from graphpar.strategies.tensor.layout import Layout  # noqa: PLC0415
+        from graphpar.strategies.tensor.strategy import dense_bytes_for  # noqa: PLC0415
+
+        spec = ModelSpec.build(model, f, hidden, c, layers)
+        dense = dense_bytes_for(spec, "decoupled" if model == "decoupled" else "naive", Layout(n, p, 0))
+        parts.update(edges=ea * 20, csr_build=ea * 24, csr=2 * (ea * 12 + 8 * n), dense=dense)
+    elif strategy == "partition":
+        own = math.ceil(n / p)
+        halo = min(n - own, math.ceil(e / p)) if p > 1 else 0
+        parts.update(edges=ea * 20, view=math.ceil(ea / p) * 20, csr=2 * math.ceil(ea / p) * 12,
+                     dense=2 * 4 * (own + halo) * sum(dims) + 4 * own * f)
+    elif strategy == "pipeline":
+        stage_layers = math.ceil(layers / p)
+        parts.update(edges=ea * 20, csr=2 * (ea * 12 + 8 * n),
+                     buffers=stage_layers * 4 * n * hidden * 4, dense=2 * 4 * n * (stage_layers * 2 * hidden + c))
+    else:
+        raise ValueError(f"no memory model for strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    parts["total"] = sum(parts.values())
+    return parts
+
+
+def rank_estimates(cfg: dict[str, Any], summary: dict[str, Any]) -> list[int] | None:
+    """The analytic peak bytes of every rank of a run (config dict, graph summary), or None where this
+    module has no model of the strategy (single, sampling, plug-ins)."""
+    strategy, p = cfg.get("strategy"), int(cfg.get("workers", 1))
+    if strategy not in STRATEGIES or not all(k in summary for k in ("nodes", "edges", "features", "classes")):
+        return None
+    counts = {k: int(summary[k]) for k in ("nodes", "edges", "features", "classes")}
+    shape = (cfg.get("model", "gcn"), int(cfg.get("hidden", 16)), int(cfg.get("layers", 2)))
+    folder = (cfg.get("options") or {}).get("partition_dir")
+    if strategy == "partition" and folder:
+        from graphpar.strategies.partition.parts_io import read_manifest  # noqa: PLC0415
+
+        try:
+            files = read_manifest(Path(folder))["files"]
+        except (ValueError, KeyError):
+            return None
+        return [part_estimate(f, counts, *shape)["total"] for f in files]
+    try:
+        return [estimate(strategy, counts, p, *shape)["total"]] * p
+    except (ValueError, ImportError):
+        return None

@@ -71,6 +71,7 @@ def train_rank(comm: Communicator, cfg: TrainConfig, graph, keep_params: bool = 
     strategy.setup()
     comm.barrier()
     setup_s = time.perf_counter() - t0
+    setup_peak = peak_memory_bytes(device)  # the rank's data (graph or part, views, CSR) before any activation
     setup_comm = comm.stats()
     epochs, accuracy_curve = [], []
     slowdown = _slowdown(cfg.strategy)
@@ -109,6 +110,7 @@ def train_rank(comm: Communicator, cfg: TrainConfig, graph, keep_params: bool = 
         "rank": comm.rank_global(), "setup_s": setup_s, "setup_comm": setup_comm,
         "eval_comm": _delta(comm.stats(), before), "epochs": epochs, "accuracy": final,
         "accuracy_curve": accuracy_curve, "peak_memory_bytes": peak_memory_bytes(device),
+        "setup_peak_memory_bytes": setup_peak,
         **strategy.worker_stats(),
     }
     if comm.rank_global() == 0:

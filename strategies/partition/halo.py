@@ -67,10 +67,19 @@ class LocalView:
         self.send_idx = self.send_idx.to(device)
         return self
 
+    def drop_edges(self) -> None:
+        """Free the edge list once an aggregator holds its own copy (the stats keep their counts)."""
+        self.local_edges = int((self.src != self.dst).sum())
+        self.src = self.dst = torch.empty(0, dtype=torch.int64)
+        self.weight = torch.empty(0)
+
     def stats(self) -> dict[str, Any]:
         """``local_edges``: in-edges of the owned vertices without the self-loops gcn adds (the graph has none),
         the same count every strategy reports."""
-        return {"local_vertices": self.num_owned, "local_edges": int((self.src != self.dst).sum()),
+        local_edges = getattr(self, "local_edges", None)
+        if local_edges is None:
+            local_edges = int((self.src != self.dst).sum())
+        return {"local_vertices": self.num_owned, "local_edges": local_edges,
                 "halo_vertices": self.num_halo,
                 "send_rows": sum(self.send_counts), "recv_rows": sum(self.recv_counts)}
 

@@ -172,6 +172,10 @@ class PartData:
     def partition(self) -> StoredPartition:
         return StoredPartition(self.manifest["method"], {**self.manifest["partition"], "partition_from_dir": True})
 
+    def drop_edges(self) -> None:
+        """Free the in-edge CSR and degrees once a view and its aggregator are built from them."""
+        self.indptr = self.indices = self.out_degree = torch.empty(0, dtype=torch.int64)
+
     def view(self, kind: str) -> LocalView:
         """The LocalView ``build_local_view`` gives this rank for a model of ``kind``, bit for bit: the same
         edges (self-loops appended for gcn/decoupled) and the same global-degree weights."""

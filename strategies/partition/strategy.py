@@ -91,6 +91,9 @@ class GraphPartition(Strategy):
             self.x, self.label, self.masks = self.rows_of(self.view.owned)
             self.n_train = int(g.train_mask.sum())
         self.aggregate = self.view.aggregator(self.kernel_name(), dev)
+        if isinstance(g, PartData):  # the aggregator holds the edges now: keep only what training reads
+            self.view.drop_edges()
+            g.drop_edges()
         self.init_model(init_params(self.spec, cfg.seed))
         self.monitor = StaleMonitor() if self.stale_k > 1 else None
         self.history = [StaleHalo(self.monitor) for _ in range(self.spec.layers)]

@@ -103,5 +103,5 @@ def test_scale_estimates_shrink_with_workers_and_refuse_up_front(capsys):
         assert two["graph"] == 2449029 * 100 * 4 + 2 * 61859140 * 8 + 2449029 * 11  # every rank loads the graph
     assert scale.main(["--dataset", "rmat-products", "--workers", "2", "--budget-gb", "1"]) == 0  # nothing runs
     out = capsys.readouterr().out
-    assert out.count("REFUSED") == 3 and "GB per rank x 2" in out
+    assert out.count("REFUSED") == 3 and "GB per rank, " in out and "partition --partition-dir P=2" in out
     assert scale.main(["--workers", "zero"]) == 2 and scale.main(["--strategies", "single"]) == 2

@@ -128,3 +128,24 @@ def test_cli_partition_and_its_bad_input(tmp_path, capsys):
         err = capsys.readouterr().err
         assert words in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "new").exists() and sorted(p.name for p in other.iterdir()) == ["notes.txt"]
+
+
+def test_records_carry_the_estimate_beside_the_peak(folders, small_directed):
+    from graphpar.bench import memory
+    from graphpar.bench.tables import run_line
+    from harness_fakes import fake_record
+
+    folder = folders[(small_directed.name, 3)]
+    m = json.loads((folder / MANIFEST).read_text())
+    cfg = config("partition", small_directed.name, 3, options={"partition_dir": str(folder)}).as_dict()
+    per_rank = memory.rank_estimates(cfg, m["graph"])
+    assert per_rank == [memory.part_estimate(f, m["graph"], "gcn", 16, 2)["total"] for f in m["files"]]
+    assert len(set(per_rank)) > 1  # per part, from its own counts
+    whole = memory.rank_estimates({**cfg, "options": {}}, m["graph"])
+    assert len(whole) == 3 and min(whole) > max(per_rank)  # a rank of the in-memory path holds the whole graph
+    assert memory.rank_estimates({**cfg, "strategy": "single"}, m["graph"]) is None
+    rec = fake_record("tensor", 2)
+    assert [w["memory_estimate_bytes"] for w in rec["workers"]] == memory.rank_estimates(rec["config"], rec["dataset"])
+    assert rec["summary"]["peak_memory_bytes_max"] == 1001
+    assert "peak RSS" in run_line(rec) and "(estimate " in run_line(rec)
+    assert "memory_estimate_bytes" not in fake_record("single", 1)["workers"][0]

@@ -137,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
                         failed += 1
                         print(f"{line}: graphpar partition failed (exit {rc})", flush=True)
                         continue
+                    per_rank = [part_estimate(f, counts, a.model, a.hidden) for f in planned_parts(folder, counts, P)]
+                    est = max(per_rank, key=lambda e: e["total"])  # exact per part now that the manifest is there
+                    line = f"{name} P={P}: estimate {est['total'] / GB:.2f} GB per rank (from the manifest)"
                 run += ["--partition-dir", str(folder)]
             rc = subprocess.call(run, stdout=subprocess.DEVNULL)
             if rc != 0:

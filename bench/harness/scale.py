@@ -10,7 +10,7 @@ The memory model is ``bench/memory.py`` (every record carries it per rank beside
 first by ``graphpar partition DATASET --parts P --method random`` (METIS on 62M edges costs more time and
 memory than this 2-core host has to spare; ``--method metis`` to change) unless it is there already, and
 its estimate is exact per part (the manifest's owned, halo and in-edge counts). tensor and pipeline load
-the whole graph on every rank. A configuration runs when P x its per-rank estimate is within the budget:
+the whole graph on every rank; pipeline's vertex chunks use the same ``--method`` (``--chunk-order``). A configuration runs when P x its per-rank estimate is within the budget:
 ``--budget-gb`` (default 20 of this 24 GB host) capped at what the host has available now minus 1 GB.
 Each run appends its record to ``--out`` and prints epoch time and the measured peak RSS per rank beside
 the estimate, one configuration at a time.
@@ -127,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{line}: fits", flush=True)
                 continue
             run = [sys.executable, "-m", "graphpar", "run", "--strategy", s, "--dataset", a.dataset, "--workers",
-                   str(P), "--model", a.model, "--hidden", str(a.hidden), "--epochs", str(a.epochs), "--out", str(out)]
+                   str(P), "--model", a.model, "--hidden", str(a.hidden), "--epochs", str(a.epochs), "--out", str(out),
+                   "--timeout", "1800"]  # one rank's setup (a partition, a CSR of 62M edges) can exceed 300 s here
+            if s == "pipeline":  # its chunks by the same partitioner as the partition folders (METIS took > 300 s)
+                run += ["--chunk-order", a.method]
             if folder is not None:
                 if not (folder / "manifest.json").is_file():
                     print(f"writing {folder} (graphpar partition, {a.method})", flush=True)

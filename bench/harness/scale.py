@@ -10,7 +10,8 @@ The memory model is ``bench/memory.py`` (every record carries it per rank beside
 first by ``graphpar partition DATASET --parts P --method random`` (METIS on 62M edges costs more time and
 memory than this 2-core host has to spare; ``--method metis`` to change) unless it is there already, and
 its estimate is exact per part (the manifest's owned, halo and in-edge counts). tensor and pipeline load
-the whole graph on every rank; pipeline's vertex chunks use the same ``--method`` (``--chunk-order``). A configuration runs when P x its per-rank estimate is within the budget:
+the whole graph on every rank; pipeline's vertex chunks use the same ``--method`` (``--chunk-order``).
+A configuration runs when P x its per-rank estimate is within the budget:
 ``--budget-gb`` (default 20 of this 24 GB host) capped at what the host has available now minus 1 GB.
 Each run appends its record to ``--out`` and prints epoch time and the measured peak RSS per rank beside
 the estimate, one configuration at a time.

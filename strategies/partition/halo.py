@@ -154,6 +154,7 @@ def halo_exchange(comm: Communicator, view: LocalView, h_owned: Tensor, tag: str
         return h_owned
     sent = h_owned.index_select(0, view.send_idx)
     halo = all_to_all_autograd(comm, sent, view.send_counts, view.recv_counts, tag)
+    del sent  # nothing keeps the sent rows (autograd saves none): free them before the concatenation
     return torch.cat([h_owned, halo], 0)
 
 

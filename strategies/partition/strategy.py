@@ -82,6 +82,7 @@ class GraphPartition(Strategy):
         self.num_parts, self.stale_k = comm.world_size, int(self.opt["stale"])
         if isinstance(g, PartData):  # --partition-dir: this rank's part only, the same view and rows
             self.part, self.view = g.partition(), g.view(self.spec.kind).to(dev)
+            g.drop_edges()  # the view holds the edges now
             self.x, self.label, self.masks = g.feat.to(dev), g.label.to(dev), [m.to(dev) for m in g.masks]
             self.n_train = g.num_train
         else:
@@ -93,7 +94,6 @@ class GraphPartition(Strategy):
         self.aggregate = self.view.aggregator(self.kernel_name(), dev)
         if isinstance(g, PartData):  # the aggregator holds the edges now: keep only what training reads
             self.view.drop_edges()
-            g.drop_edges()
         self.init_model(init_params(self.spec, cfg.seed))
         self.monitor = StaleMonitor() if self.stale_k > 1 else None
         self.history = [StaleHalo(self.monitor) for _ in range(self.spec.layers)]

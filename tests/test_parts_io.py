@@ -150,3 +150,17 @@ def test_records_carry_the_estimate_beside_the_peak(folders, small_directed):
     assert rec["summary"]["peak_memory_bytes_max"] == 1001
     assert "peak RSS" in run_line(rec) and "(estimate " in run_line(rec)
     assert "memory_estimate_bytes" not in fake_record("single", 1)["workers"][0]
+
+
+def test_bench_scale_runs_partition_per_part_and_records_memory(tmp_path, capsys):
+    from graphpar.bench.harness import scale
+
+    out = tmp_path / "scale.jsonl"
+    assert scale.main(["--dataset", "cora", "--workers", "2", "--strategies", "partition", "--epochs", "2",
+                       "--budget-gb", "20", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "partition --partition-dir P=2" in text and "measured peak RSS per rank" in text
+    rec = json.loads(out.read_text().splitlines()[-1])
+    assert rec["config"]["options"]["partition_dir"].endswith("cora-p2-random")
+    assert all(w["memory_estimate_bytes"] > 0 and w["peak_memory_bytes"] > 0 for w in rec["workers"])
+    assert rec["info"]["partition_from_dir"] is True

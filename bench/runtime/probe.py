@@ -41,5 +41,5 @@ class Probe:
 
 
 def probe_for(graph: GraphData, width: int) -> Probe | None:
-    """A probe when ``GRAPHPAR_PROBE`` is set, else None."""
-    return Probe(graph, width) if os.environ.get(ENV) else None
+    """A probe when ``GRAPHPAR_PROBE`` is set and the rank holds the whole graph (not one part), else None."""
+    return Probe(graph, width) if os.environ.get(ENV) and isinstance(graph, GraphData) else None

@@ -89,7 +89,7 @@ bench-overhead: $(STAMP)  ## each strategy at P=1 vs single (same model, kernel)
 	OMP_NUM_THREADS=1 GRAPHPAR_PROGRESS=0 $(PY) -m graphpar.bench.harness.overhead --dataset $${DATASET:-rmat-arxiv} --rounds 3 --epochs 4
 
 bench-scale: $(STAMP)  ## tensor, partition (one part per rank), pipeline on rmat-products at P=2,4, 2 epochs: runs what fits BUDGET_GB (20) and the free memory, refuses the rest up front with the estimate
-	GRAPHPAR_PROGRESS=0 $(PY) -m graphpar.bench.harness.scale --dataset $${DATASET:-rmat-products} --workers 2,4 --budget-gb $${BUDGET_GB:-20} --out $${OUT:-results/scale.jsonl}
+	GRAPHPAR_PROGRESS=0 $(PY) -m graphpar.bench.harness.scale --dataset $${DATASET:-rmat-products} --workers 2,4 --budget-gb $${BUDGET_GB:-20} --out $${OUT:-out/scale.jsonl}
 
 clean:  ## remove the virtual environment, caches and generated reports/figures (out/)
 	rm -rf $(VENV) *.egg-info .pytest_cache out

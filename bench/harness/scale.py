@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--method", default="random", help="partitioner of the partition folders (random | metis)")
     p.add_argument("--budget-gb", type=float, default=float(os.environ.get("GRAPHPAR_MEM_BUDGET_GB", 20)))
-    p.add_argument("--out", default="results/scale.jsonl", help="records of the runs (JSONL, appended)")
+    p.add_argument("--out", default="out/scale.jsonl", help="records of the runs (JSONL, appended)")
     p.add_argument("--dry-run", action="store_true", help="print the estimates, run nothing")
     a = p.parse_args(argv)
     strategies = [s for s in a.strategies.split(",") if s]

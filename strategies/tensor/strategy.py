@@ -104,6 +104,7 @@ def resolve_mode(cfg: TrainConfig) -> str:
 class TensorParallel(Strategy):
     name = "tensor"
     description = "NeutronTP tensor parallelism: feature-sliced aggregation, decoupled training, chunking"
+    models = ("gcn", "sage", "decoupled")
     options = (
         Option("--tp-mode", str, "auto", "tensor: 'naive' per-layer split/gather (gcn, sage), "
                "'decoupled' MLP-then-propagate (model decoupled); 'auto' picks by --model", ("auto", *MODES)),

@@ -1,0 +1,127 @@
+"""``gat``: the torch twin's attention layer against dgl.nn.GATConv (forward and gradients), its pieces
+(partial logits of column slices, blocks), the single-process twin against the DGL reference, the settings.
+
+    .venv/bin/python -m pytest -q tests/test_gat.py
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import one_thread
+
+from graphpar.bench.check import check_local
+from graphpar.strategies import ConfigError, TrainConfig, attention
+from graphpar.strategies.kernels import make_aggregator
+from graphpar.strategies.models import ModelSpec, aggregation_edges, conv_layer, init_params
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    with one_thread():
+        yield
+
+
+def dgl_layer(spec: ModelSpec, params: dict, i: int):
+    from dgl.nn import GATConv
+
+    heads, width = spec.gat_shape(i)
+    layer = GATConv(spec.dims[i], width, heads)
+    layer.load_state_dict({k.split(".", 2)[2]: v for k, v in params.items() if k.startswith(f"layers.{i}.")})
+    return layer
+
+
+@pytest.mark.parametrize("i", [0, 1])
+def test_layer_equals_gatconv_forward_and_gradients(small_directed, i):
+    import dgl
+
+    g = small_directed
+    spec = ModelSpec.build("gat", g.num_features, 12, g.num_classes, 2, heads=3, out_heads=2)
+    params = {k: v.requires_grad_(True) for k, v in init_params(spec, 5).items()}
+    params[f"layers.{i}.bias"].data.uniform_(-1, 1)  # a bias that is not zero must be added too
+    x = torch.randn(g.num_nodes, spec.dims[i], generator=torch.Generator().manual_seed(1), requires_grad=True)
+    s, d, w = aggregation_edges(spec, g.src, g.dst, g.num_nodes)
+    agg = make_aggregator(s, d, w, g.num_nodes, g.num_nodes, "torch")
+    ours = conv_layer(spec, params, i, agg, x)
+    layer = dgl_layer(spec, {k: v.detach() for k, v in params.items()}, i)
+    xr = x.detach().clone().requires_grad_(True)
+    ref = layer(dgl.add_self_loop(g.to_dgl()), xr)
+    ref = ref.mean(1) if i == spec.layers - 1 else ref.flatten(1)
+    assert ours.shape == ref.shape and torch.allclose(ours, ref, atol=1e-5, rtol=1e-4)
+    seed = torch.randn(ref.shape, generator=torch.Generator().manual_seed(2))
+    (ours * seed).sum().backward()
+    (ref * seed).sum().backward()
+    assert torch.allclose(x.grad, xr.grad, atol=1e-5, rtol=1e-4)
+    for name, p in params.items():
+        if name.startswith(f"layers.{i}."):
+            want = dict(layer.named_parameters())[name.split(".", 2)[2]].grad
+            assert torch.allclose(p.grad, want, atol=1e-5, rtol=1e-4), name
+
+
+def test_column_slices_sum_to_the_full_logits_and_aggregate_their_columns():
+    gen = torch.Generator().manual_seed(0)
+    heads, width, n = 3, 5, 40
+    params = {"layers.0.attn_l": torch.randn(1, heads, width, generator=gen),
+              "layers.0.attn_r": torch.randn(1, heads, width, generator=gen)}
+    z = torch.randn(n, heads * width, generator=gen)
+    el, er = attention.logits(params, 0, z)
+    bounds = [0, 4, 9, 15]  # slices crossing head boundaries, as tensor parallelism cuts them
+    parts = [attention.logits(params, 0, z[:, a:b], a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    assert torch.allclose(sum(p[0] for p in parts), el, atol=1e-5)
+    assert torch.allclose(sum(p[1] for p in parts), er, atol=1e-5)
+    src, dst = torch.randint(0, n, (200,), generator=gen), torch.randint(0, n, (200,), generator=gen)
+    alpha = attention.edge_softmax(src, dst, n, el, er)
+    full = attention.attend(src, dst, n, z, alpha, attention.column_heads(heads, width))
+    for a, b in zip(bounds[:-1], bounds[1:]):
+        piece = attention.attend(src, dst, n, z[:, a:b], alpha, attention.column_heads(heads, width, a, b))
+        assert torch.allclose(piece, full[:, a:b])
+    has_in = torch.bincount(dst, minlength=n) > 0  # softmax: each destination's weights sum to one per head
+    sums = torch.zeros(n, heads).index_add(0, dst, alpha)
+    assert torch.allclose(sums[has_in], torch.ones(int(has_in.sum()), heads)) and (sums[~has_in] == 0).all()
+
+
+def test_destination_rows_may_come_separately(small_directed):
+    """A block's (or a pipeline chunk's) destination rows passed as h_dst give the same rows, and their er
+    gradient flows to h_dst."""
+    g = small_directed
+    spec = ModelSpec.build("gat", g.num_features, 8, g.num_classes, 2, heads=2)
+    params = init_params(spec, 0)
+    x = torch.randn(g.num_nodes, g.num_features, generator=torch.Generator().manual_seed(3))
+    s, d, w = aggregation_edges(spec, g.src, g.dst, g.num_nodes)
+    full = conv_layer(spec, params, 0, make_aggregator(s, d, w, g.num_nodes, g.num_nodes), x)
+    keep = d < 100  # destinations 0..99: a bipartite block over every source row
+    agg = make_aggregator(s[keep], d[keep], w[keep], g.num_nodes, 100)
+    xd = x[:100].clone().requires_grad_(True)
+    part = conv_layer(spec, params, 0, agg, x, xd)
+    assert torch.allclose(part, full[:100], atol=1e-6)
+    part.sum().backward()
+    assert xd.grad is not None and xd.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("kw", [dict(layers=3, hidden=12, heads=4), dict(layers=2, hidden=9, heads=3, out_heads=2)])
+def test_twin_equals_dgl_reference(cora, small_directed, kw):
+    for graph in (cora, small_directed):
+        cfg = TrainConfig(strategy="single", dataset=graph.name, model="gat", epochs=5,
+                          options={"single_impl": "twin"}, kernel="torch", **kw)
+        result = check_local(cfg, graph)
+        assert result.passed, result.summary()
+
+
+def test_single_gat_learns_cora(cora):
+    from graphpar.bench.runtime.loop import train_local
+
+    cfg = TrainConfig(strategy="single", dataset="cora", model="gat", hidden=32, heads=4, epochs=60, kernel="torch")
+    res = train_local(cfg, cora, keep_params=False)[0]
+    losses = [e["loss"] for e in res["epochs"]]
+    assert losses[-1] < 0.5 * losses[0] and res["accuracy"]["test_acc"] > 0.7, (losses[-1], res["accuracy"])
+
+
+def test_heads_settings_are_checked():
+    ok = TrainConfig(strategy="single", model="gat", hidden=16, heads=4)
+    ok.check()
+    assert ok.model_spec(10, 3).gat_shape(0) == (4, 4) and ok.model_spec(10, 3).gat_shape(1) == (1, 3)
+    with pytest.raises(ConfigError, match="--hidden 10 must be a multiple of --heads 4.*pass --hidden 12"):
+        TrainConfig(strategy="single", model="gat", hidden=10, heads=4).check()
+    with pytest.raises(ConfigError, match="--heads must be >= 1"):
+        TrainConfig(strategy="single", model="gat", heads=0).check()
+    TrainConfig(strategy="single", model="gcn", hidden=10, heads=4).check()  # other models ignore --heads
+    assert TrainConfig(strategy="single", model="gcn", hidden=10).model_spec(5, 2).heads == 1

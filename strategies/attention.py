@@ -122,16 +122,28 @@ def finish(params: dict[str, Tensor], i: int, out: Tensor, last: bool) -> Tensor
     return out.view(out.shape[0], heads, -1).mean(1)
 
 
+def aggregate_layer(params: dict[str, Tensor], i: int, last: bool, edges, z_src: Tensor, el_src: Tensor,
+                    er_dst: Tensor) -> Tensor:
+    """The layer after projection: softmax over each destination's in-edges ``(src, dst, num_src, num_dst)``
+    and the attention sum of the projected source rows, + bias, heads concatenated or averaged."""
+    src, dst, _, num_dst = edges
+    heads, width = params[f"layers.{i}.attn_l"].shape[1:]
+    alpha = edge_softmax(src, dst, num_dst, el_src, er_dst[:num_dst])
+    out = attend(src, dst, num_dst, z_src, alpha, column_heads(heads, width, device=z_src.device))
+    return finish(params, i, out, last)
+
+
 def gat_layer(params: dict[str, Tensor], i: int, last: bool, edges, h_src: Tensor,
               h_dst: Tensor | None = None) -> Tensor:
     """The whole layer on one worker's edges ``(src, dst, num_src, num_dst)``: destination rows are the
     first ``num_dst`` rows of ``h_src`` unless ``h_dst`` gives them (their gradient then flows there)."""
-    src, dst, _, num_dst = edges
     z = project(params, i, h_src)
     el, er = logits(params, i, z)
     if h_dst is not None and h_dst is not h_src:
         er = logits(params, i, project(params, i, h_dst))[1]
-    heads, width = params[f"layers.{i}.attn_l"].shape[1:]
-    alpha = edge_softmax(src, dst, num_dst, el, er[:num_dst])
-    out = attend(src, dst, num_dst, z, alpha, column_heads(heads, width, device=z.device))
-    return finish(params, i, out, last)
+    return aggregate_layer(params, i, last, edges, z, el, er)
+
+
+def exchanged_width(heads: int, width: int) -> int:
+    """Columns of one vertex's row in a gat halo exchange: its projected row (H*D) and its el (H)."""
+    return heads * width + heads

@@ -5,14 +5,17 @@
 """
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
-from helpers import one_thread
+from helpers import one_thread, train_batch
 
-from graphpar.bench.check import check_local
+from graphpar.bench.check import check_config, check_local, compare, run_reference
 from graphpar.strategies import ConfigError, TrainConfig, attention
 from graphpar.strategies.kernels import make_aggregator
 from graphpar.strategies.models import ModelSpec, aggregation_edges, conv_layer, init_params
+from graphpar.strategies.partition.partitioner import partition_graph
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -125,3 +128,83 @@ def test_heads_settings_are_checked():
         TrainConfig(strategy="single", model="gat", heads=0).check()
     TrainConfig(strategy="single", model="gcn", hidden=10, heads=4).check()  # other models ignore --heads
     assert TrainConfig(strategy="single", model="gcn", hidden=10).model_spec(5, 2).heads == 1
+
+
+# -- strategies: exact against the DGL reference, counted bytes equal the formulas ---------------------
+ODD = dict(layers=2, hidden=9, heads=3, out_heads=2)  # odd widths, a head boundary inside column slices
+DEEP = dict(layers=3, hidden=12, heads=4, out_heads=1)
+
+
+def gat_cfg(graph, strategy: str, workers: int, shape: dict, epochs: int = 3, **options) -> TrainConfig:
+    return check_config(TrainConfig(strategy=strategy, dataset=graph.name, model="gat", workers=workers,
+                                    epochs=epochs, timeout_s=120, options=options, **shape))
+
+
+def assert_exact(cfg: TrainConfig, ranks: list[dict], graph) -> None:
+    ref_losses, ref_params = run_reference(cfg, graph)
+    result = compare([e["loss"] for e in ranks[0]["epochs"]], ranks[0]["params"], ref_losses, ref_params)
+    assert result.passed, f"{cfg.strategy} P={cfg.workers} {cfg.options}: {result.summary()}"
+
+
+def n_params(spec: ModelSpec) -> int:
+    """fc (d_in x H D) + attn_l + attn_r + bias (H D each) per layer."""
+    return sum((spec.dims[i] + 3) * h * w for i, (h, w) in enumerate(map(spec.gat_shape, range(spec.layers))))
+
+
+def partition_sent_bytes(graph, part_id: torch.Tensor, cfg: TrainConfig, rank: int) -> dict[str, int]:
+    """gat's halo formula from the partition alone (plain Python sets): (H D + H) columns per halo row,
+    forward and back, every layer."""
+    spec = cfg.model_spec(graph.num_features, graph.num_classes)
+    owner = part_id.tolist()
+    needed = {(owner[d], s) for s, d in zip(graph.src.tolist(), graph.dst.tolist()) if owner[s] != owner[d]}
+    send_rows = sum(1 for q, s in needed if owner[s] == rank)
+    recv_rows = sum(1 for q, s in needed if q == rank)
+    out = {}
+    for i in range(spec.layers):
+        heads, width = spec.gat_shape(i)
+        out[f"layer{i}/halo/fwd"] = send_rows * (heads * width + heads) * 4
+        out[f"layer{i}/halo/bwd"] = recv_rows * (heads * width + heads) * 4
+    return {**out, "grad/allreduce": n_params(spec) * 4, "loss/allreduce": 8}
+
+
+@pytest.fixture(scope="module")
+def partition_p2(cora, small_directed):
+    cfgs = [gat_cfg(cora, "partition", 2, DEEP, partition="metis"),
+            gat_cfg(small_directed, "partition", 2, ODD, partition="contiguous"),
+            gat_cfg(small_directed, "partition", 2, ODD, epochs=4, partition="random", stale=2)]
+    return cfgs, train_batch(cfgs, [cora, small_directed])
+
+
+@pytest.mark.parametrize("i", [0, 1])
+def test_partition_exact_p2(partition_p2, cora, small_directed, i):
+    cfgs, results = partition_p2
+    assert_exact(cfgs[i], results[i], cora if cfgs[i].dataset == cora.name else small_directed)
+
+
+@pytest.mark.parametrize("i", [0, 1])
+def test_partition_bytes_equal_the_formula(partition_p2, cora, small_directed, i):
+    cfgs, results = partition_p2
+    cfg = cfgs[i]
+    graph = cora if cfg.dataset == cora.name else small_directed
+    part_id = partition_graph(graph, cfg.workers, cfg.options["partition"])
+    for rank, res in enumerate(results[i]):
+        want = partition_sent_bytes(graph, part_id, cfg, rank)
+        for ep in res["epochs"]:
+            assert {tag: st["sent_bytes"] for tag, st in ep["comm"].items()} == want, f"rank {rank}"
+        assert res["exchange_bytes_per_epoch"] == sum(v for k, v in want.items() if "/halo/" in k)
+    info = results[i][0]["info"]
+    assert info["analytic_bytes_per_epoch"] == sum(res["epochs"][0]["sent_bytes"] for res in results[i])
+
+
+def test_partition_stale_gat_skips_the_exchange(partition_p2):
+    for res in partition_p2[1][2]:
+        halo = [sum(st["sent_bytes"] for t, st in ep["comm"].items() if "/halo/" in t) for ep in res["epochs"]]
+        assert halo[1] == halo[3] == 0 and halo[0] == halo[2] == res["exchange_bytes_per_epoch"] > 0
+        assert all(math.isfinite(e["loss"]) for e in res["epochs"])
+
+
+def test_partition_exact_p3(cora, small_directed):
+    cfgs = [gat_cfg(cora, "partition", 3, ODD, partition="metis"),
+            gat_cfg(small_directed, "partition", 3, DEEP, partition="random")]
+    for cfg, ranks in zip(cfgs, train_batch(cfgs, [cora, small_directed])):
+        assert_exact(cfg, ranks, cora if cfg.dataset == cora.name else small_directed)

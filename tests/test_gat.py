@@ -208,3 +208,46 @@ def test_partition_exact_p3(cora, small_directed):
             gat_cfg(small_directed, "partition", 3, DEEP, partition="random")]
     for cfg, ranks in zip(cfgs, train_batch(cfgs, [cora, small_directed])):
         assert_exact(cfg, ranks, cora if cfg.dataset == cora.name else small_directed)
+
+
+def _block(total: int, parts: int, r: int) -> int:
+    return total // parts + (r < total % parts)
+
+
+def tensor_sent_bytes(graph, cfg: TrainConfig, rank: int) -> dict[str, int]:
+    """tensor's gat formula: per layer a split and a gather of the H D projected columns (forward and back)
+    and the all_reduce of the partial logits (N x 2H, forward and back)."""
+    spec = cfg.model_spec(graph.num_features, graph.num_classes)
+    N, P = graph.num_nodes, cfg.workers
+    n = _block(N, P, rank)
+    out = {"grad/allreduce": n_params(spec) * 4, "loss/allreduce": 8}
+    for i in range(spec.layers):
+        heads, width = spec.gat_shape(i)
+        c = _block(heads * width, P, rank)
+        split, gath = 4 * n * (heads * width - c), 4 * (N - n) * c
+        out |= {f"layer{i}/split/fwd": split, f"layer{i}/split/bwd": gath, f"layer{i}/gather/fwd": gath,
+                f"layer{i}/gather/bwd": split, f"layer{i}/logits/fwd": 4 * N * 2 * heads,
+                f"layer{i}/logits/bwd": 4 * N * 2 * heads}
+    return out
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_tensor_exact_and_bytes_equal_the_formula(cora, small_directed, workers):
+    cfgs = [gat_cfg(cora, "tensor", workers, DEEP if workers == 2 else ODD),
+            gat_cfg(small_directed, "tensor", workers, ODD if workers == 2 else DEEP)]
+    for cfg, ranks in zip(cfgs, train_batch(cfgs, [cora, small_directed])):
+        graph = cora if cfg.dataset == cora.name else small_directed
+        assert_exact(cfg, ranks, graph)
+        for res in ranks:
+            want = tensor_sent_bytes(graph, cfg, res["rank"])
+            for ep in res["epochs"]:
+                assert {t: s["sent_bytes"] for t, s in ep["comm"].items()} == want, f"rank {res['rank']}"
+
+
+def test_tensor_rejects_row_blocks_for_gat():
+    from graphpar.strategies import get_strategy
+
+    summary = {"nodes": 100, "edges": 400, "features": 8, "classes": 3}
+    cfg = TrainConfig(strategy="tensor", dataset="x", workers=2, model="gat", options={"tp_chunks": 2})
+    with pytest.raises(ConfigError, match="--model gat streams no row blocks.*pass --tp-chunks 1"):
+        get_strategy("tensor").validate(cfg, summary)

@@ -311,3 +311,13 @@ def test_sampling_exact_and_bytes_equal_the_formula(cora, small_directed, worker
     if workers == 2:
         losses = [e["loss"] for e in results[2][0]["epochs"]]
         assert all(math.isfinite(v) for v in losses) and results[2][0]["steps_per_epoch"] > 1
+
+
+def test_heads_leave_other_models_config_keys_alone():
+    from graphpar.bench.metrics import config_key
+
+    gcn = TrainConfig(strategy="single", model="gcn").as_dict()
+    before = {k: v for k, v in gcn.items() if k not in ("heads", "out_heads")}  # a record written before --heads
+    assert config_key(gcn) == config_key(before) == config_key({**gcn, "heads": 8})
+    gat = TrainConfig(strategy="single", model="gat").as_dict()
+    assert config_key(gat) != config_key({**gat, "heads": 8})

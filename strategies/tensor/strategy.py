@@ -4,7 +4,7 @@
     graphpar check --strategy tensor --dataset cora --workers 3 --model sage --tp-mode naive --tp-chunks 4
 
 Every worker holds the whole topology; dense tensors live vertex-split for NN operations and
-feature-split for aggregation (``tensor_layout``). ``--tp-mode naive`` (gcn, sage): per layer,
+feature-split for aggregation (``tensor_layout``). ``--tp-mode naive`` (gcn, sage; gat below): per layer,
 split to column slices, aggregate the slice over the whole graph (no communication), gather to owned
 rows, the layer's NN op. Aggregation commutes with column slicing and the layer math is the shared
 ``conv_layer`` (its linear before aggregation where DGL does that), so this is the reference exactly;
@@ -128,7 +128,7 @@ class TensorParallel(Strategy):
         if mode not in MODES:
             raise ConfigError(f"--tp-mode {mode!r} is not one of {', '.join(MODES)}")
         if mode == "naive" and cfg.model == "decoupled":
-            raise ConfigError("--tp-mode naive trains gcn or sage; pass --tp-mode decoupled for --model decoupled")
+            raise ConfigError("--tp-mode naive trains gcn, sage or gat; pass --tp-mode decoupled for --model decoupled")
         if mode == "decoupled" and cfg.model != "decoupled":
             raise ConfigError(f"--tp-mode decoupled trains --model decoupled, not {cfg.model}; "
                               f"pass --model decoupled or --tp-mode naive")

@@ -34,6 +34,7 @@ from graphpar.strategies.phases import COMPUTE_PHASES, PHASES
 
 SCOPES = (("setup", "setup_comm"), ("train", "comm_by_tag"), ("eval", "eval_comm"))  # (scope, worker key)
 _KEY_EXCLUDE = ("timeout_s",)
+_GAT_ONLY = ("heads", "out_heads")  # settings only gat reads: other models' keys stay what they were before them
 
 
 def _hash(obj: Any) -> str:
@@ -44,7 +45,8 @@ def config_key(cfg: dict[str, Any]) -> str:
     """Identity of a configuration (what a resumed sweep matches on, together with the git sha)."""
     if cfg.get("options"):  # a record written before an option's rename keys as the same configuration
         cfg = {**cfg, "options": options_now(cfg.get("strategy"), cfg["options"])}
-    return _hash({k: v for k, v in cfg.items() if k not in _KEY_EXCLUDE})
+    drop = _KEY_EXCLUDE + (_GAT_ONLY if cfg.get("model") != "gat" else ())
+    return _hash({k: v for k, v in cfg.items() if k not in drop})
 
 
 def timed_start(n_epochs: int, warmup: int) -> int:

@@ -23,7 +23,7 @@ from .kernels import resolve_kernel
 from .models import MODELS, ModelSpec
 from .training import allreduce_grads, make_optimizer, make_params
 
-MAX_WORKERS, MAX_LAYERS, MAX_HIDDEN = 1 << 16, 1024, 1 << 16  # beyond these a value is a typo
+MAX_WORKERS, MAX_LAYERS, MAX_HIDDEN, MAX_HEADS = 1 << 16, 1024, 1 << 16, 256  # beyond these a value is a typo
 
 
 class ConfigError(ValueError):
@@ -84,7 +84,7 @@ class TrainConfig:
     strategy: str = field(metadata={"help": "a registered strategy (graphpar strategies)"})
     dataset: str = setting("rmat-arxiv", "catalog name or spec (graphpar datasets)")
     workers: int = setting(1, "number of ranks P (all hosts together)")
-    model: str = setting("gcn", "gcn | sage | decoupled")
+    model: str = setting("gcn", "gcn | sage | gat | decoupled")
     layers: int = setting(2, "GNN layers L")
     hidden: int = setting(16, "hidden width")
     dropout: float = setting(0.5, "dropout rate in [0, 1)")
@@ -96,6 +96,8 @@ class TrainConfig:
     kernel: str = setting("auto", "aggregation backend", choices=("auto", "torch", "dgl"))
     residual: bool = setting(False, "residual connections between equal-width layers")
     prop_steps: int | None = setting(None, "decoupled: propagation steps K (default: --layers)")
+    heads: int = setting(4, "gat: attention heads of each hidden layer (concatenated; --hidden is their total width)")
+    out_heads: int = setting(1, "gat: attention heads of the output layer (averaged)")
     eval_every: int = setting(0, "evaluate every N epochs (accuracy curve)")
     warmup_epochs: int = setting(1, "epochs left out of the timing summary")
     timeout_s: float = setting(300.0, "seconds before a stuck collective fails the run", flag="--timeout")
@@ -112,7 +114,8 @@ class TrainConfig:
         ints = {"--workers": (self.workers, 1, MAX_WORKERS), "--epochs": (self.epochs, 1, 10**7),
                 "--layers": (self.layers, 1, MAX_LAYERS), "--hidden": (self.hidden, 1, MAX_HIDDEN),
                 "--eval-every": (self.eval_every, 0, 10**7), "--warmup-epochs": (self.warmup_epochs, 0, 10**7),
-                "--seed": (self.seed, 0, 2**63 - 1)}
+                "--seed": (self.seed, 0, 2**63 - 1), "--heads": (self.heads, 1, MAX_HEADS),
+                "--out-heads": (self.out_heads, 1, MAX_HEADS)}
         if self.prop_steps is not None:
             ints["--prop-steps"] = (self.prop_steps, 0, MAX_LAYERS)
         for flag, (value, low, high) in ints.items():
@@ -128,6 +131,9 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or not ok(value):
                 raise ConfigError(f"{flag} must be a finite number {need}, got {value!r}")
+        if self.model == "gat" and self.layers > 1 and self.hidden % self.heads:
+            raise ConfigError(f"--hidden {self.hidden} must be a multiple of --heads {self.heads} (gat concatenates "
+                              f"the heads); pass --hidden {self.heads * -(-self.hidden // self.heads)}")
         if not isinstance(self.options, dict):
             raise ConfigError(f"options must be a mapping of strategy options, got {type(self.options).__name__}")
         for key, value in self.options.items():
@@ -156,7 +162,7 @@ class TrainConfig:
 
     def model_spec(self, in_dim: int, out_dim: int) -> ModelSpec:
         return ModelSpec.build(self.model, in_dim, self.hidden, out_dim, self.layers, self.dropout,
-                               self.residual, self.prop_steps)
+                               self.residual, self.prop_steps, self.heads, self.out_heads)
 
 
 class Strategy(ABC):

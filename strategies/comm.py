@@ -249,3 +249,25 @@ def all_to_all_autograd(comm: Communicator, x: Tensor, send_rows: Sequence[int],
         comm._book(tag + "/fwd", "all_to_all", 0, 0)
         return x
     return _AllToAllFn.apply(x, comm, list(send_rows), list(recv_rows), tag)
+
+
+class _AllReduceSumFn(torch.autograd.Function):
+    """Differentiable sum over ranks of per-rank partial values that every rank then uses differently: the
+    backward sums the ranks' gradients the same way (tag + '/bwd')."""
+
+    @staticmethod
+    def forward(ctx, x, comm, tag):  # noqa: D401
+        ctx.comm, ctx.tag = comm, tag
+        return comm.all_reduce(x.clone(), tag + tags.FWD)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return ctx.comm.all_reduce(grad.contiguous().clone(), ctx.tag + tags.BWD), None, None
+
+
+def all_reduce_autograd(comm: Communicator, x: Tensor, tag: str) -> Tensor:
+    """``comm.all_reduce`` (sum) that autograd can differentiate through (counted under tag/fwd and tag/bwd)."""
+    if comm.solo:
+        comm._book(tag + tags.FWD, "all_reduce", 0, 0)
+        return x
+    return _AllReduceSumFn.apply(x, comm, tag)

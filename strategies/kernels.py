@@ -120,6 +120,7 @@ def make_aggregator(src: Tensor, dst: Tensor, weight: Tensor, num_src: int, num_
         mat = CSRMatrix(src, dst, weight, num_src, num_dst, device)
         agg = lambda x: spmm(mat, x)  # noqa: E731
         agg.matrix = mat
+        agg.edges = (src.to(device), dst.to(device), num_src, num_dst)  # what attention (gat) reads
         return agg
     if backend == "dgl":
         import dgl  # noqa: PLC0415
@@ -130,5 +131,6 @@ def make_aggregator(src: Tensor, dst: Tensor, weight: Tensor, num_src: int, num_
         def agg_dgl(x: Tensor) -> Tensor:
             with phase("aggregation"):
                 return time_backward(dgl.ops.u_mul_e_sum(g, x, w), "aggregation")
+        agg_dgl.edges = (src.to(device), dst.to(device), num_src, num_dst)
         return agg_dgl
     raise ValueError(f"unknown kernel backend {backend!r}; choose one of {', '.join(BACKENDS)}")

@@ -4,6 +4,8 @@
 
 - ``gcn``: DGL GraphConv (norm='both') on the graph with one self-loop per vertex.
 - ``sage``: DGL SAGEConv 'mean' (fc_self(h) + fc_neigh(mean of in-neighbours)).
+- ``gat``: DGL GATConv (multi-head attention, ``attention.py``) on the graph with one self-loop per vertex;
+  hidden layers concatenate ``heads`` heads of width hidden/heads, the output layer averages ``out_heads``.
 - ``decoupled``: an MLP (Linear-ReLU-...-Linear) then K parameter-free steps h <- Â h (GCN normalisation,
   self-loops): the APPNP/SGC-style family NeutronTP trains.
 Between conv layers: ReLU, then dropout on the next layer's input; with ``residual`` a layer whose
@@ -20,9 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import attention
 from .kernels import add_self_loops, gcn_weights, mean_weights
 
-MODELS = ("gcn", "sage", "decoupled")
+MODELS = ("gcn", "sage", "gat", "decoupled")
 
 
 @dataclass(frozen=True)
@@ -34,17 +37,24 @@ class ModelSpec:
     dropout: float = 0.0
     residual: bool = False
     prop_steps: int = 0
+    heads: int = 1  # gat: heads of every hidden layer (concatenated)
+    out_heads: int = 1  # gat: heads of the output layer (averaged)
 
     @classmethod
     def build(cls, kind: str, in_dim: int, hidden: int, out_dim: int, layers: int, dropout: float = 0.0,
-              residual: bool = False, prop_steps: int | None = None) -> "ModelSpec":
+              residual: bool = False, prop_steps: int | None = None, heads: int = 1,
+              out_heads: int = 1) -> "ModelSpec":
         if kind not in MODELS:
             raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
         if layers < 1:
             raise ValueError(f"--layers must be >= 1, got {layers}")
         dims = (in_dim, *([hidden] * (layers - 1)), out_dim)
         steps = (layers if prop_steps is None else prop_steps) if kind == "decoupled" else 0
-        return cls(kind, dims, dropout, residual, steps)
+        if kind != "gat":
+            heads = out_heads = 1
+        elif layers > 1 and hidden % heads:
+            raise ValueError(f"--hidden {hidden} must be a multiple of --heads {heads} (gat concatenates the heads)")
+        return cls(kind, dims, dropout, residual, steps, heads, out_heads)
 
     @property
     def layers(self) -> int:
@@ -57,12 +67,18 @@ class ModelSpec:
         """Whether layer i adds its input (only where widths match, never the output layer)."""
         return self.residual and i < self.layers - 1 and self.dims[i] == self.dims[i + 1]
 
+    def gat_shape(self, i: int) -> tuple[int, int]:
+        """gat layer i: (heads, head width)."""
+        return attention.layer_shape(self.dims, self.heads, self.out_heads, i)
+
 
 def layer_param_names(spec: ModelSpec, i: int) -> list[str]:
     if spec.kind == "gcn":
         return [f"layers.{i}.weight", f"layers.{i}.bias"]
     if spec.kind == "sage":
         return [f"layers.{i}.fc_neigh.weight", f"layers.{i}.fc_self.weight", f"layers.{i}.fc_self.bias"]
+    if spec.kind == "gat":
+        return attention.param_names(i)
     return [f"mlp.{i}.weight", f"mlp.{i}.bias"]
 
 
@@ -85,6 +101,8 @@ def init_params(spec: ModelSpec, seed: int) -> "OrderedDict[str, Tensor]":
             params[f"layers.{i}.fc_neigh.weight"] = glorot(fi, fo, (fo, fi), gain)
             params[f"layers.{i}.fc_self.weight"] = glorot(fi, fo, (fo, fi), gain)
             params[f"layers.{i}.fc_self.bias"] = torch.zeros(fo)
+        elif spec.kind == "gat":
+            attention.init_layer(params, i, fi, *spec.gat_shape(i), glorot)
         else:
             params[f"mlp.{i}.weight"] = glorot(fi, fo, (fo, fi))
             params[f"mlp.{i}.bias"] = torch.zeros(fo)
@@ -94,10 +112,13 @@ def init_params(spec: ModelSpec, seed: int) -> "OrderedDict[str, Tensor]":
 # -- the torch twin's layer math (shared by every strategy) -------------------------------------
 def conv_layer(spec: ModelSpec, params: dict[str, Tensor], i: int, aggregate, h_src: Tensor,
                h_dst: Tensor | None = None) -> Tensor:
-    """Layer i of gcn/sage before activation: ``aggregate`` maps src rows to dst rows.
+    """Layer i of gcn/sage/gat before activation: ``aggregate`` maps src rows to dst rows (gat reads its
+    edges, ``aggregate.edges``: attention needs them, not the weights).
 
-    ``h_dst`` are the destination rows' own inputs (sage's self term); by default the first
+    ``h_dst`` are the destination rows' own inputs (sage's self term, gat's er); by default the first
     ``num_dst`` rows of ``h_src`` (full graph: all of them)."""
+    if spec.kind == "gat":
+        return attention.gat_layer(params, i, i == spec.layers - 1, aggregate.edges, h_src, h_dst)
     if spec.kind == "gcn":
         w, b = params[f"layers.{i}.weight"], params[f"layers.{i}.bias"]
         if w.shape[0] > w.shape[1]:  # DGL's order: multiply first when it shrinks the width
@@ -148,20 +169,23 @@ def forward_full(spec: ModelSpec, params: dict[str, Tensor], x: Tensor, aggregat
 
 
 def aggregation_edges(spec: ModelSpec, src: Tensor, dst: Tensor, num_nodes: int) -> tuple[Tensor, Tensor, Tensor]:
-    """The edges and weights a model aggregates over on the full graph (self-loops for gcn/decoupled)."""
+    """The edges and weights a model aggregates over on the full graph (self-loops for gcn/gat/decoupled;
+    gat's weights are unused: its attention is computed per edge)."""
     if spec.kind == "sage":
         return src, dst, mean_weights(src, dst, num_nodes)
     s, d = add_self_loops(src, dst, num_nodes)
+    if spec.kind == "gat":
+        return s, d, torch.ones(s.numel())
     return s, d, gcn_weights(s, d, num_nodes)
 
 
 # -- the DGL reference ---------------------------------------------------------------------------
 class ReferenceModel(nn.Module):
-    """The oracle: DGL's own GraphConv / SAGEConv layers (or an MLP + GraphConv propagation)."""
+    """The oracle: DGL's own GraphConv / SAGEConv / GATConv layers (or an MLP + GraphConv propagation)."""
 
     def __init__(self, spec: ModelSpec):
         super().__init__()
-        from dgl.nn import GraphConv, SAGEConv  # noqa: PLC0415
+        from dgl.nn import GATConv, GraphConv, SAGEConv  # noqa: PLC0415
 
         self.spec = spec
         pairs = list(zip(spec.dims[:-1], spec.dims[1:]))
@@ -169,6 +193,9 @@ class ReferenceModel(nn.Module):
             self.layers = nn.ModuleList(GraphConv(a, b, norm="both", allow_zero_in_degree=True) for a, b in pairs)
         elif spec.kind == "sage":
             self.layers = nn.ModuleList(SAGEConv(a, b, "mean") for a, b in pairs)
+        elif spec.kind == "gat":
+            self.layers = nn.ModuleList(GATConv(a, spec.gat_shape(i)[1], spec.gat_shape(i)[0])
+                                        for i, (a, _) in enumerate(pairs))
         else:
             self.mlp = nn.ModuleList(nn.Linear(a, b) for a, b in pairs)
             self.prop = GraphConv(1, 1, norm="both", weight=False, bias=False, allow_zero_in_degree=True)
@@ -183,12 +210,15 @@ class ReferenceModel(nn.Module):
             return h
         for i, layer in enumerate(self.layers):
             h_in = dropout(spec, i, h, self.training)
-            h = activate(spec, i, layer(g, h_in), h_in)
+            out = layer(g, h_in)
+            if spec.kind == "gat":  # [n, heads, width]: heads concatenated, or averaged by the output layer
+                out = out.mean(1) if i == spec.layers - 1 else out.flatten(1)
+            h = activate(spec, i, out, h_in)
         return h
 
 
 def reference_graph(spec: ModelSpec, graph):
-    """The DGLGraph the reference model runs on (self-loops added for gcn and decoupled)."""
+    """The DGLGraph the reference model runs on (self-loops added for gcn, gat and decoupled)."""
     import dgl  # noqa: PLC0415
 
     g = graph.to_dgl()

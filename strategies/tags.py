@@ -35,6 +35,11 @@ def tp_gather(layer: int, prefix: str = "") -> str:
     return f"{prefix}layer{layer}/gather"
 
 
+def tp_logits(layer: int, prefix: str = "") -> str:
+    """Tensor parallelism, gat: the all-reduce of layer ``layer``'s partial attention logits (el, er)."""
+    return f"{prefix}layer{layer}/logits"
+
+
 def prop(step: str, direction: str, prefix: str = "") -> str:
     """Decoupled tensor parallelism: ``step`` 'split' or 'gather' of the propagation, ``direction`` FWD or BWD."""
     return f"{prefix}prop/{step}{direction}"

@@ -16,7 +16,7 @@ def _run(args, tmp_path, timeout=240):
 @pytest.mark.parametrize("args, expect", [
     (["run", "--strategy", "nope", "--dataset", "cora"], "unknown strategy 'nope'; known:"),
     (["run", "--strategy", "single", "--dataset", "nope"], "unknown dataset 'nope'"),
-    (["run", "--strategy", "single", "--dataset", "cora", "--model", "gat"], "not 'gat'"),
+    (["run", "--strategy", "single", "--dataset", "cora", "--model", "gin"], "not 'gin'"),
     (["run", "--strategy", "single", "--dataset", "cora", "--workers", "2"], "pass --workers 1"),
     (["run", "--strategy", "single", "--dataset", "rmat:nodes=5"], "nodes= and edges= are required"),
     (["run", "--strategy", "single", "--dataset", "ogbn-products"], "OGB files missing under"),

@@ -357,7 +357,7 @@ SURVEY = [
     (SPEC_RUN + ["edgelist:{tmp}/empty.txt"], "need at least one line"),  # numpy's own warning silenced
     (SPEC_RUN + ["npz:{tmp}/empty.npz"], "not a readable npz file"),
     (SPEC_RUN + ["rmat:nodes=100,edges=300,feat=10000000"], "needs about 11 GiB, this host has 4 GiB"),
-    (["bench", "--workers", "1", "--model", "gat"] + TOOL, "no configuration can run"),
+    (["bench", "--workers", "1", "--model", "gin"] + TOOL, "no configuration can run"),
     (["sweep", "{tmp}/neg_lr.yaml"], "--lr must be a finite number > 0"),
     (["sweep", "{tmp}/bad_model.yaml"], "no configuration can run"),
     (["sweep", "--datasets", "cora", "--strategies", "single", "--out", "{tmp}"], "is a directory"),
@@ -383,7 +383,7 @@ def _plant_survey_files(tmp: Path) -> None:
     ok = fake_record("single", 1, dataset="cora")
     files = {"file.txt": "x", "float.txt": "0 1.5\n1 2\n", "empty.txt": "", "empty.npz": "",
              "neg_lr.yaml": "grid: {dataset: [cora], strategy: [single]}\nfixed: {lr: -1, epochs: 1}\n",
-             "bad_model.yaml": "grid: {dataset: [cora], strategy: [single], model: [gat]}\nfixed: {epochs: 1}\n",
+             "bad_model.yaml": "grid: {dataset: [cora], strategy: [single], model: [gin]}\nfixed: {epochs: 1}\n",
              "no_config.jsonl": json.dumps({"status": "ok", "run_id": "x"}) + "\n", "list.jsonl": "[1, 2]\n",
              "no_epochs.jsonl": json.dumps({k: v for k, v in ok.items() if k != "epochs"}) + "\n",
              "ok.jsonl": json.dumps(ok) + "\n", "base.json": "{}", "ci.yaml": "datasets: [cora]\nstrategies: [single]\n",

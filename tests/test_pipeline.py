@@ -69,7 +69,7 @@ def _epoch_grads(graph, model: str, opts: dict, epochs: int) -> tuple[list[float
     return [strat.train_epoch(e) for e in range(epochs)], grads
 
 
-@pytest.mark.parametrize("model", ["gcn", "sage"])
+@pytest.mark.parametrize("model", ["gcn", "sage", "gat"])
 def test_history_equals_fresh_when_weights_do_not_move(small_directed, model):
     """With fixed weights the history converges to this epoch's values: layer i's rows are exact from epoch
     i on (epoch 0 reads zeros), the gradients L epochs later; then K=4 chunks with history give the exact
@@ -82,7 +82,7 @@ def test_history_equals_fresh_when_weights_do_not_move(small_directed, model):
         torch.testing.assert_close(stale[n], g, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("model", ["gcn", "sage"])
+@pytest.mark.parametrize("model", ["gcn", "sage", "gat"])
 def test_warmup_seeds_the_historical_gradients(small_directed, model):
     """After whole-graph warm-up epochs every buffer is exact (fixed weights), and the last warm-up epoch
     records the contributions K chunks deliver late: the first stale epoch is already exact."""

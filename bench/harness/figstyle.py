@@ -35,7 +35,7 @@ _FALLBACK_MARKERS = ("P", "X", "v", "<", ">", "h")
 # variant -> (mix with white (>0) or black (<0), marker override, hollow face)
 VARIANTS = {None: (0.0, None, False), "stale": (0.45, None, True), "hybrid": (-0.35, "v", False),
             "exact": (0.0, None, True)}
-MODEL_LINESTYLES = {"gcn": "-", "sage": "--", "decoupled": "-."}
+MODEL_LINESTYLES = {"gcn": "-", "sage": "--", "decoupled": "-.", "gat": ":"}
 PHASE_STYLE = (  # (summary column, colour, hatch, legend label): bottom to top of a breakdown bar
     ("phase.aggregation.wall_s", "#404040", None, "aggregation (SpMM)"),
     ("phase.dense.wall_s", "#808080", None, "dense NN"),

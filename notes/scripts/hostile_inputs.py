@@ -62,7 +62,7 @@ SWEEP_FILES = {
     "huge_hidden.yaml": "grid: {dataset: [cora], strategy: [single]}\nfixed: {hidden: 100000000, epochs: 1}\n",
     "bad_dataset.yaml": "grid: {dataset: [nope], strategy: [single]}\n",
     "bad_strategy.yaml": "grid: {dataset: [cora], strategy: [nope]}\n",
-    "bad_model.yaml": "grid: {dataset: [cora], strategy: [single], model: [gat]}\nfixed: {epochs: 1}\n",
+    "bad_model.yaml": "grid: {dataset: [cora], strategy: [single], model: [gin]}\nfixed: {epochs: 1}\n",
     "bad_repeat.yaml": "grid: {dataset: [cora]}\nrepeat: 0\n",
     "bad_out.yaml": "grid: {dataset: [cora], strategy: [single]}\nout: ./\nfixed: {epochs: 1}\n",
     "per_strategy_bad.yaml": "grid: {dataset: [cora], per_strategy: {nope: {workers: [1]}}}\n",
@@ -115,7 +115,7 @@ def cases() -> list[tuple[str, list[str]]]:
     for flag, values in numbers.items():
         add("run numbers", *[RUN + [flag, v] for v in values])
     add("run names",
-        ["run", "--strategy", "nope", "--dataset", "cora"], RUN + ["--model", "gat"], RUN + ["--dataset", "nope"],
+        ["run", "--strategy", "nope", "--dataset", "cora"], RUN + ["--model", "gin"], RUN + ["--dataset", "nope"],
         RUN + ["--kernel", "nope"], RUN + ["--device", "tpu"], RUN + ["--tp-mode", "nope"],
         RUN + ["--stale", "2"], ["run", "--dataset", "cora"], ["nope"], [],
         RUN + ["--workers", "2", "--model", "decoupled", "--tp-mode", "naive"])
@@ -172,7 +172,7 @@ def cases() -> list[tuple[str, list[str]]]:
         BENCH + ["--workers", "1", "--repeat", "0"], BENCH + ["--workers", "1", "--out", "{tmp}"],
         BENCH + ["--workers", "1", "--dataset", "nope"], BENCH + ["--workers", "2,3", "--nnodes", "2"],
         BENCH + ["--workers", "1", "--layers", "0"], BENCH + ["--workers", "1", "--lr", "nan"],
-        BENCH + ["--workers", "1", "--model", "gat"], BENCH + ["--workers", "2"],
+        BENCH + ["--workers", "1", "--model", "gin"], BENCH + ["--workers", "2"],
         BENCH + ["--workers", "1", "--dataset", "npz:{tmp}/garbage.npz"])
 
     # -- sweep -----------------------------------------------------------------------------------------
@@ -182,7 +182,7 @@ def cases() -> list[tuple[str, list[str]]]:
         ["sweep", "--datasets", "cora", "--workers", "1,x"], ["sweep", "--datasets", "cora", "--workers", "0"],
         ["sweep", "--datasets", "cora", "--layers", "0"], ["sweep", "--datasets", "cora", "--hidden", "-1"],
         ["sweep", "--datasets", "nope"], ["sweep", "--datasets", "cora", "--strategies", "nope"],
-        ["sweep", "--datasets", "cora", "--models", "gat", "--strategies", "single"],
+        ["sweep", "--datasets", "cora", "--models", "gin", "--strategies", "single"],
         ["sweep", "--datasets", "cora", "--options", "{"], ["sweep", "--datasets", "cora", "--options", "[1]"],
         ["sweep", "--datasets", "cora", "--options", '{"nope": 1}'],
         ["sweep", "--datasets", "cora", "--options", '{"chunks": "x"}'],

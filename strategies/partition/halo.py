@@ -22,9 +22,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .. import attention
 from ..comm import Communicator, all_to_all_autograd
 from ..kernels import make_aggregator
-from ..models import ModelSpec, aggregation_edges
+from ..models import ModelSpec, aggregation_edges, conv_layer
 
 
 @dataclass
@@ -141,6 +142,36 @@ def halo_volume_bytes(halo_rows: int, dims: tuple[int, ...] | list[int], element
     forward, and the same backward for every layer but the first (input features need no gradient)."""
     layers = len(dims) - 1
     return halo_rows * element_size * (sum(dims[:layers]) + sum(dims[1:layers]))
+
+
+def exchange_widths(spec: ModelSpec) -> list[tuple[int, int]]:
+    """Per layer, the columns of a halo row sent forward and of its gradient sent back: gcn/sage the layer
+    input (no gradient for the input features), gat the projected row and el of every layer, both ways
+    (the projection's weight needs the gradient even at layer 0)."""
+    if spec.kind == "gat":
+        return [(w, w) for w in (attention.exchanged_width(*spec.gat_shape(i)) for i in range(spec.layers))]
+    return [(spec.dims[i], spec.dims[i] if i > 0 else 0) for i in range(spec.layers)]
+
+
+def halo_bytes(spec: ModelSpec, halo_rows: int, element_size: int = 4) -> int:
+    """``halo_volume_bytes`` for any model: gat moves (H*D + H) columns per halo row per layer, both ways:
+    R * 4 * sum_i 2 (H_i D_i + H_i)."""
+    return halo_rows * element_size * sum(f + b for f, b in exchange_widths(spec))
+
+
+def halo_layer(spec: ModelSpec, params: dict[str, Tensor], i: int, aggregate, h_owned: Tensor, exchange) -> Tensor:
+    """Layer i on owned rows before activation; ``exchange`` completes owned rows with their halo rows
+    (``halo_exchange`` or a stale history). gcn/sage exchange the layer input; gat projects its owned rows
+    first and exchanges each row's projection and source attention term (z, el): the edge softmax stays
+    local, because a vertex's in-edges all live with it."""
+    if spec.kind != "gat":
+        return conv_layer(spec, params, i, aggregate, exchange(h_owned), h_owned)
+    z = attention.project(params, i, h_owned)
+    el, er = attention.logits(params, i, z)
+    local = exchange(torch.cat([z, el], 1))
+    width = z.shape[1]
+    return attention.aggregate_layer(params, i, i == spec.layers - 1, aggregate.edges, local[:, :width],
+                                     local[:, width:], er)
 
 
 def halo_exchange(comm: Communicator, view: LocalView, h_owned: Tensor, tag: str) -> Tensor:

@@ -17,6 +17,11 @@ this saved and ``staleness`` (``staleness.StaleMonitor``: stale reads, drift at 
 halo map and feature rows, never the whole graph; same view, same numbers, same bytes.
 Bytes per epoch (exact, per rank, ``--stale 1``): sent = sum_i send_rows * d_i * 4 forward +
 sum_{i>=1} recv_rows * d_i * 4 backward, plus the |W| * 4-byte gradient all_reduce and an 8-byte loss sum.
+``gat`` exchanges each halo vertex's projected row and source attention term (z = W h, el: H_i D_i + H_i
+columns, H_i heads of width D_i) instead of the layer input, and their gradients back at every layer (W
+needs them at layer 0 too): sent = sum_i (send_rows + recv_rows) * (H_i D_i + H_i) * 4 + the same all_reduce
+and loss; over all ranks R * 4 * sum_i 2 (H_i D_i + H_i) + P (4|W| + 8). The edge softmax needs no
+exchange: a vertex's in-edges all live on its owner.
 """
 from __future__ import annotations
 
@@ -28,10 +33,10 @@ from torch import Tensor
 
 from .. import tags
 from ..base import ConfigError, Option, Strategy, TrainConfig, register
-from ..models import activate, conv_layer, dropout, init_params
+from ..models import activate, dropout, init_params
 from ..staleness import StaleMonitor
 from ..training import global_accuracy, global_sum, local_loss
-from .halo import StaleHalo, build_local_view, halo_exchange, halo_volume_bytes
+from .halo import StaleHalo, build_local_view, exchange_widths, halo_bytes, halo_exchange, halo_layer
 from .partitioner import METHODS, check_method, partition_stats, shared_partition
 from .parts_io import PartData, check_manifest, load_part
 
@@ -40,7 +45,7 @@ from .parts_io import PartData, check_manifest, load_part
 class GraphPartition(Strategy):
     name = "partition"
     description = "graph-partition data parallelism: vertex partition (METIS), per-layer halo exchange"
-    models = ("gcn", "sage")
+    models = ("gcn", "sage", "gat")
     options = (
         Option("--partition", str, "metis", "partition: vertex partitioner", METHODS),
         Option("--balance-edges", int, 0, "partition: 1 = METIS also balances in-edges per part", (0, 1)),
@@ -110,19 +115,19 @@ class GraphPartition(Strategy):
         h = self.x
         for i in range(self.spec.layers):
             h_in = dropout(self.spec, i, h, training)
-            tag = tags.halo(i, tag_prefix)
+            tag, hist = tags.halo(i, tag_prefix), self.history[i]
             if self.stale_k > 1 and training:
-                h_local = self.history[i].exchange(self.comm, self.view, h_in, tag, refresh)
+                exchange = lambda rows, hist=hist, tag=tag: hist.exchange(self.comm, self.view, rows, tag, refresh)  # noqa: E731
             else:
-                h_local = halo_exchange(self.comm, self.view, h_in, tag)
-            h = activate(self.spec, i, conv_layer(self.spec, self.params, i, self.aggregate, h_local, h_in), h_in)
+                exchange = lambda rows, tag=tag: halo_exchange(self.comm, self.view, rows, tag)  # noqa: E731
+            h = activate(self.spec, i, halo_layer(self.spec, self.params, i, self.aggregate, h_in, exchange), h_in)
         return h
 
     def exchange_bytes(self) -> int:
         """Bytes this rank sends in one exact training epoch's halo exchanges (forward + backward)."""
-        v, dims = self.view, self.spec.dims
-        fwd = sum(sum(v.send_counts) * dims[i] * 4 for i in range(self.spec.layers))
-        bwd = sum(sum(v.recv_counts) * dims[i] * 4 for i in range(1, self.spec.layers))
+        v, widths = self.view, exchange_widths(self.spec)
+        fwd = sum(sum(v.send_counts) * f * 4 for f, _ in widths)
+        bwd = sum(sum(v.recv_counts) * b * 4 for _, b in widths)
         return (fwd + bwd) * (self.num_parts > 1)
 
     def train_epoch(self, epoch: int) -> float:
@@ -151,12 +156,12 @@ class GraphPartition(Strategy):
 
     def analytic_bytes_per_epoch(self) -> float:
         """Sent bytes per training epoch over all ranks by the formula (rank 0, which holds the stats):
-        halo rows x widths (``halo_volume_bytes``) + P x (gradient all_reduce + 8-byte loss sum).
+        halo rows x widths (``halo_bytes``) + P x (gradient all_reduce + 8-byte loss sum).
         With ``--stale K`` the halo part is averaged over a K-epoch cycle (one refresh in K)."""
         if self.num_parts == 1:
             return 0
         n_params = sum(p.numel() for p in self.params.values())
-        halo = halo_volume_bytes(sum(self.quality["halo_vertices"]), self.spec.dims)
+        halo = halo_bytes(self.spec, sum(self.quality["halo_vertices"]))
         return halo / self.stale_k + self.num_parts * (n_params * 4 + 8)
 
     def info(self) -> dict[str, Any]:

@@ -238,12 +238,18 @@ class StageEngine:
             ends = torch.tensor([hi for _, hi in chunk_bounds(self.num_rows, k)])
             chunk_of = torch.bucketize(torch.arange(self.num_rows), ends, right=True)
             late = chunk_of[src] < chunk_of[dst]
-            self._late_aggs[k] = make_aggregator(src[late], dst[late], w[late], self.num_rows, self.num_rows,
-                                                 self.backend, self.device)
+            if self.spec.kind == "gat":  # attention couples a row's in-edges: every edge, late sources read a copy
+                n = self.num_rows
+                self._late_aggs[k] = make_aggregator(torch.where(late, src + n, src), dst, w, 2 * n, n,
+                                                     self.backend, self.device)
+            else:
+                self._late_aggs[k] = make_aggregator(src[late], dst[late], w[late], self.num_rows, self.num_rows,
+                                                     self.backend, self.device)
         self._dirty["late"] = True
         x = self.X[i].detach().requires_grad_(True)
+        x_src = torch.cat([x.detach(), x]) if self.spec.kind == "gat" else x
         with torch.enable_grad():
-            z_late = conv_layer(self.spec, ctx.weights, i, self._late_aggs[k], x, x.detach())
+            z_late = conv_layer(self.spec, ctx.weights, i, self._late_aggs[k], x_src, x.detach())
             self.G_late[i] += torch.autograd.grad(z_late, x, g_z)[0]
 
     def end_epoch(self) -> None:

@@ -9,8 +9,9 @@ group (``comm.subgroup``): each layer completes its input with the halo rows thr
 all_reduce in the group (``grad/allreduce``). Stage to stage, rank (s, g) sends only part g's owned rows
 to rank (s + 1, g) (``pipe/cut{s}/fwd``, gradients back on ``pipe/cut{s}/bwd``). The whole graph moves as
 one chunk (``--staleness 0``): this equals the reference exactly.
-Bytes per epoch over all ranks: 2 (S - 1) N H 4 at the cuts + ``halo_volume_bytes(halo rows, dims)`` for the
-halo + G x (stage parameters x 4) per stage for the gradient all_reduce + 8 per rank for the loss sum.
+Bytes per epoch over all ranks: 2 (S - 1) N H 4 at the cuts + ``halo_bytes(spec, halo rows)`` for the
+halo (gat: each halo row's projection and el, ``partition``'s formula) + G x (stage parameters x 4) per
+stage for the gradient all_reduce + 8 per rank for the loss sum.
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ from torch import Tensor
 
 from .. import tags
 from ..comm import Communicator
-from ..models import ModelSpec, activate, conv_layer, dropout
-from ..partition.halo import build_local_view, halo_exchange, halo_volume_bytes
+from ..models import ModelSpec, activate, dropout
+from ..partition.halo import build_local_view, halo_bytes, halo_exchange, halo_layer
 from ..partition.partitioner import partition_stats, shared_partition
 from ..training import allreduce_grads, global_accuracy, local_loss
 
@@ -69,8 +70,9 @@ class HybridStage:
     def _layers(self, h: Tensor, training: bool, prefix: str) -> Tensor:
         for i in range(self.b, self.e):
             h_in = dropout(self.spec, i, h, training)
-            h_local = halo_exchange(self.group, self.view, h_in, tags.halo(i, prefix))
-            h = activate(self.spec, i, conv_layer(self.spec, self.params, i, self.agg, h_local, h_in), h_in)
+            tag = tags.halo(i, prefix)
+            exchange = lambda rows, tag=tag: halo_exchange(self.group, self.view, rows, tag)  # noqa: E731
+            h = activate(self.spec, i, halo_layer(self.spec, self.params, i, self.agg, h_in, exchange), h_in)
         return h
 
     def _recv(self, width: int, peer: int, tag: str, clock: dict[str, float]) -> Tensor:
@@ -115,7 +117,7 @@ class HybridStage:
 
     def halo_bytes_per_epoch(self) -> int:
         """All ranks' halo bytes in one epoch: every stage exchanges the halo of its own layers."""
-        return halo_volume_bytes(sum(self.halo_rows), self.spec.dims) if self.parts > 1 else 0
+        return halo_bytes(self.spec, sum(self.halo_rows)) if self.parts > 1 else 0
 
     def info(self) -> dict[str, Any]:
         return {"graph_parts": self.parts, "partition_method": self.part.method,

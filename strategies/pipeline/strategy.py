@@ -39,7 +39,11 @@ from .hybrid import HybridStage
 
 
 def layer_costs(spec: ModelSpec, num_nodes: int, num_edges: int) -> list[float]:
-    """Estimated cost of each layer: aggregation E * (narrower width) + dense N * d_in * d_out (x2 for sage)."""
+    """Estimated cost of each layer: aggregation E * (narrower width) + dense N * d_in * d_out (x2 for sage);
+    gat: attention E * (H D + 2H) + projection N * d_in * H D."""
+    if spec.kind == "gat":
+        shapes = [spec.gat_shape(i) for i in range(spec.layers)]
+        return [float(num_edges * (h * w + 2 * h) + num_nodes * a * h * w) for a, (h, w) in zip(spec.dims, shapes)]
     dense = 2 if spec.kind == "sage" else 1
     return [float(num_edges * min(a, b) + dense * num_nodes * a * b) for a, b in zip(spec.dims[:-1], spec.dims[1:])]
 
@@ -84,7 +88,7 @@ def one_f_one_b(stage: int, stages: int, chunks: int) -> list[tuple[str, int]]:
 class LayerPipeline(Strategy):
     name = "pipeline"
     description = "layer pipelining (GNNPipe): contiguous layer stages, vertex chunks, historical embeddings"
-    models = ("gcn", "sage")
+    models = ("gcn", "sage", "gat")
     options = (
         Option("--pipe-chunks", int, 4, "pipeline: vertex chunks K streamed through the stages",
                old_name="--chunks"),

@@ -18,7 +18,8 @@ Sampling is a seeded torch sampler over the owner's CSR: up to ``fanout`` distin
 vertex, uniformly without replacement (all of them with fanout -1 or when the degree is smaller).
 Normalisation (``BlockNorm``) uses *global* degrees, so a full-fanout block aggregates exactly like the
 full graph: gcn weighs an edge s->d by outdeg(s)^-1/2 indeg(d)^-1/2 (degrees with self-loops) and adds
-d's self-loop; sage by 1/indeg(d). When d keeps k of its n in-neighbours, the neighbour weights are
+d's self-loop; sage by 1/indeg(d); gat keeps the sampled in-edges and d's self-loop unweighted (its
+attention softmax runs over them). When d keeps k of its n in-neighbours, the neighbour weights are
 scaled by n/k (an unbiased estimate of the full sum; for sage this is the mean over the k sampled).
 """
 from __future__ import annotations
@@ -176,10 +177,13 @@ class BlockNorm:
         local[src_nodes] = -1
         if self.kind == "sage":
             return Block(src_nodes, n_dst, src, dst_idx, counts.clamp(min=1).to(torch.float32).reciprocal()[dst_idx])
+        loop = torch.arange(n_dst)
+        if self.kind == "gat":  # attention weighs the kept in-edges and the self-loop itself: no weights
+            return Block(src_nodes, n_dst, torch.cat([src, loop]), torch.cat([dst_idx, loop]),
+                         torch.ones(src.numel() + n_dst))
         w = self.out_isqrt[nbrs] * self.in_isqrt[dst_nodes][dst_idx]
         full = self.in_real[dst_nodes]
         if bool((counts < full).any()):
             w = w * (full.to(torch.float32) / counts.clamp(min=1).to(torch.float32))[dst_idx]
-        loop = torch.arange(n_dst)
         w_loop = self.out_isqrt[dst_nodes] * self.in_isqrt[dst_nodes]
         return Block(src_nodes, n_dst, torch.cat([src, loop]), torch.cat([dst_idx, loop]), torch.cat([w, w_loop]))

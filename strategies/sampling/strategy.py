@@ -42,7 +42,7 @@ from .. import tags
 from ..base import ConfigError, Option, Strategy, TrainConfig, register
 from ..kernels import make_aggregator
 from ..models import activate, conv_layer, dropout, init_params
-from ..partition.halo import build_local_view, halo_exchange
+from ..partition.halo import build_local_view, halo_exchange, halo_layer
 from ..partition.partitioner import METHODS, check_method, partition_stats, shared_partition
 from ..training import allreduce_grads, global_accuracy, global_sum
 from .blocks import Block, BlockNorm, OwnedStore, Traffic, fetch_rows, sample_layer, sample_owned
@@ -73,7 +73,7 @@ def parse_fanouts(text: str, layers: int) -> list[int]:
 class Sampling(Strategy):
     name = "sampling"
     description = "mini-batch data parallelism (DistDGL): METIS parts, distributed neighbour sampling"
-    models = ("gcn", "sage")
+    models = ("gcn", "sage", "gat")
     options = (
         Option("--partition", str, "metis", "partition: vertex partitioner", METHODS),
         Option("--batch-size", int, 1024, "sampling: training vertices per rank per step (0 = all in one step)"),
@@ -180,8 +180,9 @@ class Sampling(Strategy):
         with torch.no_grad():
             h = self.store.feat.to(self.device)
             for i in range(self.spec.layers):
-                h_local = halo_exchange(self.comm, self.view, h, tags.halo(i, tags.EVAL))
-                h = activate(self.spec, i, conv_layer(self.spec, self.params, i, self.eval_agg, h_local, h), h)
+                tag = tags.halo(i, tags.EVAL)
+                exchange = lambda rows, tag=tag: halo_exchange(self.comm, self.view, rows, tag)  # noqa: E731
+                h = activate(self.spec, i, halo_layer(self.spec, self.params, i, self.eval_agg, h, exchange), h)
         return global_accuracy(self.comm, h, self.label[self.store.owned.to(self.device)], self.masks)
 
     def worker_stats(self) -> dict[str, Any]:

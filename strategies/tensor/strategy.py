@@ -4,7 +4,7 @@
     graphpar check --strategy tensor --dataset cora --workers 3 --model sage --tp-mode naive --tp-chunks 4
 
 Every worker holds the whole topology; dense tensors live vertex-split for NN operations and
-feature-split for aggregation (``tensor_layout``). ``--tp-mode naive`` (gcn, sage): per layer,
+feature-split for aggregation (``tensor_layout``). ``--tp-mode naive`` (gcn, sage; gat below): per layer,
 split to column slices, aggregate the slice over the whole graph (no communication), gather to owned
 rows, the layer's NN op. Aggregation commutes with column slicing and the layer math is the shared
 ``conv_layer`` (its linear before aggregation where DGL does that), so this is the reference exactly;
@@ -12,6 +12,14 @@ the raw input's slice is read locally, and a layer moves min(d_in, d_out) column
 ``--tp-mode decoupled`` (the ``decoupled`` model): MLP data-parallel on owned rows, one split, K
 propagation steps on the slice with no communication, one gather, loss; backward mirrors it with the
 transposed adjacency: four all-to-alls per epoch whatever the depth, plus the gradient all-reduce.
+``gat`` (naive mode): per layer, project owned rows (z = W h), split z into column slices, each slice's
+partial attention logits (el, er: sums over its own columns) summed over ranks by one all_reduce of
+N x 2H values, the edge softmax computed on every rank over every edge, the slice's attention sum, gather.
+Columns, not heads, are split: a slice may cut a head (its columns know their head), so any P works with
+any head count, the output layer's single head included. Bytes sent by rank r per epoch, layer i with
+C_i = H_i D_i columns (c_r of them on r) and n_r rows: 4 x 2 [n_r (C_i - c_r) + (N - n_r) c_r] (split and
+gather, forward and back) + 4 x 2 x 2 H_i N (the logits' all_reduce payload, forward and back), + 4|W| + 8;
+over all ranks per layer 16 (N C_i - sum_r n_r c_r) + 16 P H_i N. No row-block streaming for gat.
 ``--tp-chunks``/``--memory-budget`` stream the adjacency in destination-row blocks (``tensor_chunks``);
 in decoupled mode the gather of each block's rows overlaps the aggregation of the next block.
 """
@@ -22,9 +30,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .. import tags
+from .. import attention, tags
 from ..base import ConfigError, Option, Strategy, TrainConfig, register
-from ..comm import Communicator
+from ..comm import Communicator, all_reduce_autograd
 from ..kernels import CSRMatrix, sparse_mm
 from ..models import activate, aggregation_edges, conv_layer, dropout, init_params, mlp_layer
 from ..training import global_accuracy, global_sum, local_loss
@@ -104,6 +112,7 @@ def resolve_mode(cfg: TrainConfig) -> str:
 class TensorParallel(Strategy):
     name = "tensor"
     description = "NeutronTP tensor parallelism: feature-sliced aggregation, decoupled training, chunking"
+    models = ("gcn", "sage", "gat", "decoupled")
     options = (
         Option("--tp-mode", str, "auto", "tensor: 'naive' per-layer split/gather (gcn, sage), "
                "'decoupled' MLP-then-propagate (model decoupled); 'auto' picks by --model", ("auto", *MODES)),
@@ -119,12 +128,15 @@ class TensorParallel(Strategy):
         if mode not in MODES:
             raise ConfigError(f"--tp-mode {mode!r} is not one of {', '.join(MODES)}")
         if mode == "naive" and cfg.model == "decoupled":
-            raise ConfigError("--tp-mode naive trains gcn or sage; pass --tp-mode decoupled for --model decoupled")
+            raise ConfigError("--tp-mode naive trains gcn, sage or gat; pass --tp-mode decoupled for --model decoupled")
         if mode == "decoupled" and cfg.model != "decoupled":
             raise ConfigError(f"--tp-mode decoupled trains --model decoupled, not {cfg.model}; "
                               f"pass --model decoupled or --tp-mode naive")
         opts = cls.options_of(cfg)
         chunks, budget = opts["tp_chunks"], opts["memory_budget"]
+        if cfg.model == "gat" and (chunks != 1 or budget):
+            raise ConfigError(f"--model gat streams no row blocks (--tp-chunks {chunks}, --memory-budget {budget}); "
+                              "pass --tp-chunks 1 and no --memory-budget")
         if chunks < 1 or chunks > graph_summary["nodes"]:
             raise ConfigError(f"--tp-chunks {chunks} must be in [1, {graph_summary['nodes']}] (the vertex count)")
         if budget < 0 or (budget and chunks != 1):
@@ -152,6 +164,7 @@ class TensorParallel(Strategy):
                 raise ConfigError(f"--memory-budget {self.opt['memory_budget']} is below this worker's minimum "
                                   f"{minimum_budget(matrix, dense)} bytes; raise it to at least that")
         self.adj = ChunkedAdjacency(matrix, chunks, dev)
+        self.edges = (s.to(dev), d.to(dev)) if spec.kind == "gat" else None
         self.dense = dense
         self.init_model(init_params(spec, self.cfg.seed))
         rows = slice(self.lo, self.hi)
@@ -185,11 +198,33 @@ class TensorParallel(Strategy):
             return gather(self.comm, self.layout, self._aggregate(sliced), rows.shape[1], tags.tp_gather(i, prefix))
         return aggregate
 
+    def _gat_layer(self, i: int, h_in: Tensor, prefix: str) -> Tensor:
+        """gat layer i on owned rows: project, split the projection into column slices, each slice's partial
+        attention logits summed over ranks (one all_reduce of N x 2H), the softmax over every edge on every
+        rank, the slice's attention sum, gather."""
+        heads, width = self.spec.gat_shape(i)
+        cols = heads * width
+        z = attention.project(self.params, i, h_in)
+        zs = split(self.comm, self.layout, z, tags.tp_split(i, prefix))
+        lo, hi = self.layout.col_range(cols)
+        el, er = attention.logits(self.params, i, zs, lo, hi)
+        both = all_reduce_autograd(self.comm, torch.cat([el, er], 1), tags.tp_logits(i, prefix))
+        src, dst = self.edges
+        n = self.graph.num_nodes
+        alpha = attention.edge_softmax(src, dst, n, both[:, :heads], both[:, heads:])
+        out = attention.attend(src, dst, n, zs, alpha, attention.column_heads(heads, width, lo, hi, zs.device))
+        out = gather(self.comm, self.layout, out, cols, tags.tp_gather(i, prefix))
+        return attention.finish(self.params, i, out, i == self.spec.layers - 1)
+
     def _forward_naive(self, training: bool, prefix: str) -> Tensor:
         spec, h = self.spec, self.x_rows
         for i in range(spec.layers):
             h_in = dropout(spec, i, h, training)
-            h = activate(spec, i, conv_layer(spec, self.params, i, self._layer_aggregate(i, prefix), h_in), h_in)
+            if spec.kind == "gat":
+                out = self._gat_layer(i, h_in, prefix)
+            else:
+                out = conv_layer(spec, self.params, i, self._layer_aggregate(i, prefix), h_in)
+            h = activate(spec, i, out, h_in)
         return h
 
     def _forward_decoupled(self, training: bool, prefix: str) -> Tensor:

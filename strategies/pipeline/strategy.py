@@ -95,7 +95,7 @@ class LayerPipeline(Strategy):
         Option("--chunk-order", str, "metis", "pipeline: vertices into chunks by K-way 'metis' parts (fewest "
                "historical reads), 'contiguous' id ranges or a 'random' permutation", ("metis", "contiguous", "random")),
         Option("--graph-parts", int, 1, "pipeline: G-way graph partition inside every stage (P = S x G; "
-               "hybrid, needs --staleness 0)"),
+               "hybrid: halo exchange per chunk inside the stage)"),
         Option("--pipe-partition", str, "metis", "pipeline: partitioner of the hybrid's graph parts", METHODS),
         Option("--pipe-update", str, "epoch", "pipeline: optimiser step per 'epoch' or per 'chunk' "
                "(weight stashing)", ("epoch", "chunk")),
@@ -111,28 +111,27 @@ class LayerPipeline(Strategy):
     def validate(cls, cfg: TrainConfig, graph_summary: dict) -> None:
         super().validate(cfg, graph_summary)
         o = cls.options_of(cfg)
-        parts = o["graph_parts"]
+        parts = o.graph_parts
         if parts < 1 or cfg.workers % parts:
             raise ConfigError(f"--workers {cfg.workers} must be stages x --graph-parts {parts}; pass a divisor")
         stages = cfg.workers // parts
         if cfg.layers < stages:
             raise ConfigError(f"pipeline needs a layer per stage: --layers {cfg.layers} < stages {stages} "
                               f"(--workers {cfg.workers} / --graph-parts {parts}); pass --layers >= {stages}")
-        if parts > 1 and o["staleness"] != 0:
-            raise ConfigError(f"--graph-parts {parts} (hybrid) streams the whole graph as one chunk; "
-                              "pass --staleness 0")
-        check_method("--pipe-partition", o["pipe_partition"], parts > 1)
-        if not 1 <= o["pipe_chunks"] <= graph_summary["nodes"]:
-            raise ConfigError(f"--pipe-chunks {o['pipe_chunks']} must be in [1, {graph_summary['nodes']}] (the vertex count)")
-        if o["staleness"] not in (0, 1):
-            raise ConfigError(f"--staleness {o['staleness']} must be 0 (exact) or 1 (historical embeddings)")
-        check_method("--chunk-order", o["chunk_order"], bool(o["staleness"]) and o["pipe_chunks"] > 1)
-        if o["pipe_warmup"] < 0 or o["grad_clip"] < 0:
-            raise ConfigError(f"--pipe-warmup {o['pipe_warmup']} and --grad-clip {o['grad_clip']} must be >= 0")
+        check_method("--pipe-partition", o.pipe_partition, parts > 1)
+        most = graph_summary["nodes"] // parts
+        if not 1 <= o.pipe_chunks <= most:
+            raise ConfigError(f"--pipe-chunks {o.pipe_chunks} must be in [1, {most}] (the vertex count"
+                              + (f" / --graph-parts {parts})" if parts > 1 else ")"))
+        if o.staleness not in (0, 1):
+            raise ConfigError(f"--staleness {o.staleness} must be 0 (exact) or 1 (historical embeddings)")
+        check_method("--chunk-order", o.chunk_order, bool(o.staleness) and o.pipe_chunks > 1)
+        if o.pipe_warmup < 0 or o.grad_clip < 0:
+            raise ConfigError(f"--pipe-warmup {o.pipe_warmup} and --grad-clip {o.grad_clip} must be >= 0")
 
     def setup(self) -> None:
         g, dev, cfg, comm = self.graph, self.device, self.cfg, self.comm
-        self.parts = int(self.opt["graph_parts"])
+        self.parts = self.opt.graph_parts
         self.stages, self.stage = comm.world_size // self.parts, comm.rank // self.parts
         if comm.rank > 0:  # every rank starts from the same seed: without this, stages of equal width would
             torch.manual_seed(cfg.seed + 1_000_003 * comm.rank)  # draw identical dropout masks (correlated)
@@ -145,7 +144,7 @@ class LayerPipeline(Strategy):
         self.optimizer = make_optimizer(self.params, cfg.lr, cfg.weight_decay)
         self.times: list[dict[str, float]] = []
         self.gathered: dict[str, Tensor] = {}
-        self.k = 1 if self.opt["staleness"] == 0 else int(self.opt["pipe_chunks"])
+        self.k = 1 if self.opt.staleness == 0 else self.opt.pipe_chunks
         kind = HybridStage if self.parts > 1 else ChunkedStage
         self.engine: Stage = kind.build(comm, self.spec, g, self.cut, self.params, self.opt, cfg.seed, self.k,
                                         self.kernel_name(), dev)
@@ -159,10 +158,10 @@ class LayerPipeline(Strategy):
         return x
 
     def train_epoch(self, epoch: int) -> float:
-        warm = self.opt["pipe_warmup"]
+        warm = self.opt.pipe_warmup
         k = 1 if epoch < warm else self.k
         seed_k = self.k if k == 1 < self.k and epoch == warm - 1 else 0  # last warm-up epoch seeds the history
-        per_chunk = self.opt["pipe_update"] == "chunk"
+        per_chunk = self.opt.pipe_update == "chunk"
         s, eng, dims = self.stage, self.engine, self.spec.dims
         clock = {"compute_s": 0.0, "idle_s": 0.0}
         sends, ctxs, loss = [], {}, 0.0
@@ -203,7 +202,7 @@ class LayerPipeline(Strategy):
 
     def optimizer_step(self) -> None:
         self.engine.sync_grads()
-        clip = self.opt["grad_clip"]
+        clip = self.opt.grad_clip
         if clip:
             for p in self.params.values():
                 if p.grad is not None:
@@ -267,9 +266,9 @@ class LayerPipeline(Strategy):
         n, h, s = self.graph.num_nodes, self.spec.dims, self.stages
         return {"stages": s, "cut": [list(c) for c in self.cut], "stage_cost": [sum(self.costs[b:e]) for b, e in
                                                                                   self.cut],
-                "layer_cost": self.costs, "chunks": self.k, "staleness": self.opt["staleness"],
-                "pipe_update": self.opt["pipe_update"],
+                "layer_cost": self.costs, "chunks": self.k, "staleness": self.opt.staleness,
+                "pipe_update": self.opt.pipe_update,
                 "cut_bytes_per_epoch": sum(2 * n * h[b] * 4 for b, _ in self.cut[1:]),
                 "ideal_bubble_fraction": (s - 1) / (self.k + s - 1),
-                "chunk_order": self.opt["chunk_order"] if self.k > 1 else "contiguous", **self._staleness(),
+                "chunk_order": self.opt.chunk_order if self.k > 1 else "contiguous", **self._staleness(),
                 **self.engine.info()}

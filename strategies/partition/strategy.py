@@ -28,7 +28,7 @@ from ..models import activate, conv_layer, dropout, init_params
 from ..staleness import StaleMonitor
 from ..training import global_accuracy, global_sum, local_loss
 from .halo import StaleHalo, build_local_view, halo_exchange, halo_volume_bytes
-from .partitioner import METHODS, check_method, partition_stats, shared_partition
+from .partitioner import PARTITION_OPTION, check_method, partition_stats, shared_partition
 
 
 @register
@@ -37,7 +37,7 @@ class GraphPartition(Strategy):
     description = "graph-partition data parallelism: vertex partition (METIS), per-layer halo exchange"
     models = ("gcn", "sage")
     options = (
-        Option("--partition", str, "metis", "partition: vertex partitioner", METHODS),
+        PARTITION_OPTION,
         Option("--balance-edges", int, 0, "partition: 1 = METIS also balances in-edges per part", (0, 1)),
         Option("--stale", int, 1, "partition: refresh halo rows and gradients every K epochs (1 = exact)"),
     )
@@ -52,17 +52,17 @@ class GraphPartition(Strategy):
     def validate(cls, cfg: TrainConfig, graph_summary: dict) -> None:
         super().validate(cfg, graph_summary)
         opts = cls.options_of(cfg)
-        check_method("--partition", opts["partition"], cfg.workers > 1)
-        if int(opts["stale"]) < 1:
-            raise ConfigError(f"--stale {opts['stale']} must be >= 1 (1 = exact, K = refresh every K epochs)")
-        if int(opts["balance_edges"]) not in (0, 1):
-            raise ConfigError(f"--balance-edges {opts['balance_edges']} must be 0 or 1")
+        check_method("--partition", opts.partition, cfg.workers > 1)
+        if int(opts.stale) < 1:
+            raise ConfigError(f"--stale {opts.stale} must be >= 1 (1 = exact, K = refresh every K epochs)")
+        if int(opts.balance_edges) not in (0, 1):
+            raise ConfigError(f"--balance-edges {opts.balance_edges} must be 0 or 1")
 
     def setup(self) -> None:
         g, dev, comm, cfg = self.graph, self.device, self.comm, self.cfg
-        self.num_parts, self.stale_k = comm.world_size, int(self.opt["stale"])
-        self.part = shared_partition(comm, g, self.num_parts, self.opt["partition"],
-                                     bool(int(self.opt["balance_edges"])), cfg.seed)
+        self.num_parts, self.stale_k = comm.world_size, int(self.opt.stale)
+        self.part = shared_partition(comm, g, self.num_parts, self.opt.partition,
+                                     bool(int(self.opt.balance_edges)), cfg.seed)
         self.view = build_local_view(g, self.part.part_id, comm.rank, self.spec, self.num_parts).to(dev)
         self.aggregate = self.view.aggregator(self.kernel_name(), dev)
         self.x, self.label, self.masks = self.rows_of(self.view.owned)

@@ -253,6 +253,10 @@ def test_hybrid_history_equals_fresh_when_weights_do_not_move(small_directed):
     stale_losses = [e["loss"] for e in stale[0]["epochs"]]
     assert stale_losses[0] != pytest.approx(exact_losses[0], rel=1e-4)
     assert stale_losses[5:] == pytest.approx(exact_losses[5:], rel=1e-5)
+    # whole-graph warm-up epochs: rows exact from the first stale epoch on (the late-gradient seeding runs too)
+    warm = train_local(cfg_for(small_directed, 4, 4, **fixed, **dict(HYBRID, staleness=1, chunks=4, pipe_warmup=4)),
+                       small_directed, keep_params=False)
+    assert [e["loss"] for e in warm[0]["epochs"]] == pytest.approx(exact_losses, rel=1e-5)
 
 
 def _accuracy(graph, cfg: TrainConfig) -> float:

@@ -24,6 +24,7 @@ from .models import MODELS, ModelSpec
 from .training import allreduce_grads, make_optimizer, make_params
 
 MAX_WORKERS, MAX_LAYERS, MAX_HIDDEN, MAX_HEADS = 1 << 16, 1024, 1 << 16, 256  # beyond these a value is a typo
+DEFAULT_TIMEOUT_S = 300.0  # a stuck collective (--timeout), and an in-process run as a whole (train_local)
 
 
 class ConfigError(ValueError):
@@ -100,7 +101,7 @@ class TrainConfig:
     out_heads: int = setting(1, "gat: attention heads of the output layer (averaged)")
     eval_every: int = setting(0, "evaluate every N epochs (accuracy curve)")
     warmup_epochs: int = setting(1, "epochs left out of the timing summary")
-    timeout_s: float = setting(300.0, "seconds before a stuck collective fails the run", flag="--timeout")
+    timeout_s: float = setting(DEFAULT_TIMEOUT_S, "seconds before a stuck collective fails the run", flag="--timeout")
     options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

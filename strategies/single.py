@@ -34,7 +34,7 @@ class Single(Strategy):
 
     def setup(self) -> None:
         g, dev = self.graph, self.device
-        impl = self.opt["single_impl"]
+        impl = self.opt.single_impl
         self.impl = "twin" if impl == "auto" else impl  # auto: the strategies' layer math and kernel
         init = init_params(self.spec, self.cfg.seed)
         self.x, self.label, self.masks = self.rows_of(slice(None))

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import fake_record
 
 from graphpar.datasets import DatasetError, load_dataset
 from graphpar.datasets.catalog import cache_path as dataset_cache_path
@@ -137,7 +138,6 @@ def test_peer_results_cannot_carry_code(marker):
 
 
 def test_plot_names_from_records_stay_in_the_figures_folder(tmp_path):
-    from harness_fakes import fake_record
 
     from graphpar.bench.harness import plots
 
@@ -378,7 +378,6 @@ SURVEY = [
 
 
 def _plant_survey_files(tmp: Path) -> None:
-    from harness_fakes import fake_record
 
     ok = fake_record("single", 1, dataset="cora")
     files = {"file.txt": "x", "float.txt": "0 1.5\n1 2\n", "empty.txt": "", "empty.npz": "",
@@ -508,7 +507,6 @@ def test_stopped_worker_ends_the_run_within_timeout_plus_grace(tmp_path):
 
 
 def test_sweep_stops_on_ctrl_c_keeps_finished_records_and_resumes(tmp_path, monkeypatch):
-    from harness_fakes import fake_record
 
     from graphpar.bench.harness import sweep
     from graphpar.bench.record import append_record, read_records

@@ -10,7 +10,7 @@ import matplotlib.lines
 import matplotlib.patches
 import matplotlib.pyplot as plt
 import pytest
-from harness_fakes import fake_record
+from helpers import fake_record
 
 from graphpar.bench import metrics, results
 from graphpar.bench.harness import figdata, figlayout, figstyle, plots

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from harness_fakes import fake_record
+from helpers import fake_record
 
 from graphpar.bench import results
 from graphpar.bench.harness import plots, projection, sweep

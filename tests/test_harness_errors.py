@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+from helpers import fake_record
 
 from graphpar.bench.cli import commands as cli
 
@@ -47,7 +48,6 @@ CASES = [
 
 @pytest.fixture
 def inputs(tmp_path):
-    from harness_fakes import fake_record
 
     from graphpar.bench.record import append_record
 
@@ -154,7 +154,6 @@ def test_third_party_strategy_registers_through_entry_point(tmp_path):
 
 
 def test_figures_go_to_untracked_out_and_never_collide(tmp_path, monkeypatch, capsys):
-    from harness_fakes import fake_record
 
     from graphpar.bench.record import append_record
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from harness_fakes import fake_record
+from helpers import fake_record
 
 from graphpar.bench.harness import regress
 

@@ -6,7 +6,7 @@ import math
 import time
 
 import pytest
-from harness_fakes import fake_record
+from helpers import fake_record
 
 from graphpar.bench import metrics, results, tables
 from graphpar.bench.record import build_record

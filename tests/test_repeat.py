@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from harness_fakes import fake_record
+from helpers import fake_record
 
 from graphpar.bench import tables
 from graphpar.bench.harness import sweep

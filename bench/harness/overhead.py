@@ -27,6 +27,8 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 
+from graphpar.strategies.base import TrainConfig  # noqa: E402
+
 CASES = (  # (strategy, model, hidden, options): every strategy's exact P=1 mode on the models it trains
     ("tensor", "gcn", 64, {}),
     ("tensor", "decoupled", 128, {}),
@@ -132,7 +134,7 @@ def report(cases: list[Case], target: float) -> tuple[str, bool]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m graphpar.bench.overhead", description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", default="rmat-arxiv")
+    p.add_argument("--dataset", default=TrainConfig.settings()["dataset"].default)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--epochs", type=int, default=4, help="epoch pairs per round")
     p.add_argument("--target", type=float, default=1.10)

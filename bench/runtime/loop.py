@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from graphpar.strategies import Communicator, TrainConfig, get_strategy
+from graphpar.strategies.base import DEFAULT_TIMEOUT_S
 from graphpar.strategies.comm import COUNTERS
 from graphpar.strategies.phases import TIMER, burn_cpu
 
@@ -124,7 +125,7 @@ def _spmd_train(comm: Communicator, cfg_dict: dict, graph, keep_params: bool) ->
     return train_rank(comm, TrainConfig.from_dict(cfg_dict), graph, keep_params)
 
 
-def train_local(cfg: TrainConfig, graph, keep_params: bool = True, timeout_s: float = 300.0) -> list[dict[str, Any]]:
+def train_local(cfg: TrainConfig, graph, keep_params: bool = True, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[dict[str, Any]]:
     """Train on cfg.workers local processes (gloo) without the launcher; per-rank results in rank order."""
     if cfg.workers == 1:
         return [train_rank(Communicator(), cfg, graph, keep_params)]

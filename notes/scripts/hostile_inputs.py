@@ -34,7 +34,7 @@ BENCH = ["bench", "--dataset", "cora", "--strategies", "single", "--epochs", "1"
 SWEEP = ["sweep", "--datasets", "cora", "--strategies", "single", "--workers", "1", "--epochs", "1"]
 PARITY = ["parity", "--strategy", "single", "--dataset", "cora", "--epochs", "1", "--seeds", "1"]
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
-from harness_fakes import fake_record  # noqa: E402  (a complete record as build_record writes it)
+from helpers import fake_record  # noqa: E402  (a complete record as build_record writes it)
 
 from graphpar.bench import api  # noqa: E402
 from graphpar.bench.cli import commands, harness, parity  # noqa: E402

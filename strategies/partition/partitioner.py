@@ -42,11 +42,13 @@ from graphpar.datasets.catalog import data_root
 from graphpar.datasets.graph import atomic_save, load_cache
 
 from .. import tags
-from ..base import ConfigError
+from ..base import ConfigError, Option
 from ..kernels import default_backend
 from ..native_output import captured_native_output
 
 METHODS = ("metis", "random", "contiguous")
+PARTITION_OPTION = Option("--partition", str, "metis", "which vertex partitioner cuts the graph into the ranks' "
+                          "parts (METIS: fewest cut edges)", METHODS)  # one flag, declared once: partition, sampling
 
 
 def check_method(flag: str, method: str, computed: bool = True) -> None:

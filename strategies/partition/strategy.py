@@ -37,7 +37,7 @@ from ..models import activate, dropout, init_params
 from ..staleness import StaleMonitor
 from ..training import global_accuracy, global_sum, local_loss
 from .halo import StaleHalo, build_local_view, exchange_widths, halo_bytes, halo_exchange, halo_layer
-from .partitioner import METHODS, check_method, partition_stats, shared_partition
+from .partitioner import PARTITION_OPTION, check_method, partition_stats, shared_partition
 from .parts_io import PartData, check_manifest, load_part
 
 
@@ -47,7 +47,7 @@ class GraphPartition(Strategy):
     description = "graph-partition data parallelism: vertex partition (METIS), per-layer halo exchange"
     models = ("gcn", "sage", "gat")
     options = (
-        Option("--partition", str, "metis", "partition: vertex partitioner", METHODS),
+        PARTITION_OPTION,
         Option("--balance-edges", int, 0, "partition: 1 = METIS also balances in-edges per part", (0, 1)),
         Option("--stale", int, 1, "partition: refresh halo rows and gradients every K epochs (1 = exact)"),
         Option("--partition-dir", str, "", "partition: a graphpar partition folder; each rank loads only its part"),
@@ -63,15 +63,15 @@ class GraphPartition(Strategy):
     def validate(cls, cfg: TrainConfig, graph_summary: dict) -> None:
         super().validate(cfg, graph_summary)
         opts = cls.options_of(cfg)
-        check_method("--partition", opts["partition"], cfg.workers > 1 and not opts["partition_dir"])
-        if int(opts["stale"]) < 1:
-            raise ConfigError(f"--stale {opts['stale']} must be >= 1 (1 = exact, K = refresh every K epochs)")
-        if int(opts["balance_edges"]) not in (0, 1):
-            raise ConfigError(f"--balance-edges {opts['balance_edges']} must be 0 or 1")
+        check_method("--partition", opts.partition, cfg.workers > 1 and not opts.partition_dir)
+        if int(opts.stale) < 1:
+            raise ConfigError(f"--stale {opts.stale} must be >= 1 (1 = exact, K = refresh every K epochs)")
+        if int(opts.balance_edges) not in (0, 1):
+            raise ConfigError(f"--balance-edges {opts.balance_edges} must be 0 or 1")
 
     @classmethod
     def graph_summary(cls, cfg: TrainConfig) -> dict[str, Any] | None:
-        folder = cls.options_of(cfg)["partition_dir"]
+        folder = cls.options_of(cfg).partition_dir
         if not folder:
             return None
         m = check_manifest(Path(folder), cfg.dataset, cfg.workers, cfg.options.get("partition"))
@@ -79,20 +79,20 @@ class GraphPartition(Strategy):
 
     @classmethod
     def rank_graph(cls, cfg: TrainConfig, rank: int) -> PartData | None:
-        folder = cls.options_of(cfg)["partition_dir"]
+        folder = cls.options_of(cfg).partition_dir
         return load_part(Path(folder), rank) if folder else None
 
     def setup(self) -> None:
         g, dev, comm, cfg = self.graph, self.device, self.comm, self.cfg
-        self.num_parts, self.stale_k = comm.world_size, int(self.opt["stale"])
+        self.num_parts, self.stale_k = comm.world_size, int(self.opt.stale)
         if isinstance(g, PartData):  # --partition-dir: this rank's part only, the same view and rows
             self.part, self.view = g.partition(), g.view(self.spec.kind).to(dev)
             g.drop_edges()  # the view holds the edges now
             self.x, self.label, self.masks = g.feat.to(dev), g.label.to(dev), [m.to(dev) for m in g.masks]
             self.n_train = g.num_train
         else:
-            self.part = shared_partition(comm, g, self.num_parts, self.opt["partition"],
-                                         bool(int(self.opt["balance_edges"])), cfg.seed)
+            self.part = shared_partition(comm, g, self.num_parts, self.opt.partition,
+                                         bool(int(self.opt.balance_edges)), cfg.seed)
             self.view = build_local_view(g, self.part.part_id, comm.rank, self.spec, self.num_parts).to(dev)
             self.x, self.label, self.masks = self.rows_of(self.view.owned)
             self.n_train = int(g.train_mask.sum())

@@ -14,19 +14,26 @@ become next epoch's historical gradients (``G_hist``). With K=1 every read is fr
 
 Weights: each chunk's forward captures the weight version it used (weight stashing, PipeDream-style);
 its backward differentiates exactly those tensors, even if the optimiser stepped in between.
+
+``ChunkedStage`` is the pipeline's ``stage.Stage``; ``hybrid.HybridStage`` is the same engine on one graph part,
+whose aggregation also reads halo rows (``num_src`` > ``num_rows``), refreshed by the ``_refresh`` /
+``_return_grads`` hooks.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from .. import tags
 from ..kernels import make_aggregator
-from ..models import ModelSpec, activate, conv_layer, dropout, layer_param_names
+from ..models import ModelSpec, activate, aggregation_edges, conv_layer, dropout, layer_param_names
 from ..partition.partitioner import shared_partition
+from ..staleness import StaleMonitor
 from ..training import local_loss
+from .stage import Stage
 
 
 def vertex_order(comm, g, k: int, how: str, seed: int) -> Tensor | None:
@@ -63,6 +70,7 @@ class ChunkGraph:
     late_pos: Tensor  # positions whose row chunk already went back this epoch
     stale_reads: int = 0  # rows read from history in forward (their chunk comes later this epoch)
     whole: bool = False  # one chunk reading every row in order: layers run on the buffers themselves
+    c: int = 0  # the chunk's index
 
 
 def chunk_bounds(num_rows: int, k: int) -> list[tuple[int, int]]:
@@ -71,18 +79,26 @@ def chunk_bounds(num_rows: int, k: int) -> list[tuple[int, int]]:
     return list(zip(cuts[:-1], cuts[1:]))
 
 
+def chunk_of_rows(num_rows: int, k: int) -> Tensor:
+    """The chunk of every row [0, num_rows) when they are cut into ``chunk_bounds(num_rows, k)``."""
+    ends = torch.tensor([hi for _, hi in chunk_bounds(num_rows, k)])
+    return torch.bucketize(torch.arange(num_rows), ends, right=True)
+
+
 def build_chunks(src: Tensor, dst: Tensor, w: Tensor, num_rows: int, k: int, backend: str,
-                 device: torch.device) -> list[ChunkGraph]:
-    """Per-chunk aggregators over the in-edges of each chunk's destination rows (global weights)."""
+                 device: torch.device, chunk_of: Tensor | None = None) -> list[ChunkGraph]:
+    """Per-chunk aggregators over the in-edges of each chunk's destination rows (global weights).
+    ``chunk_of``: the chunk of every source row (default: the destination chunks, sources = destinations)."""
+    chunk_of = chunk_of_rows(num_rows, k) if chunk_of is None else chunk_of
     out = []
-    for lo, hi in chunk_bounds(num_rows, k):
+    for c, (lo, hi) in enumerate(chunk_bounds(num_rows, k)):
         sel = (dst >= lo) & (dst < hi)
         ids, inv = torch.unique(src[sel], return_inverse=True)
         agg = make_aggregator(inv, dst[sel] - lo, w[sel], int(ids.numel()), hi - lo, backend, device)
-        fresh = ids >= lo
-        whole = k == 1 and int(ids.numel()) == num_rows  # sorted unique ids of every row: the identity
+        fresh = chunk_of[ids] >= c
+        whole = k == 1 and int(ids.numel()) == num_rows == chunk_of.numel()  # every row, in order: the identity
         out.append(ChunkGraph(lo, hi, ids.to(device), agg, torch.nonzero(fresh).flatten().to(device),
-                              torch.nonzero(~fresh).flatten().to(device), int((ids >= hi).sum()), whole))
+                              torch.nonzero(~fresh).flatten().to(device), int((chunk_of[ids] > c).sum()), whole, c))
     return out
 
 
@@ -98,21 +114,25 @@ class ChunkContext:
     entry: tuple[Tensor, Tensor] | None = None  # (received rows, their dropout) at the stage's first layer
 
 
-class StageEngine:
-    """Layers [b, e) of ``spec`` over ``num_rows`` vertices; chunked forward/backward with history."""
+class ChunkedStage(Stage):
+    """Layers [b, e) of ``spec`` over ``num_rows`` vertices; chunked forward/backward with history.
+    ``num_src`` (default ``num_rows``): rows the aggregation reads, the destination rows first."""
 
     def __init__(self, spec: ModelSpec, b: int, e: int, params: dict[str, Tensor], edges: tuple[Tensor, Tensor, Tensor],
                  num_rows: int, backend: str, device: torch.device, feat: Tensor | None = None,
-                 label: Tensor | None = None, train_mask: Tensor | None = None, n_train: int = 0):
+                 label: Tensor | None = None, masks: list[Tensor] | None = None, n_train: int = 0,
+                 num_src: int | None = None):
         self.spec, self.b, self.e, self.params = spec, b, e, params
         self.edges, self.num_rows, self.backend, self.device = edges, num_rows, backend, device
-        self.label, self.train_mask, self.n_train = label, train_mask, n_train
+        self.num_src = num_rows if num_src is None else num_src
+        self.label, self.masks, self.n_train = label, masks, n_train
+        self.train_mask = masks[0] if masks else None
         self.last = e == spec.layers
         d = spec.dims
-        self.X = {i: torch.zeros(num_rows, d[i], device=device) for i in range(max(b, 1), e)}
+        self.X = {i: torch.zeros(self.num_src, d[i], device=device) for i in range(max(b, 1), e)}
         if b == 0:
             self.X[0] = feat
-        self.G_fresh = {i: torch.zeros(num_rows, d[i], device=device) for i in range(max(b, 1), e)}
+        self.G_fresh = {i: torch.zeros(self.num_src, d[i], device=device) for i in range(max(b, 1), e)}
         self.G_late = {i: torch.zeros_like(t) for i, t in self.G_fresh.items()}
         self.G_hist = {i: torch.zeros_like(t) for i, t in self.G_fresh.items()}
         self._chunks: dict[int, list[ChunkGraph]] = {}
@@ -124,10 +144,49 @@ class StageEngine:
         self.keep_history = True  # False (every epoch one chunk): whole-graph layers skip the row buffers
         self._dirty = {"fresh": False, "late": False, "hist": False}  # which gradient buffers hold non-zeros
 
+    @classmethod
+    def build(cls, comm, spec: ModelSpec, graph, cut: list[tuple[int, int]], params: dict[str, Tensor], opt,
+              seed: int, k: int, backend: str, device: torch.device) -> "ChunkedStage":
+        """Rank ``comm.rank``'s stage of ``cut`` on the whole graph, vertices renumbered by ``--chunk-order``."""
+        b, e = cut[comm.rank]
+        src, dst, feat, label, masks = relabel(graph, vertex_order(comm, graph, k, opt.chunk_order, seed))
+        edges = aggregation_edges(spec, src, dst, graph.num_nodes)
+        stage = cls(spec, b, e, params, edges, graph.num_nodes, backend, device, feat.to(device) if b == 0 else None,
+                    label.to(device), [m.to(device) for m in masks], int(graph.train_mask.sum()))
+        stage.stage = comm.rank
+        stage.monitor = StaleMonitor() if k > 1 else None
+        stage.keep_history = k > 1  # one chunk every epoch: no historical rows to keep
+        return stage
+
+    stage = 0  # this stage's index (its rank)
+
+    def peer(self, stage: int) -> int:
+        return stage
+
+    def chunk_rows(self, c: int, k: int) -> int:
+        lo, hi = chunk_bounds(self.num_rows, k)[c]
+        return hi - lo
+
+    def chunk_of(self, k: int) -> Tensor:
+        """The chunk of every source row when the destination rows are cut into k chunks."""
+        return chunk_of_rows(self.num_rows, k)
+
     def chunks(self, k: int) -> list[ChunkGraph]:
         if k not in self._chunks:
-            self._chunks[k] = build_chunks(*self.edges, self.num_rows, k, self.backend, self.device)
+            self._chunks[k] = build_chunks(*self.edges, self.num_rows, k, self.backend, self.device, self.chunk_of(k))
         return self._chunks[k]
+
+    def sync_grads(self) -> None:
+        """One rank holds the stage's weights: its gradients are whole."""
+
+    def stats(self) -> dict[str, Any]:
+        return {"weight_versions_stashed": self.stash_stashed}
+
+    def _refresh(self, i: int, cg: ChunkGraph, k: int, x: Tensor, training: bool) -> None:
+        """Before layer i of chunk ``cg``: make the chunk's source rows of ``x`` current (here: they are)."""
+
+    def _return_grads(self, i: int, cg: ChunkGraph, k: int) -> None:
+        """After layer i's backward of chunk ``cg``, before its rows' gradient is read (here: nothing to do)."""
 
     def weights(self, stash: bool) -> tuple[int, dict[str, Tensor]]:
         """The current weights: live leaves (no step within the epoch) or a stashed copy per version."""
@@ -159,6 +218,7 @@ class StageEngine:
                 need = training and i > 0
                 if watch is not None and i > 0:
                     watch.reads(cg.stale_reads, int(cg.src_ids.numel()))
+                self._refresh(i, cg, k, X[i], training)
                 if cg.whole:  # every row, in order: the buffer (or the carried rows) is both sides' input
                     xs = (X[i] if carry is None else carry).detach().requires_grad_(need)
                     xd = xs
@@ -215,6 +275,7 @@ class StageEngine:
                 g = grads[0] if grads[0] is not None else torch.zeros_like(xs)
                 continue
             self._scatter(i, cg, grads[0], None if xd is xs else grads[1])
+            self._return_grads(i, cg, k)
             g = self.G_fresh[i][cg.lo:cg.hi] + self.G_hist[i][cg.lo:cg.hi]
         r, xb = ctx.entry
         return g if xb is r else torch.autograd.grad(xb, r, g)[0]
@@ -235,21 +296,20 @@ class StageEngine:
         g_z = torch.autograd.grad(out, z, g, retain_graph=True)[0]
         if k not in self._late_aggs:
             src, dst, w = self.edges
-            ends = torch.tensor([hi for _, hi in chunk_bounds(self.num_rows, k)])
-            chunk_of = torch.bucketize(torch.arange(self.num_rows), ends, right=True)
+            chunk_of = self.chunk_of(k)
             late = chunk_of[src] < chunk_of[dst]
             if self.spec.kind == "gat":  # attention couples a row's in-edges: every edge, late sources read a copy
-                n = self.num_rows
-                self._late_aggs[k] = make_aggregator(torch.where(late, src + n, src), dst, w, 2 * n, n,
+                n = self.num_src
+                self._late_aggs[k] = make_aggregator(torch.where(late, src + n, src), dst, w, 2 * n, self.num_rows,
                                                      self.backend, self.device)
             else:
-                self._late_aggs[k] = make_aggregator(src[late], dst[late], w[late], self.num_rows, self.num_rows,
+                self._late_aggs[k] = make_aggregator(src[late], dst[late], w[late], self.num_src, self.num_rows,
                                                      self.backend, self.device)
         self._dirty["late"] = True
         x = self.X[i].detach().requires_grad_(True)
         x_src = torch.cat([x.detach(), x]) if self.spec.kind == "gat" else x
         with torch.enable_grad():
-            z_late = conv_layer(self.spec, ctx.weights, i, self._late_aggs[k], x_src, x.detach())
+            z_late = conv_layer(self.spec, ctx.weights, i, self._late_aggs[k], x_src, x[:self.num_rows].detach())
             self.G_late[i] += torch.autograd.grad(z_late, x, g_z)[0]
 
     def end_epoch(self) -> None:

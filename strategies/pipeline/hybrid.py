@@ -1,21 +1,34 @@
 """Hybrid layer pipelining x graph partitioning: P = S stages x G graph parts (``pipeline --graph-parts G``).
 
     graphpar check --strategy pipeline --dataset cora --workers 4 --layers 4 --graph-parts 2 --staleness 0
+    graphpar run --strategy pipeline --dataset coauthor-cs --workers 4 --layers 4 --graph-parts 2 --staleness 1
 
 Rank ``stage * G + g`` runs the stage's layers on graph part g of one G-way partition (computed once by
-rank 0 and shared, so every stage sees the same owners). Within a stage the G ranks form a partition
-group (``comm.subgroup``): each layer completes its input with the halo rows through ``halo.py``'s
-``halo_exchange`` (tags ``layer{i}/halo/fwd|bwd``) and the stage's weight gradients are summed with one
-all_reduce in the group (``grad/allreduce``). Stage to stage, rank (s, g) sends only part g's owned rows
-to rank (s + 1, g) (``pipe/cut{s}/fwd``, gradients back on ``pipe/cut{s}/bwd``). The whole graph moves as
-one chunk (``--staleness 0``): this equals the reference exactly.
-Bytes per epoch over all ranks: 2 (S - 1) N H 4 at the cuts + ``halo_bytes(spec, halo rows)`` for the
-halo (gat: each halo row's projection and el, ``partition``'s formula) + G x (stage parameters x 4) per
-stage for the gradient all_reduce + 8 per rank for the loss sum.
+rank 0 and shared, so every stage sees the same owners): ``chunked.ChunkedStage``'s engine over the part's
+owned rows, whose aggregation also reads the halo rows (remote in-neighbours). Within a stage the G ranks
+form a partition group (``comm.subgroup``); the stage's weight gradients are summed with one all_reduce in
+the group before every optimiser step (``grad/allreduce``). Stage to stage, rank (s, g) sends only part g's
+owned rows to rank (s + 1, g) (``pipe/cut{s}/fwd``, gradients back on ``pipe/cut{s}/bwd``).
+
+Chunks (``--staleness 1``, GNNPipe's hybrid mode): each part's owned vertices, ordered by ``--chunk-order``
+(a K-way METIS part of the whole graph, then vertex id), are cut into K chunks; chunk c of the stage is the
+union of every part's chunk c, and a vertex's chunk is the one its owner gives it. Before layer i of chunk c
+the group exchanges the halo rows of chunk c (``layer{i}/halo/fwd``: the owners' rows just written this
+epoch); the halo rows of later chunks are last epoch's (historical embeddings). In backward, after layer i
+of chunk c, each rank sends the gradient it holds for its halo rows of chunk c (this epoch's contributions of
+chunks <= c plus last epoch's late ones, as the chunked stage keeps them) to their owners
+(``layer{i}/halo/bwd``), who add it before reading their rows' gradient. K = 1 (``--staleness 0``): one chunk,
+every halo row fresh: this equals the reference exactly.
+
+Bytes per epoch over all ranks, any K (each halo row crosses once per layer and direction per epoch):
+2 (S - 1) N H 4 at the cuts + ``halo_volume_bytes(halo rows, dims)`` for the halo (every layer's input width
+forward, layers >= 1 backward) + G x (stage parameters x 4) per stage and optimiser step for the gradient
+all_reduce (``--pipe-update chunk``: K steps) + 8 per rank for the loss sum. K only splits these into K calls.
+The same for gat: a halo row is a layer's input row, projected where it is read (partition sends the
+projection and el instead; both are exact).
 """
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import torch
@@ -23,10 +36,12 @@ from torch import Tensor
 
 from .. import tags
 from ..comm import Communicator
-from ..models import ModelSpec, activate, dropout
-from ..partition.halo import build_local_view, halo_bytes, halo_exchange, halo_layer
+from ..models import ModelSpec, aggregation_edges
+from ..partition.halo import build_local_view, halo_volume_bytes
 from ..partition.partitioner import partition_stats, shared_partition
-from ..training import allreduce_grads, global_accuracy, local_loss
+from ..staleness import StaleMonitor
+from ..training import allreduce_grads
+from .chunked import ChunkedStage, ChunkGraph, chunk_bounds, relabel, vertex_order
 
 
 def stage_groups(comm: Communicator, stages: int, parts: int) -> Communicator:
@@ -39,85 +54,92 @@ def stage_groups(comm: Communicator, stages: int, parts: int) -> Communicator:
     return mine
 
 
-class HybridStage:
-    """Layers [b, e) on graph part ``g`` of stage ``s``: forward/backward of the whole part per epoch."""
+def global_chunks(part_id: Tensor, parts: int, k: int) -> Tensor:
+    """Every vertex's chunk: its part's vertices in id order cut into ``chunk_bounds(part size, k)``."""
+    chunk = torch.empty_like(part_id)
+    for p in range(parts):
+        ids = torch.nonzero(part_id == p).flatten()
+        for c, (lo, hi) in enumerate(chunk_bounds(int(ids.numel()), k)):
+            chunk[ids[lo:hi]] = c
+    return chunk
 
-    def __init__(self, comm: Communicator, spec: ModelSpec, graph, cut: list[tuple[int, int]], parts: int,
-                 method: str, seed: int, params: dict[str, Tensor], backend: str, device: torch.device):
-        self.comm, self.spec, self.params, self.device = comm, spec, params, device
-        self.parts, self.stages = parts, len(cut)
-        self.stage, self.g = comm.rank // parts, comm.rank % parts
-        self.b, self.e = cut[self.stage]
-        self.last = self.e == spec.layers
-        self.part = shared_partition(comm, graph, parts, method, seed=seed, tag=tags.SETUP_PARTITION)
-        self.group = stage_groups(comm, self.stages, parts)
-        self.view = build_local_view(graph, self.part.part_id, self.g, spec, parts).to(device)
-        self.agg = self.view.aggregator(backend, device)
-        owned = self.view.owned
-        self.x = graph.feat[owned].to(device) if self.b == 0 else None
-        self.label = graph.label[owned].to(device)
-        self.masks = [m[owned].to(device) for m in (graph.train_mask, graph.val_mask, graph.test_mask)]
-        self.n_train = int(graph.train_mask.sum())
-        self.halo_rows = partition_stats(graph.src, graph.dst, self.part.part_id, parts)["halo_vertices"]
 
-    @property
-    def rows(self) -> int:
-        return self.view.num_owned
+class HybridStage(ChunkedStage):
+    """Layers [b, e) on graph part ``g`` of stage ``s``; chunks exchange their halo rows inside the stage group."""
 
-    def _peer(self, stage: int) -> int:
+    @classmethod
+    def build(cls, comm: Communicator, spec: ModelSpec, graph, cut: list[tuple[int, int]], params: dict[str, Tensor],
+              opt, seed: int, k: int, backend: str, device: torch.device) -> "HybridStage":
+        parts = opt.graph_parts
+        stage, g = comm.rank // parts, comm.rank % parts
+        b, e = cut[stage]
+        part = shared_partition(comm, graph, parts, opt.pipe_partition, seed=seed, tag=tags.SETUP_PARTITION)
+        group = stage_groups(comm, len(cut), parts)
+        order = vertex_order(comm, graph, k, opt.chunk_order, seed)
+        src, dst, feat, label, masks = relabel(graph, order)
+        part_id = part.part_id if order is None else part.part_id[order]
+        edges = None if order is None else aggregation_edges(spec, src, dst, graph.num_nodes)
+        view = build_local_view(graph, part_id, g, spec, parts, edges=edges)
+        owned, local = view.owned, torch.cat([view.owned, view.halo])
+        vsrc, vdst, w = view.src, view.dst, view.weight
+        x = torch.zeros(view.num_local, spec.dims[0])
+        x[:view.num_owned] = feat[owned]
+        st = cls(spec, b, e, params, (vsrc, vdst, w), view.num_owned, backend, device, x.to(device) if b == 0 else None,
+                   label[owned].to(device), [m[owned].to(device) for m in masks], int(graph.train_mask.sum()),
+                   num_src=view.num_local)
+        st.stage, st.parts, st.g, st.group, st.view = stage, parts, g, group, view.to(device)
+        st.part, st.part_id, st.local_ids = part, part_id, local
+        st.halo_rows = partition_stats(graph.src, graph.dst, part.part_id, parts)["halo_vertices"]
+        st._plans = {}
+        st.monitor = StaleMonitor() if k > 1 else None
+        return st
+
+    def peer(self, stage: int) -> int:
         return stage * self.parts + self.g
 
-    def _layers(self, h: Tensor, training: bool, prefix: str) -> Tensor:
-        for i in range(self.b, self.e):
-            h_in = dropout(self.spec, i, h, training)
-            tag = tags.halo(i, prefix)
-            exchange = lambda rows, tag=tag: halo_exchange(self.group, self.view, rows, tag)  # noqa: E731
-            h = activate(self.spec, i, halo_layer(self.spec, self.params, i, self.agg, h_in, exchange), h_in)
-        return h
+    def chunk_of(self, k: int) -> Tensor:
+        """Local rows' chunks: an owned row's own, a halo row's at its owner."""
+        return global_chunks(self.part_id, self.parts, k)[self.local_ids]
 
-    def _recv(self, width: int, peer: int, tag: str, clock: dict[str, float]) -> Tensor:
-        t = time.perf_counter()
-        x = self.comm.recv(torch.empty(self.rows, width, device=self.device), self._peer(peer), tag)
-        clock["idle_s"] += time.perf_counter() - t
-        return x
+    def _plan(self, k: int) -> list[tuple[Tensor, list[int], Tensor, list[int]]]:
+        """Per chunk: (owned rows sent, rows per peer, halo rows received, rows per peer) of its halo exchange."""
+        if k not in self._plans:
+            v, chunk = self.view, self.chunk_of(k).to(self.device)
+            to = torch.repeat_interleave(torch.arange(self.parts), torch.tensor(v.send_counts)).to(self.device)
+            owner = torch.repeat_interleave(torch.arange(self.parts), torch.tensor(v.recv_counts)).to(self.device)
+            halo_chunk = chunk[v.num_owned:]
+            plan = []
+            for c in range(k):
+                send = chunk[v.send_idx] == c
+                recv = halo_chunk == c
+                plan.append((v.send_idx[send], torch.bincount(to[send], minlength=self.parts).tolist(),
+                             v.num_owned + torch.nonzero(recv).flatten(),
+                             torch.bincount(owner[recv], minlength=self.parts).tolist()))
+            self._plans[k] = plan
+        return self._plans[k]
 
-    def train_epoch(self, clock: dict[str, float]) -> float:
-        """Forward then backward of the whole part; weight grads summed in the stage group; returns the local loss."""
-        s, dims = self.stage, self.spec.dims
-        x_in = self._recv(dims[self.b], s - 1, tags.pipe_cut(s, tags.FWD), clock).requires_grad_(True) if s > 0 else self.x
-        t = time.perf_counter()
-        out = self._layers(x_in, True, "")
-        clock["compute_s"] += time.perf_counter() - t
-        if not self.last:
-            self.comm.send(out.detach(), self._peer(s + 1), tags.pipe_cut(s + 1, tags.FWD))
-            grad = self._recv(dims[self.e], s + 1, tags.pipe_cut(s + 1, tags.BWD), clock)
-            loss = 0.0
-        else:
-            out, grad = local_loss(out, self.label, self.masks[0], self.n_train), None
-            loss = float(out)
-        t = time.perf_counter()
-        torch.autograd.backward(out, grad)
+    def _refresh(self, i: int, cg: ChunkGraph, k: int, x: Tensor, training: bool) -> None:
+        """The halo rows of chunk c from their owners, into ``x`` (layer i's input rows)."""
+        send_idx, send_counts, recv_pos, recv_counts = self._plan(k)[cg.c]
+        tag = tags.halo(i, "" if training else tags.EVAL) + tags.FWD
+        x[recv_pos] = self.group.all_to_all(x.index_select(0, send_idx), send_counts, recv_counts, tag)
+
+    def _return_grads(self, i: int, cg: ChunkGraph, k: int) -> None:
+        """This rank's gradient of its halo rows of chunk c back to their owners, added to their own rows."""
+        send_idx, send_counts, recv_pos, recv_counts = self._plan(k)[cg.c]
+        g = self.G_fresh[i].index_select(0, recv_pos) + self.G_hist[i].index_select(0, recv_pos)
+        back = self.group.all_to_all(g, recv_counts, send_counts, tags.halo(i) + tags.BWD)
+        self.G_fresh[i].index_add_(0, send_idx, back)
+
+    def sync_grads(self) -> None:
         allreduce_grads(self.group, self.params)
-        clock["compute_s"] += time.perf_counter() - t
-        if s > 0:
-            self.comm.send(x_in.grad.contiguous(), self._peer(s - 1), tags.pipe_cut(s, tags.BWD))
-        return loss
-
-    def evaluate(self) -> dict[str, float]:
-        s, dims = self.stage, self.spec.dims
-        with torch.no_grad():
-            h = self._recv(dims[self.b], s - 1, tags.pipe_cut(s, tags.FWD, tags.EVAL), {"idle_s": 0.0}) if s > 0 else self.x
-            out = self._layers(h, False, tags.EVAL)
-            if not self.last:
-                self.comm.send(out, self._peer(s + 1), tags.pipe_cut(s + 1, tags.FWD, tags.EVAL))
-        if self.last:
-            return global_accuracy(self.comm, out, self.label, self.masks, tags.EVAL_ACC)
-        none = torch.zeros(0, dtype=torch.bool, device=self.device)
-        return global_accuracy(self.comm, torch.zeros(0, dims[-1]), self.label[:0], [none] * 3, tags.EVAL_ACC)
 
     def halo_bytes_per_epoch(self) -> int:
         """All ranks' halo bytes in one epoch: every stage exchanges the halo of its own layers."""
-        return halo_bytes(self.spec, sum(self.halo_rows)) if self.parts > 1 else 0
+        return halo_volume_bytes(sum(self.halo_rows), self.spec.dims)
+
+    def stats(self) -> dict[str, Any]:
+        return {**super().stats(), **self.view.stats()}
 
     def info(self) -> dict[str, Any]:
         return {"graph_parts": self.parts, "partition_method": self.part.method,

@@ -18,7 +18,8 @@ optimiser after every chunk's backward (weight stashing keeps each chunk's backw
 forward used); ``epoch`` (default) steps once per epoch. Bytes per epoch, exact, summed over ranks:
 sent = 2 * (S - 1) * N * H * 4 (every row crosses every cut once each way), plus an 8-byte loss sum
 per rank. Evaluation moves N x H rows per cut under ``eval/``. ``--graph-parts G``: P = S x G, each
-stage a G-way graph partition group (``pipeline_hybrid``).
+stage a G-way graph partition group (``hybrid.py``). The schedule drives either kind of stage through one
+interface (``stage.Stage``): ``chunked.ChunkedStage`` (the whole graph) or ``hybrid.HybridStage`` (one part).
 """
 from __future__ import annotations
 
@@ -30,12 +31,12 @@ from torch import Tensor
 
 from .. import tags
 from ..base import ConfigError, Option, Strategy, TrainConfig, register
-from ..models import ModelSpec, aggregation_edges, init_params, layer_param_names
+from ..models import ModelSpec, init_params, layer_param_names
 from ..partition.partitioner import METHODS, check_method
-from ..staleness import StaleMonitor
 from ..training import global_accuracy, global_sum, make_optimizer, make_params
-from .chunked import StageEngine, chunk_bounds, relabel, vertex_order
+from .chunked import ChunkedStage
 from .hybrid import HybridStage
+from .stage import Stage
 
 
 def layer_costs(spec: ModelSpec, num_nodes: int, num_edges: int) -> list[float]:
@@ -98,7 +99,7 @@ class LayerPipeline(Strategy):
         Option("--chunk-order", str, "metis", "pipeline: vertices into chunks by K-way 'metis' parts (fewest "
                "historical reads), 'contiguous' id ranges or a 'random' permutation", ("metis", "contiguous", "random")),
         Option("--graph-parts", int, 1, "pipeline: G-way graph partition inside every stage (P = S x G; "
-               "hybrid, needs --staleness 0)"),
+               "hybrid: halo exchange per chunk inside the stage)"),
         Option("--pipe-partition", str, "metis", "pipeline: partitioner of the hybrid's graph parts", METHODS),
         Option("--pipe-update", str, "epoch", "pipeline: optimiser step per 'epoch' or per 'chunk' "
                "(weight stashing)", ("epoch", "chunk")),
@@ -114,28 +115,27 @@ class LayerPipeline(Strategy):
     def validate(cls, cfg: TrainConfig, graph_summary: dict) -> None:
         super().validate(cfg, graph_summary)
         o = cls.options_of(cfg)
-        parts = o["graph_parts"]
+        parts = o.graph_parts
         if parts < 1 or cfg.workers % parts:
             raise ConfigError(f"--workers {cfg.workers} must be stages x --graph-parts {parts}; pass a divisor")
         stages = cfg.workers // parts
         if cfg.layers < stages:
             raise ConfigError(f"pipeline needs a layer per stage: --layers {cfg.layers} < stages {stages} "
                               f"(--workers {cfg.workers} / --graph-parts {parts}); pass --layers >= {stages}")
-        if parts > 1 and o["staleness"] != 0:
-            raise ConfigError(f"--graph-parts {parts} (hybrid) streams the whole graph as one chunk; "
-                              "pass --staleness 0")
-        check_method("--pipe-partition", o["pipe_partition"], parts > 1)
-        if not 1 <= o["pipe_chunks"] <= graph_summary["nodes"]:
-            raise ConfigError(f"--pipe-chunks {o['pipe_chunks']} must be in [1, {graph_summary['nodes']}] (the vertex count)")
-        if o["staleness"] not in (0, 1):
-            raise ConfigError(f"--staleness {o['staleness']} must be 0 (exact) or 1 (historical embeddings)")
-        check_method("--chunk-order", o["chunk_order"], bool(o["staleness"]) and o["pipe_chunks"] > 1)
-        if o["pipe_warmup"] < 0 or o["grad_clip"] < 0:
-            raise ConfigError(f"--pipe-warmup {o['pipe_warmup']} and --grad-clip {o['grad_clip']} must be >= 0")
+        check_method("--pipe-partition", o.pipe_partition, parts > 1)
+        most = graph_summary["nodes"] // parts
+        if not 1 <= o.pipe_chunks <= most:
+            raise ConfigError(f"--pipe-chunks {o.pipe_chunks} must be in [1, {most}] (the vertex count"
+                              + (f" / --graph-parts {parts})" if parts > 1 else ")"))
+        if o.staleness not in (0, 1):
+            raise ConfigError(f"--staleness {o.staleness} must be 0 (exact) or 1 (historical embeddings)")
+        check_method("--chunk-order", o.chunk_order, bool(o.staleness) and o.pipe_chunks > 1)
+        if o.pipe_warmup < 0 or o.grad_clip < 0:
+            raise ConfigError(f"--pipe-warmup {o.pipe_warmup} and --grad-clip {o.grad_clip} must be >= 0")
 
     def setup(self) -> None:
         g, dev, cfg, comm = self.graph, self.device, self.cfg, self.comm
-        self.parts = int(self.opt["graph_parts"])
+        self.parts = self.opt.graph_parts
         self.stages, self.stage = comm.world_size // self.parts, comm.rank // self.parts
         if comm.rank > 0:  # every rank starts from the same seed: without this, stages of equal width would
             torch.manual_seed(cfg.seed + 1_000_003 * comm.rank)  # draw identical dropout masks (correlated)
@@ -148,23 +148,11 @@ class LayerPipeline(Strategy):
         self.optimizer = make_optimizer(self.params, cfg.lr, cfg.weight_decay)
         self.times: list[dict[str, float]] = []
         self.gathered: dict[str, Tensor] = {}
-        kernel = self.kernel_name()
-        self.k = 1 if self.opt["staleness"] == 0 else int(self.opt["pipe_chunks"])
-        self.hybrid = None
-        if self.parts > 1:
-            self.hybrid = HybridStage(comm, self.spec, g, self.cut, self.parts, self.opt["pipe_partition"],
-                                      cfg.seed, self.params, kernel, dev)
-            return
-        order = vertex_order(comm, g, self.k, self.opt["chunk_order"], cfg.seed)
-        src, dst, feat, label, masks = relabel(g, order)
-        edges = aggregation_edges(self.spec, src, dst, g.num_nodes)
-        self.label, self.masks = label.to(dev), [m.to(dev) for m in masks]
-        self.engine = StageEngine(self.spec, b, e, self.params, edges, g.num_nodes, kernel, dev,
-                                  feat.to(dev) if b == 0 else None, self.label, self.masks[0],
-                                  int(g.train_mask.sum()))
-        self.monitor = StaleMonitor() if self.k > 1 else None
-        self.engine.monitor = self.monitor
-        self.engine.keep_history = self.k > 1  # one chunk every epoch: no historical rows to keep
+        self.k = 1 if self.opt.staleness == 0 else self.opt.pipe_chunks
+        kind = HybridStage if self.parts > 1 else ChunkedStage
+        self.engine: Stage = kind.build(comm, self.spec, g, self.cut, self.params, self.opt, cfg.seed, self.k,
+                                        self.kernel_name(), dev)
+        self.monitor = self.engine.monitor
 
     # -- one epoch ---------------------------------------------------------------------------------
     def _recv(self, rows: int, width: int, src: int, tag: str, clock: dict) -> Tensor:
@@ -174,36 +162,33 @@ class LayerPipeline(Strategy):
         return x
 
     def train_epoch(self, epoch: int) -> float:
-        if self.hybrid is not None:
-            return self._hybrid_epoch()
-        warm = self.opt["pipe_warmup"]
+        warm = self.opt.pipe_warmup
         k = 1 if epoch < warm else self.k
         seed_k = self.k if k == 1 < self.k and epoch == warm - 1 else 0  # last warm-up epoch seeds the history
-        per_chunk = self.opt["pipe_update"] == "chunk"
+        per_chunk = self.opt.pipe_update == "chunk"
         s, eng, dims = self.stage, self.engine, self.spec.dims
-        bounds = chunk_bounds(self.graph.num_nodes, k)
         clock = {"compute_s": 0.0, "idle_s": 0.0}
         sends, ctxs, loss = [], {}, 0.0
         for op, c in one_f_one_b(s, self.stages, k):
-            rows = bounds[c][1] - bounds[c][0]
+            rows = eng.chunk_rows(c, k)
             if op == "F":
-                x_in = self._recv(rows, dims[eng.b], s - 1, tags.pipe_cut(s, tags.FWD), clock) if s > 0 else None
+                x_in = self._recv(rows, dims[eng.b], eng.peer(s - 1), tags.pipe_cut(s, tags.FWD), clock) if s > 0 else None
                 t = time.perf_counter()
                 ctxs[c], out = eng.forward_chunk(c, k, x_in, True, stash=per_chunk)
                 if eng.last:
                     loss += float(out)
                 clock["compute_s"] += time.perf_counter() - t
                 if not eng.last:
-                    sends.append(self.comm.send(out.detach(), s + 1, tags.pipe_cut(s + 1, tags.FWD), async_op=True))
+                    sends.append(self.comm.send(out.detach(), eng.peer(s + 1), tags.pipe_cut(s + 1, tags.FWD), async_op=True))
             else:
-                g = None if eng.last else self._recv(rows, dims[eng.e], s + 1, tags.pipe_cut(s + 1, tags.BWD), clock)
+                g = None if eng.last else self._recv(rows, dims[eng.e], eng.peer(s + 1), tags.pipe_cut(s + 1, tags.BWD), clock)
                 t = time.perf_counter()
                 dx = eng.backward_chunk(ctxs.pop(c), k, g, seed_k)
                 if per_chunk:
                     self.optimizer_step()
                 clock["compute_s"] += time.perf_counter() - t
                 if dx is not None:
-                    sends.append(self.comm.send(dx.contiguous(), s - 1, tags.pipe_cut(s, tags.BWD), async_op=True))
+                    sends.append(self.comm.send(dx.contiguous(), eng.peer(s - 1), tags.pipe_cut(s, tags.BWD), async_op=True))
         t = time.perf_counter()
         for p in sends:
             p.wait()
@@ -219,47 +204,33 @@ class LayerPipeline(Strategy):
             self.monitor.loss(total)
         return total
 
-    def _hybrid_epoch(self) -> float:
-        clock = {"compute_s": 0.0, "idle_s": 0.0}
-        loss = self.hybrid.train_epoch(clock)
-        self.optimizer_step()
-        t = time.perf_counter()
-        total = global_sum(self.comm, [loss], tags.PIPE_LOSS)[0]
-        clock["idle_s"] += time.perf_counter() - t
-        self.times.append({**clock, "chunks": 1})
-        return total
-
     def optimizer_step(self) -> None:
-        clip = self.opt["grad_clip"]
+        self.engine.sync_grads()
+        clip = self.opt.grad_clip
         if clip:
             for p in self.params.values():
                 if p.grad is not None:
                     p.grad.clamp_(-clip, clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        if self.hybrid is None:
-            self.engine.version += 1
+        self.engine.stepped()
 
     # -- evaluation: exact layer-wise forward, whole graph per stage ----------------------------------
     def evaluate(self) -> dict[str, float]:
-        if self.hybrid is not None:
-            acc = self.hybrid.evaluate()
-            self._gather_params()
-            return acc
-        s, eng, n = self.stage, self.engine, self.graph.num_nodes
+        s, eng = self.stage, self.engine
         with torch.no_grad():
             x_in = None
             if s > 0:
-                x_in = self.comm.recv(torch.empty(n, self.spec.dims[eng.b], device=self.device), s - 1,
-                                      tags.pipe_cut(s, tags.FWD, tags.EVAL))
+                x_in = self.comm.recv(torch.empty(eng.num_rows, self.spec.dims[eng.b], device=self.device),
+                                      eng.peer(s - 1), tags.pipe_cut(s, tags.FWD, tags.EVAL))
             _, out = eng.forward_chunk(0, 1, x_in, training=False)
             if not eng.last:
-                self.comm.send(out, s + 1, tags.pipe_cut(s + 1, tags.FWD, tags.EVAL))
+                self.comm.send(out, eng.peer(s + 1), tags.pipe_cut(s + 1, tags.FWD, tags.EVAL))
         self._gather_params()
         if eng.last:
-            return global_accuracy(self.comm, out, self.label, self.masks, tags.EVAL_ACC)
+            return global_accuracy(self.comm, out, eng.label, eng.masks, tags.EVAL_ACC)
         none = torch.zeros(0, dtype=torch.bool, device=self.device)
-        return global_accuracy(self.comm, torch.zeros(0, self.spec.dims[-1]), self.label[:0], [none] * 3, tags.EVAL_ACC)
+        return global_accuracy(self.comm, torch.zeros(0, self.spec.dims[-1]), eng.label[:0], [none] * 3, tags.EVAL_ACC)
 
     def _gather_params(self) -> None:
         """Every stage's weights to rank 0 (for full_parameters, which only rank 0 calls)."""
@@ -290,20 +261,18 @@ class LayerPipeline(Strategy):
                 "stage_layers": [b, e], "stage_compute_s": comp, "stage_idle_s": idle,
                 "bubble_fraction": idle / (comp + idle) if comp + idle > 0 else 0.0,
                 "stage_epochs": self.times, "graph_part": self.comm.rank % self.parts,
-                "weight_versions_stashed": self.engine.stash_stashed if self.hybrid is None else 0,
-                **self._staleness(),
-                **(self.hybrid.view.stats() if self.hybrid is not None else {})}
+                **self._staleness(), **self.engine.stats()}
 
     def _staleness(self) -> dict[str, Any]:
-        return {"staleness": self.monitor.stats()} if getattr(self, "monitor", None) is not None else {}
+        return {"staleness": self.monitor.stats()} if self.monitor is not None else {}
 
     def info(self) -> dict[str, Any]:
         n, h, s = self.graph.num_nodes, self.spec.dims, self.stages
         return {"stages": s, "cut": [list(c) for c in self.cut], "stage_cost": [sum(self.costs[b:e]) for b, e in
                                                                                   self.cut],
-                "layer_cost": self.costs, "chunks": self.k, "staleness": self.opt["staleness"],
-                "pipe_update": self.opt["pipe_update"],
+                "layer_cost": self.costs, "chunks": self.k, "staleness": self.opt.staleness,
+                "pipe_update": self.opt.pipe_update,
                 "cut_bytes_per_epoch": sum(2 * n * h[b] * 4 for b, _ in self.cut[1:]),
                 "ideal_bubble_fraction": (s - 1) / (self.k + s - 1),
-                "chunk_order": self.opt["chunk_order"] if self.k > 1 else "contiguous", **self._staleness(),
-                **(self.hybrid.info() if self.hybrid is not None else {})}
+                "chunk_order": self.opt.chunk_order if self.k > 1 else "contiguous", **self._staleness(),
+                **self.engine.info()}

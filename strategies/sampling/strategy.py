@@ -43,7 +43,7 @@ from ..base import ConfigError, Option, Strategy, TrainConfig, register
 from ..kernels import make_aggregator
 from ..models import activate, conv_layer, dropout, init_params
 from ..partition.halo import build_local_view, halo_exchange, halo_layer
-from ..partition.partitioner import METHODS, check_method, partition_stats, shared_partition
+from ..partition.partitioner import PARTITION_OPTION, check_method, partition_stats, shared_partition
 from ..training import allreduce_grads, global_accuracy, global_sum
 from .blocks import Block, BlockNorm, OwnedStore, Traffic, fetch_rows, sample_layer, sample_owned
 
@@ -75,7 +75,7 @@ class Sampling(Strategy):
     description = "mini-batch data parallelism (DistDGL): METIS parts, distributed neighbour sampling"
     models = ("gcn", "sage", "gat")
     options = (
-        Option("--partition", str, "metis", "partition: vertex partitioner", METHODS),
+        PARTITION_OPTION,
         Option("--batch-size", int, 1024, "sampling: training vertices per rank per step (0 = all in one step)"),
         Option("--fanouts", str, "auto", "sampling: neighbours per layer, input layer first, -1 = all "
                                           "(auto = 15,10,5,...)"),
@@ -91,16 +91,16 @@ class Sampling(Strategy):
     def validate(cls, cfg: TrainConfig, graph_summary: dict) -> None:
         super().validate(cfg, graph_summary)
         opts = cls.options_of(cfg)
-        check_method("--partition", opts["partition"], cfg.workers > 1)
-        if int(opts["batch_size"]) < 0:
-            raise ConfigError(f"--batch-size {opts['batch_size']} must be >= 1, or 0 for all training vertices")
-        parse_fanouts(opts["fanouts"], cfg.layers)
+        check_method("--partition", opts.partition, cfg.workers > 1)
+        if int(opts.batch_size) < 0:
+            raise ConfigError(f"--batch-size {opts.batch_size} must be >= 1, or 0 for all training vertices")
+        parse_fanouts(opts.fanouts, cfg.layers)
 
     def setup(self) -> None:
         g, comm, cfg, dev = self.graph, self.comm, self.cfg, self.device
         self.num_parts, rank = comm.world_size, comm.rank
-        self.fanouts = parse_fanouts(self.opt["fanouts"], self.spec.layers)
-        self.part = shared_partition(comm, g, self.num_parts, self.opt["partition"], False, cfg.seed)
+        self.fanouts = parse_fanouts(self.opt.fanouts, self.spec.layers)
+        self.part = shared_partition(comm, g, self.num_parts, self.opt.partition, False, cfg.seed)
         part_id = self.part.part_id
         self.store = OwnedStore(g, part_id, rank, self.num_parts)
         self.norm = BlockNorm(self.spec.kind, g.src, g.dst, g.num_nodes)
@@ -108,7 +108,7 @@ class Sampling(Strategy):
         self.train_ids = self.store.owned[g.train_mask[self.store.owned]]
         per_rank = torch.bincount(part_id[g.train_mask], minlength=self.num_parts)
         self.n_train = int(per_rank.sum())
-        b = int(self.opt["batch_size"])
+        b = int(self.opt.batch_size)
         self.batch = b if b > 0 else max(int(per_rank.max()), 1)
         self.steps = max(max(math.ceil(int(n) / self.batch) for n in per_rank), 1)
         # the global batch size of every step, known to every rank without communication

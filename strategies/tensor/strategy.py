@@ -102,7 +102,7 @@ def dense_bytes_for(spec, mode: str, lay: Layout) -> int:
 
 def resolve_mode(cfg: TrainConfig) -> str:
     """``auto``: decoupled for the decoupled model (NeutronTP's default), naive for gcn/sage."""
-    mode = TensorParallel.options_of(cfg)["tp_mode"]
+    mode = TensorParallel.options_of(cfg).tp_mode
     if mode == "auto":
         return "decoupled" if cfg.model == "decoupled" else "naive"
     return mode
@@ -133,7 +133,7 @@ class TensorParallel(Strategy):
             raise ConfigError(f"--tp-mode decoupled trains --model decoupled, not {cfg.model}; "
                               f"pass --model decoupled or --tp-mode naive")
         opts = cls.options_of(cfg)
-        chunks, budget = opts["tp_chunks"], opts["memory_budget"]
+        chunks, budget = opts.tp_chunks, opts.memory_budget
         if cfg.model == "gat" and (chunks != 1 or budget):
             raise ConfigError(f"--model gat streams no row blocks (--tp-chunks {chunks}, --memory-budget {budget}); "
                               "pass --tp-chunks 1 and no --memory-budget")
@@ -157,11 +157,11 @@ class TensorParallel(Strategy):
         s, d, w = aggregation_edges(spec, g.src, g.dst, g.num_nodes)
         matrix = CSRMatrix(s, d, w, g.num_nodes, g.num_nodes, "cpu")
         dense = self.dense_bytes()
-        chunks = self.opt["tp_chunks"]
-        if self.opt["memory_budget"]:
-            chunks = choose_chunks(matrix, dense, self.opt["memory_budget"])
+        chunks = self.opt.tp_chunks
+        if self.opt.memory_budget:
+            chunks = choose_chunks(matrix, dense, self.opt.memory_budget)
             if chunks is None:
-                raise ConfigError(f"--memory-budget {self.opt['memory_budget']} is below this worker's minimum "
+                raise ConfigError(f"--memory-budget {self.opt.memory_budget} is below this worker's minimum "
                                   f"{minimum_budget(matrix, dense)} bytes; raise it to at least that")
         self.adj = ChunkedAdjacency(matrix, chunks, dev)
         self.edges = (s.to(dev), d.to(dev)) if spec.kind == "gat" else None
@@ -262,5 +262,5 @@ class TensorParallel(Strategy):
                 "adjacency_device_bytes": self.adj.adjacency_device_bytes(), "chunks": self.adj.chunks}
 
     def info(self) -> dict[str, Any]:
-        return {"mode": self.mode, "chunks": self.adj.chunks, "memory_budget": self.opt["memory_budget"],
+        return {"mode": self.mode, "chunks": self.adj.chunks, "memory_budget": self.opt.memory_budget,
                 "row_bounds": self.layout.rows, "class_col_bounds": self.layout.cols(self.spec.dims[-1])}

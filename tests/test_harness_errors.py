@@ -42,6 +42,10 @@ CASES = [
      "check the exact mode with --stale 1"),
     (["bench", "--workers=1,2", "--dataset", "nope"], "unknown dataset 'nope'"),
     (["bench", "--workers", "1,x", "--dataset", "cora"], "pass a comma list of whole numbers"),
+    (["compare", "missing.jsonl", "{runs}"], "missing.jsonl is not a file"),
+    (["parity", "--strategy", "single", "--dataset", "nope"], "unknown dataset 'nope'"),
+    (["datasets", "extra"], "unrecognized arguments: extra"),
+    (["strategies", "--bogus"], "unrecognized arguments: --bogus"),
 ]
 
 
@@ -77,6 +81,18 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, monkeypatch, cap
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("graphpar: error: ") and expect in err[0], err
     assert _tree(tmp_path) == before
+
+
+def test_every_command_has_a_bad_input_case():
+    """Each subcommand of ``graphpar`` is driven with bad input by a case here or in test_faults.py (one line,
+    exit 2, nothing written): a new command without one fails this test."""
+    from test_faults import BAD, SURVEY
+
+    sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    covered = {argv[0] for argv, _ in CASES + BAD + SURVEY}
+    assert set(sub.choices) - covered == set()
+    assert {"run", "check", "bench", "sweep", "plot", "project", "regress", "compare", "paper", "parity", "datasets",
+            "strategies"} <= set(sub.choices)
 
 
 def test_sweep_exits_1_and_names_failed_configurations(tmp_path, monkeypatch, capsys):

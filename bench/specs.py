@@ -213,4 +213,5 @@ def check_exactness(cfg) -> None:
             continue
         default = "" if key in cfg.options else " (the default)"
         raise UsageError(f"{cfg.strategy} with {flags[key]} {opts[key]}{default} is not meant to equal the reference "
-                         f"(a stale or sampled mode); check the exact mode with {flags[key]} {exact}")
+                         f"(a stale or sampled mode); check the exact mode with {flags[key]} {exact}, or this mode's final "
+                         "accuracy against the reference's with --parity (graphpar parity)")

@@ -252,3 +252,85 @@ def test_edgelist_spec_with_and_without_node_files(tmp_path):
         with pytest.raises(DatasetError, match=expect) as err:
             load_dataset(spec)
         assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("argv, expect", [
+    ([], "name the graphs to fetch"),
+    (["nope"], "unknown graph 'nope'"),
+    (["--verify", "nope"], "unknown graph 'nope'"),
+    (["--verify", "ego-twitter"], "ego-twitter is not carried"),
+    (["cora", "--bogus"], "unrecognized arguments: --bogus"),
+    (["ego-twitter"], "GRAPHPAR_OFFLINE=1; download ego-twitter-undirected.jlg from https://"),
+])
+def test_download_tool_bad_input_is_one_line_exit_2_nothing_written(tmp_path, monkeypatch, capsys, argv, expect):
+    """``python -m graphpar.datasets``: the command line's promise too (one stderr line, exit 2, nothing kept)."""
+    from graphpar.datasets.__main__ import main
+
+    monkeypatch.setenv("GRAPHPAR_DATA", str(tmp_path))
+    monkeypatch.setenv("GRAPHPAR_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    try:
+        rc = main(argv)
+    except SystemExit as e:  # argparse's own error (one line through the tool's parser)
+        rc = e.code
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert rc == 2 and len(err) == 1 and expect in err[0] and "error: " in err[0], err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_download_tool_verifies_the_named_carried_graphs(capsys):
+    from graphpar.datasets.__main__ import main
+
+    assert main(["--verify", "cora", "coauthor-cs"]) == 0
+    assert capsys.readouterr().out.split() == ["cora", "ok", "coauthor-cs", "ok"]
+
+
+def test_missing_real_graph_downloads_on_first_use_to_the_same_tensors(tmp_path, monkeypatch):
+    """Online, a real graph found nowhere is fetched into $GRAPHPAR_DATA/<name>/ (every file sha256-checked) and
+    loads to the same tensors as the carried copy. The 'network' is the carried files as file:// URLs."""
+    from graphpar.datasets import catalog, download
+
+    carried = load_dataset("cora", use_cache=False)
+    monkeypatch.setitem(download.SOURCES, "cora", tuple(
+        download.Remote(r.name, (repo_data_dir() / "cora" / r.name).as_uri(), r.size, r.sha256)
+        for r in download.SOURCES["cora"]))
+    empty = tmp_path / "no-carried-graphs"
+    empty.mkdir()
+    monkeypatch.setattr(catalog, "repo_data_dir", lambda: empty)
+    monkeypatch.setenv("GRAPHPAR_DATA", str(tmp_path / "data"))
+    monkeypatch.delenv("GRAPHPAR_OFFLINE", raising=False)
+    assert catalog.find_real("cora") is None
+    got = load_dataset("cora")
+    assert catalog.find_real("cora") == (tmp_path / "data" / "cora").resolve()
+    assert sorted(p.name for p in (tmp_path / "data" / "cora").iterdir()) == sorted(r.name for r in
+                                                                                   download.SOURCES["cora"])
+    for field in ("src", "dst", "feat", "label", "train_mask", "val_mask", "test_mask"):
+        assert torch.equal(getattr(got, field), getattr(carried, field)), field
+    monkeypatch.setenv("GRAPHPAR_OFFLINE", "1")  # what was fetched stays: later loads need no network
+    assert torch.equal(load_dataset("cora", use_cache=False).feat, carried.feat)
+
+
+def test_dgl_data_planetoid_gives_the_same_tensors_as_the_loader(tmp_path):
+    """graphpar fetches the pinned Planetoid ind.* files itself (read through the restricted unpickler) rather than
+    through dgl.data, whose loader unpickles them with plain pickle; on the same files dgl.data's
+    CoraGraphDataset gives the same graph, features, labels and split (the files are sha256-checked: trusted)."""
+    import shutil
+
+    from dgl.data import citation_graph
+
+    class LocalCora(citation_graph.CoraGraphDataset):
+        def download(self):  # the same files dgl.data's cora_v2.zip holds, under its names, no network
+            Path(self.raw_path).mkdir(parents=True)
+            for f in (repo_data_dir() / "cora").glob("ind.cora.*"):
+                shutil.copy(f, Path(self.raw_path) / f.name.replace("ind.cora.", "ind.cora_v2."))
+
+    g = LocalCora(raw_dir=str(tmp_path), verbose=False)[0]
+    ours = load_dataset("cora", use_cache=False)
+    src, dst = g.edges()
+    keep = src != dst
+    assert g.num_nodes() == ours.num_nodes
+    assert set(zip(src[keep].tolist(), dst[keep].tolist())) == set(zip(ours.src.tolist(), ours.dst.tolist()))
+    assert torch.allclose(g.ndata["feat"], ours.feat, rtol=0, atol=1e-6)
+    assert torch.equal(g.ndata["label"], ours.label)
+    for mask in ("train_mask", "val_mask", "test_mask"):
+        assert torch.equal(g.ndata[mask].bool(), getattr(ours, mask)), mask

@@ -43,6 +43,10 @@ CASES = [
      "check the exact mode with --stale 1"),
     (["bench", "--workers=1,2", "--dataset", "nope"], "unknown dataset 'nope'"),
     (["bench", "--workers", "1,x", "--dataset", "cora"], "pass a comma list of whole numbers"),
+    (["compare", "missing.jsonl", "{runs}"], "missing.jsonl is not a file"),
+    (["parity", "--strategy", "single", "--dataset", "nope"], "unknown dataset 'nope'"),
+    (["datasets", "extra"], "unrecognized arguments: extra"),
+    (["strategies", "--bogus"], "unrecognized arguments: --bogus"),
 ]
 
 
@@ -77,6 +81,18 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, monkeypatch, cap
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and err[0].startswith("graphpar: error: ") and expect in err[0], err
     assert _tree(tmp_path) == before
+
+
+def test_every_command_has_a_bad_input_case():
+    """Each subcommand of ``graphpar`` is driven with bad input by a case here or in test_faults.py (one line,
+    exit 2, nothing written): a new command without one fails this test."""
+    from test_faults import BAD, SURVEY
+
+    sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    covered = {argv[0] for argv, _ in CASES + BAD + SURVEY}
+    assert set(sub.choices) - covered == set()
+    assert {"run", "check", "bench", "sweep", "plot", "project", "regress", "compare", "paper", "parity", "datasets",
+            "strategies"} <= set(sub.choices)
 
 
 def test_sweep_exits_1_and_names_failed_configurations(tmp_path, monkeypatch, capsys):
@@ -192,3 +208,34 @@ def test_dirty_tree_sha_carries_a_hash_of_the_diff(tmp_path, monkeypatch):
     assert one.startswith(clean + "+dirty.") and record.git_sha() == one
     (repo / "f.py").write_text("a = 3\n")
     assert record.git_sha() != one
+
+
+def test_pins_live_once_in_setup_cfg_and_each_is_imported():
+    """One list of pins (setup.cfg: install_requires and the dgl/test extras; the Makefile installs the extras and
+    pins nothing itself), every pin exact, and no unused dependency: each runtime pin is imported by graphpar's
+    command line, its plots, or DGL/ogb themselves (dgl 2.1.0 imports torchdata and pydantic undeclared)."""
+    import configparser
+    import re
+    from importlib.metadata import packages_distributions
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    cfg = configparser.ConfigParser()
+    cfg.read(root / "setup.cfg")
+    pins = {}
+    for section, key in (("options", "install_requires"), ("options.extras_require", "dgl"),
+                         ("options.extras_require", "test")):
+        for line in cfg[section][key].split("\n"):
+            if line.strip():
+                name, _, version = line.strip().partition("==")
+                assert version and re.fullmatch(r"[0-9][0-9A-Za-z.]*", version), f"{line!r}: pin an exact version"
+                pins[name.lower()] = key
+    makefile = (root / "Makefile").read_text()
+    assert '-e ".[dgl,test]"' in makefile and not re.search(r"[a-z]==\d", makefile), "pins belong in setup.cfg only"
+    probe = ("import sys, graphpar.bench.cli.commands, graphpar.bench.harness.plots, graphpar.bench.harness.paper, "
+             "dgl, ogb.nodeproppred; print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
+    res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    imported = {dist.lower() for mod in res.stdout.split() for dist in packages_distributions().get(mod, ())}
+    unused = {name for name, extra in pins.items() if extra != "test" and name not in imported}
+    assert unused == set(), f"pinned but never imported: {unused}"

@@ -72,3 +72,26 @@ def test_a_run_prints_no_backend_warning_and_no_native_lines(tmp_path):
     assert "appended to" in res.stdout and "metis" not in res.stdout.lower()
     (rec,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert "edge cuts" in rec["info"]["partition_log"]
+
+
+def test_a_terminal_gets_a_tqdm_bar_and_no_plain_lines(monkeypatch):
+    """On a terminal rank 0 draws one tqdm bar (epochs done, the loss) instead of the plain lines; run_done is
+    silent there (the sweep has its own bar)."""
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    monkeypatch.setattr(sys, "stderr", term)
+    from functools import partial
+
+    from graphpar.bench.runtime import progress
+
+    monkeypatch.setattr(progress, "tqdm", partial(progress.tqdm, mininterval=0, miniters=1))  # redraw every update
+    assert len(_drive(0, monkeypatch, 0)) == 3
+    run_done("single P=1 on cora", {"summary": {"epoch_s": 0.01}})
+    shown = term.getvalue()
+    assert "single P=1 gcn L=2 on cora" in shown and "3/3" in shown and "loss 0.5000" in shown and "\r" in shown
+    assert "graphpar: " not in shown

@@ -199,3 +199,49 @@ def test_staleness_of_all_ranks_combined():
     st = combine([None, first.stats(), second.stats()])
     assert st["stale_read_share"] == pytest.approx(0.2) and st["max_drift"] == pytest.approx(5 ** -0.5)
     assert st["diverged"] is False and combine([None, None]) is None
+
+
+def test_check_on_a_stale_mode_offers_the_exact_flag_and_parity(capsys):
+    """check refuses a mode not meant to be exact in one line naming both ways out: the exact flag and --parity."""
+    for argv, flag in ((["--strategy", "pipeline", "--workers", "2"], "--staleness 0"),
+                       (["--strategy", "partition", "--workers", "2", "--stale", "3"], "--stale 1")):
+        assert main(["check", "--dataset", SMALL, *argv]) == 2
+        (line,) = capsys.readouterr().err.splitlines()
+        assert "not meant to equal the reference" in line and f"check the exact mode with {flag}" in line
+        assert "--parity" in line
+
+
+def test_check_parity_runs_the_parity_harness_with_its_defaults(tmp_path, capsys, monkeypatch):
+    """check --parity is graphpar parity with parity's defaults (200 epochs unless --epochs, 4 seeds, 1.5 points):
+    it trains the stale mode and the reference over the seeds and writes the figure and numbers."""
+    import graphpar.bench.cli.parity as cli_parity
+
+    seen = []
+    real = cli_parity.cmd_parity
+    monkeypatch.setattr(cli_parity, "cmd_parity", lambda a: seen.append(a) or 0)
+    stale = ["check", "--strategy", "partition", "--partition", "random", "--dataset", SMALL, "--workers", "2",
+             "--stale", "2", "--parity"]
+    assert main(stale) == 0
+    (args,) = seen
+    assert (args.epochs, args.seeds, args.tolerance, args.stale, args.partition) == (200, 4, 1.5, 2, "random")
+    assert args.timeout_s == 1800
+    assert main(stale + ["--tolerance", "0.1"]) == 2  # the exact check's flag: one line pointing at parity's own
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "graphpar parity --tolerance POINTS" in line
+    monkeypatch.setattr(cli_parity, "cmd_parity", real)
+    monkeypatch.chdir(tmp_path)
+    rc = main(stale + ["--epochs", "2"])
+    out = capsys.readouterr().out
+    assert rc in (0, 1) and "parity: partition --partition random --stale 2 P=2 vs single" in out, out
+    assert "2 epochs, seeds 0..3" in out
+    (numbers,) = (tmp_path / "results" / "scratch" / "parity").glob("parity_partition_*_P2.json")
+    numbers = json.loads(numbers.read_text())
+    assert numbers["seeds"] == [0, 1, 2, 3] and numbers["config"]["epochs"] == 2
+    assert numbers["passed"] == (rc == 0)
+
+
+def test_parity_timeout_defaults_to_1800_s():
+    """A whole 200-epoch run must finish within --timeout: parity's default is 1800 s, not run's 300."""
+    from graphpar.bench.cli.parity import build_defaults
+
+    assert build_defaults().timeout_s == 1800.0

@@ -56,6 +56,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    if args.parity:
+        return _check_parity(args)
     cfg = config_from_args(args)
     check_exactness(cfg)  # before the exact options are filled in: a stale mode is refused, not switched off
     cfg = check_config(cfg)
@@ -72,6 +74,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     print(f"check {cfg.strategy} on {cfg.dataset}, P={cfg.workers}, model {cfg.model}, {cfg.epochs} epochs: "
           + result.summary())
     return EXIT_OK if result.passed else EXIT_FAIL
+
+
+def _check_parity(args: argparse.Namespace) -> int:
+    """``check --parity``: the convergence-parity check of a mode not meant to be exact (``graphpar parity`` with its
+    defaults: the strategy's final test accuracy over 4 seeds within 1.5 points of the reference's)."""
+    if args.tolerance is not None:
+        raise UsageError("--tolerance is the exact check's relative difference; with --parity run graphpar parity "
+                         "--tolerance POINTS (accuracy points) instead")
+    given = {a.split("=", 1)[0] for a in getattr(args, "_argv", ())}
+    epochs_given = any(len(a) > 4 and "--epochs".startswith(a) for a in given)
+    defaults = parity.build_defaults()
+    mine = {k: v for k, v in vars(args).items() if k in vars(defaults) and k != "tolerance"
+            and (k != "epochs" or epochs_given)}  # check's --tolerance is a relative difference, parity's points
+    merged = argparse.Namespace(**{**vars(defaults), **mine})
+    merged.timeout_s = max(args.timeout_s, defaults.timeout_s)
+    return parity.cmd_parity(merged)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -148,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     training_args(p)
     p.set_defaults(epochs=10)
     p.add_argument("--tolerance", type=float, default=None, help="max relative difference (default 1e-4)")
+    p.add_argument("--parity", action="store_true",
+                   help="for a mode not meant to be exact (stale, sampled): compare final test accuracy with the "
+                        "reference's over seeds instead (graphpar parity with its defaults)")
     commands["check"] = cmd_check
 
     p = sub.add_parser("bench", help="strategies x worker counts on one graph, table in the terminal")
@@ -185,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     def on_sigterm(signum, _frame):
         raise Interrupted(signum)
 
+    args._argv = argv  # which flags were given (check --parity keeps parity's own default epochs)
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         return args._commands[args.command](args)

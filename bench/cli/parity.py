@@ -52,11 +52,23 @@ def cmd_parity(args: argparse.Namespace) -> int:
     return EXIT_OK if verdict.passed else EXIT_FAIL
 
 
+def build_defaults() -> argparse.Namespace:
+    """``graphpar parity``'s flags at their defaults (``check --parity`` fills in what it was not given)."""
+    p = argparse.ArgumentParser()
+    _add_arguments(p)
+    return p.parse_args(["--strategy", "single"])
+
+
 def add_command(sub, commands: dict) -> None:
     """Register ``graphpar parity`` on the CLI's subparsers."""
     p = sub.add_parser("parity", help="reference vs strategy test accuracy over seeds, exit 1 outside tolerance")
+    _add_arguments(p)
+    commands["parity"] = cmd_parity
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
     training_args(p)
-    p.set_defaults(timeout=1800.0)  # a whole 200-epoch run must finish within it (and + 60 s)
+    p.set_defaults(timeout_s=1800.0)  # a whole 200-epoch run must finish within it (and + 60 s)
     p.add_argument("--seeds", type=at_least_one, default=4, help="seeds --seed, --seed+1, ... (default 4)")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help="points the strategy's mean may fall below the reference's (default 1.5)")
@@ -66,4 +78,3 @@ def add_command(sub, commands: dict) -> None:
     p.add_argument("--reuse-reference", metavar="DIR", default="",
                    help="keep reference runs in DIR and reuse them (same config and training code) instead of "
                         "training them again (default: always train)")
-    commands["parity"] = cmd_parity

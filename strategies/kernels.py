@@ -87,7 +87,10 @@ def _csr(rows: Tensor, cols: Tensor, vals: Tensor, n_rows: int, n_cols: int, dev
     """CSR of the (rows, cols, vals) triplets; ``sort``: "key" orders by (row, col), "rows" by row keeping
     the input order within a row (stable), "none" takes triplets already grouped by row as they are."""
     if sort != "none":
-        order = torch.argsort(rows * max(n_cols, 1) + cols) if sort == "key" else torch.sort(rows, stable=True)[1]
+        if sort == "key":
+            order = torch.argsort(rows * max(n_cols, 1) + cols)
+        else:  # int32 keys sort 2-4x faster on CPU
+            order = torch.sort(rows.to(torch.int32) if n_rows < 2**31 else rows, stable=True)[1]
         rows, cols, vals = rows[order], cols[order], vals[order]
     vals = vals.to(torch.float32)
     crow = torch.zeros(n_rows + 1, dtype=torch.int64)

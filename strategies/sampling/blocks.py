@@ -60,23 +60,33 @@ class OwnedStore:
 
     def sample(self, local_ids: Tensor, fanout: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
         """(kept in-degree per vertex, kept neighbour ids grouped by vertex in request order)."""
-        start = self.indptr[local_ids]
-        deg = self.indptr[local_ids + 1] - start
+        start = take(self.indptr, local_ids)
+        deg = take(self.indptr, local_ids + 1) - start
         counts = deg if fanout < 0 else deg.clamp(max=fanout)
         seg, off = segments(counts)  # per kept edge: its vertex, its slot within the vertex
         if fanout >= 0:
-            big = deg > fanout
-            if bool(big.any()):  # the slots of these vertices come in runs of ``fanout``, in request order
-                off[big[seg]] = floyd_subsets(deg[big], fanout, gen).flatten()
-        return counts, self.indices[start[seg] + off]
+            big = torch.nonzero(deg > fanout).flatten()
+            if big.numel():  # their slots come in runs of ``fanout``, in request order
+                slots = (take(first_of(counts), big).unsqueeze(1) + torch.arange(fanout)).flatten()
+                off.index_copy_(0, slots, floyd_subsets(take(deg, big), fanout, gen).flatten())
+        return counts, take(self.indices, take(start, seg) + off)
+
+
+def take(x: Tensor, idx: Tensor) -> Tensor:
+    """``x[idx]`` for an int64 index (``index_select``: 2-5x less CPU than advanced indexing in torch 2.2)."""
+    return torch.index_select(x, 0, idx)
+
+
+def first_of(counts: Tensor) -> Tensor:
+    """Where each of ``counts``' consecutive runs starts (the exclusive prefix sum)."""
+    return torch.cumsum(counts, 0) - counts
 
 
 def segments(counts: Tensor) -> tuple[Tensor, Tensor]:
     """For ``counts[v]`` consecutive items per v: each item's v and its offset within v's run."""
     total = int(counts.sum())
     seg = torch.repeat_interleave(counts, output_size=total)
-    first = torch.cumsum(counts, 0) - counts
-    return seg, torch.arange(total) - first[seg]
+    return seg, torch.arange(total) - take(first_of(counts), seg)
 
 
 def floyd_subsets(n: Tensor, k: int, gen: torch.Generator) -> Tensor:
@@ -114,14 +124,15 @@ class Route:
 def _request(comm: Communicator, part_id: Tensor, ids: Tensor, tag: str) -> Route:
     """Send the ids this rank does not own to their owners (two counted all_to_alls)."""
     p, me = comm.world_size, comm.rank
-    owner = part_id[ids]
+    owner = take(part_id, ids)
     local = owner == me
     mine, other = torch.nonzero(local).flatten(), torch.nonzero(~local).flatten()
-    remote = other[torch.argsort(owner[other], stable=True)]
-    sizes = torch.bincount(owner[other], minlength=p)
+    other_owner = take(owner, other)
+    remote = take(other, torch.sort(other_owner.to(torch.int32), stable=True)[1])
+    sizes = torch.bincount(other_owner, minlength=p)
     recv = _a2a(comm, sizes, [1] * p, [1] * p, tags.part(tag, "sizes")).tolist()
     send = sizes.tolist()
-    got = _a2a(comm, ids[remote], send, recv, tags.part(tag, "ids"))
+    got = _a2a(comm, take(ids, remote), send, recv, tags.part(tag, "ids"))
     return Route(mine, remote, got, send, recv)
 
 
@@ -148,37 +159,37 @@ def sample_layer(comm: Communicator, store: OwnedStore, dst_nodes: Tensor, fanou
     if comm.world_size == 1:
         return (*sample_owned(store, dst_nodes, fanout, gen), Traffic())
     r = _request(comm, store.part_id, dst_nodes, tag)
-    own_counts, own_nbrs = store.sample(store.local_of[dst_nodes[r.mine]], fanout, gen)
-    served_counts, served_nbrs = store.sample(store.local_of[r.got], fanout, gen)
+    own_counts, own_nbrs = store.sample(take(store.local_of, take(dst_nodes, r.mine)), fanout, gen)
+    served_counts, served_nbrs = store.sample(take(store.local_of, r.got), fanout, gen)
     back = _a2a(comm, served_counts, r.recv, r.send, tags.part(tag, "counts"))
     served_splits = _split_sums(served_counts, r.recv)
     nbrs_back = _a2a(comm, served_nbrs, served_splits, _split_sums(back, r.send), tags.part(tag, "nbrs"))
     counts = torch.empty(dst_nodes.numel(), dtype=torch.int64)
-    counts[r.mine], counts[r.remote] = own_counts, back
+    counts.index_copy_(0, r.mine, own_counts).index_copy_(0, r.remote, back)
     start = torch.empty_like(counts)  # where each dst vertex's run starts in [own_nbrs, nbrs_back]
-    start[r.mine] = torch.cumsum(own_counts, 0) - own_counts
-    start[r.remote] = own_nbrs.numel() + torch.cumsum(back, 0) - back
+    start.index_copy_(0, r.mine, first_of(own_counts))
+    start.index_copy_(0, r.remote, own_nbrs.numel() + first_of(back))
     seg, off = segments(counts)
-    nbrs = torch.cat([own_nbrs, nbrs_back])[start[seg] + off]  # runs put in dst order
+    nbrs = take(torch.cat([own_nbrs, nbrs_back]), take(start, seg) + off)  # runs put in dst order
     return counts, seg, nbrs, Traffic(sum(r.send), sum(r.recv), sum(served_splits))
 
 
 def sample_owned(store: OwnedStore, dst_nodes: Tensor, fanout: int,
                  gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
     """``sample_layer`` for vertices this rank owns (the seeds): no communication, the same draws."""
-    counts, nbrs = store.sample(store.local_of[dst_nodes], fanout, gen)
+    counts, nbrs = store.sample(take(store.local_of, dst_nodes), fanout, gen)
     return counts, torch.repeat_interleave(counts, output_size=nbrs.numel()), nbrs
 
 
 def fetch_rows(comm: Communicator, store: OwnedStore, ids: Tensor, tag: str) -> tuple[Tensor, Traffic]:
     """Feature rows of ``ids`` (global), remote ones from their owners; rows in the order of ``ids``."""
     if comm.world_size == 1:
-        return store.feat[store.local_of[ids]], Traffic()
+        return take(store.feat, take(store.local_of, ids)), Traffic()
     r = _request(comm, store.part_id, ids, tag)
-    rows = _a2a(comm, store.feat[store.local_of[r.got]], r.recv, r.send, tags.part(tag, "rows"))
+    rows = _a2a(comm, take(store.feat, take(store.local_of, r.got)), r.recv, r.send, tags.part(tag, "rows"))
     out = store.feat.new_empty((ids.numel(), store.feat.shape[1]))
-    out[r.mine] = store.feat[store.local_of[ids[r.mine]]]
-    out[r.remote] = rows
+    out.index_copy_(0, r.mine, take(store.feat, take(store.local_of, take(ids, r.mine))))
+    out.index_copy_(0, r.remote, rows)
     return out, Traffic(sum(r.send), sum(r.recv), sum(r.recv))
 
 
@@ -218,36 +229,47 @@ class BlockNorm:
             self.out_isqrt = (torch.bincount(src, minlength=num_nodes) + 1).to(torch.float32).pow(-0.5)
             self.in_isqrt = (self.in_real + 1).to(torch.float32).pow(-0.5)
         self.scratch = torch.full((num_nodes,), -1, dtype=torch.int64)
+        self.seen = torch.zeros(num_nodes, dtype=torch.bool)
+
+    def _distinct(self, ids: Tensor) -> Tensor:
+        """``torch.unique(ids)`` (sorted); through a bitmap over the vertices when ids are many (no sort)."""
+        if ids.numel() * 32 < self.seen.numel():
+            return torch.unique(ids)
+        self.seen.index_fill_(0, ids, True)
+        out = torch.nonzero(self.seen).flatten()
+        self.seen.index_fill_(0, out, False)
+        return out
 
     def make_block(self, dst_nodes: Tensor, counts: Tensor, dst_idx: Tensor, nbrs: Tensor) -> Block:
         """The block of ``counts[k]`` sampled in-neighbours ``nbrs`` (global ids) of each ``dst_nodes[k]``;
         edges grouped by dst (``dst_idx`` non-decreasing, as the samplers return them) keep that order."""
         if dst_idx.numel() > 1 and not bool((dst_idx[1:] >= dst_idx[:-1]).all()):
             order = torch.argsort(dst_idx, stable=True)
-            dst_idx, nbrs = dst_idx[order], nbrs[order]
+            dst_idx, nbrs = take(dst_idx, order), take(nbrs, order)
         n_dst = dst_nodes.numel()
         local = self.scratch
-        local[dst_nodes] = torch.arange(n_dst)
-        new = torch.unique(nbrs[local[nbrs] < 0])
-        local[new] = n_dst + torch.arange(new.numel())
+        local.index_copy_(0, dst_nodes, torch.arange(n_dst))
+        new = self._distinct(torch.masked_select(nbrs, take(local, nbrs) < 0))
+        local.index_copy_(0, new, torch.arange(n_dst, n_dst + new.numel()))
         src_nodes = torch.cat([dst_nodes, new])
-        src = local[nbrs]
-        local[src_nodes] = -1
+        src = take(local, nbrs)
+        local.index_fill_(0, src_nodes, -1)
         if self.kind == "sage":
-            w = counts.clamp(min=1).to(torch.float32).reciprocal()[dst_idx]
+            w = take(counts.clamp(min=1).to(torch.float32).reciprocal(), dst_idx)
             return Block(src_nodes, n_dst, src, dst_idx, w, dst_sorted=True)
-        w = self.out_isqrt[nbrs] * self.in_isqrt[dst_nodes][dst_idx]
-        full = self.in_real[dst_nodes]
+        w_dst = take(self.in_isqrt, dst_nodes)
+        full = take(self.in_real, dst_nodes)
         if bool((counts < full).any()):
-            w = w * (full.to(torch.float32) / counts.clamp(min=1).to(torch.float32))[dst_idx]
+            w_dst = w_dst * full.to(torch.float32) / counts.clamp(min=1).to(torch.float32)
+        w = take(self.out_isqrt, nbrs) * take(w_dst, dst_idx)
         # d's self-loop goes after d's sampled edges: edge e moves up by dst_idx[e] places, d's loop
         # lands at (edges of vertices <= d) + d
         loop = torch.arange(n_dst)
         edge_at = torch.arange(src.numel()) + dst_idx
         loop_at = torch.cumsum(counts, 0) + loop
         n = src.numel() + n_dst
-        src_all, w_all = torch.empty(n, dtype=torch.int64), torch.empty(n, dtype=torch.float32)
-        src_all[edge_at], src_all[loop_at] = src, loop
-        w_all[edge_at], w_all[loop_at] = w, self.out_isqrt[dst_nodes] * self.in_isqrt[dst_nodes]
+        src_all = torch.empty(n, dtype=torch.int64).index_copy_(0, edge_at, src).index_copy_(0, loop_at, loop)
+        w_loop = take(self.out_isqrt, dst_nodes) * take(self.in_isqrt, dst_nodes)
+        w_all = torch.empty(n, dtype=torch.float32).index_copy_(0, edge_at, w).index_copy_(0, loop_at, w_loop)
         dst_all = torch.repeat_interleave(counts + 1, output_size=n)
         return Block(src_nodes, n_dst, src_all, dst_all, w_all, dst_sorted=True)

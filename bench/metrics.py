@@ -161,6 +161,22 @@ def elapsed_s(rec: dict[str, Any]) -> list[float]:
     return out
 
 
+def time_to_accuracy_s(rec: dict[str, Any], target: float) -> float | None:
+    """Training wall seconds (``elapsed_s``) to the end of the first evaluated epoch whose test accuracy
+    reaches ``target``; None when none does (runs evaluate every ``--eval-every`` epochs and after the last)."""
+    elapsed = elapsed_s(rec)
+    for point in sorted(rec.get("accuracy_curve") or [], key=lambda p: p["epoch"]):
+        if point.get("test_acc", float("-inf")) >= target and point["epoch"] < len(elapsed):
+            return elapsed[point["epoch"]]
+    return None
+
+
+def best_test_accuracy(rec: dict[str, Any]) -> float:
+    """The highest test accuracy over the run's evaluated epochs (its final one when it evaluated only then)."""
+    curve = rec.get("accuracy_curve") or [{"test_acc": (rec.get("accuracy") or {}).get("test_acc", 0.0)}]
+    return max(p.get("test_acc", 0.0) for p in curve)
+
+
 def fastest_epoch_s(rec: dict[str, Any]) -> float:
     """Fastest timed epoch (max over ranks)."""
     return min(e["wall_s_max"] for e in rec["epochs"][_start(rec):])

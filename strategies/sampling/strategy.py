@@ -14,7 +14,8 @@ destinations. Then the input vertices' feature rows come from their owners, the 
 runs on the blocks (MFGs) with the reference's layer math (``models.conv_layer``) and global-degree
 normalisation, the loss is the batch's cross-entropy over the global batch size, and the gradients are
 summed with one all_reduce before every replica takes the same Adam step. With ``--fanouts -1
---batch-size 0`` an epoch is one step over the exact L-hop neighbourhoods: the full-graph reference step.
+--batch-size 0`` an epoch is one step over the exact L-hop neighbourhoods: the full-graph reference step (on one
+rank nothing is random and nothing remote, so those blocks are built in the first epoch and kept: ``_fixed_batch``).
 Evaluation is layer-wise full-neighbourhood inference with the halo exchange of ``partition``.
 
 Bytes per training step sent by rank r (exact, tested), P ranks, L layers, F input features:

@@ -16,6 +16,8 @@ Rules (README "Results format"):
   (amortised: ``--stale K`` epochs that skip the exchange count, as they do in the total);
 - balance: max over ranks / mean over ranks (``*_max_over_mean``);
 - epoch time: max over ranks (barrier to barrier), median over the timed epochs;
+- time to accuracy: epoch times (every epoch, warm-up included) summed up to the first evaluated epoch whose
+  test accuracy reaches the target (``time_to_accuracy_s``), evaluation excluded;
 - bubble: time a rank waits inside an epoch for a peer's activations or gradients (a pipeline stage's
   ``stage_epochs[i]["idle_s"]``; 0 for strategies without stages). It is part of the communication phase
   (the caller is blocked in recv); figures draw it as idle: ``comm_exposed_s`` = communication phase

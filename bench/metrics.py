@@ -16,6 +16,8 @@ Rules (README "Results format"):
   (amortised: ``--stale K`` epochs that skip the exchange count, as they do in the total);
 - balance: max over ranks / mean over ranks (``*_max_over_mean``);
 - epoch time: max over ranks (barrier to barrier), median over the timed epochs;
+- time to accuracy: epoch times (every epoch, warm-up included) summed up to the first evaluated epoch whose
+  test accuracy reaches the target (``time_to_accuracy_s``), evaluation excluded;
 - bubble: time a rank waits inside an epoch for a peer's activations or gradients (a pipeline stage's
   ``stage_epochs[i]["idle_s"]``; 0 for strategies without stages). It is part of the communication phase
   (the caller is blocked in recv); figures draw it as idle: ``comm_exposed_s`` = communication phase
@@ -164,6 +166,22 @@ def elapsed_s(rec: dict[str, Any]) -> list[float]:
         total += e["wall_s_max"]
         out.append(total)
     return out
+
+
+def time_to_accuracy_s(rec: dict[str, Any], target: float) -> float | None:
+    """Training wall seconds (``elapsed_s``) to the end of the first evaluated epoch whose test accuracy
+    reaches ``target``; None when none does (runs evaluate every ``--eval-every`` epochs and after the last)."""
+    elapsed = elapsed_s(rec)
+    for point in sorted(rec.get("accuracy_curve") or [], key=lambda p: p["epoch"]):
+        if point.get("test_acc", float("-inf")) >= target and point["epoch"] < len(elapsed):
+            return elapsed[point["epoch"]]
+    return None
+
+
+def best_test_accuracy(rec: dict[str, Any]) -> float:
+    """The highest test accuracy over the run's evaluated epochs (its final one when it evaluated only then)."""
+    curve = rec.get("accuracy_curve") or [{"test_acc": (rec.get("accuracy") or {}).get("test_acc", 0.0)}]
+    return max(p.get("test_acc", 0.0) for p in curve)
 
 
 def fastest_epoch_s(rec: dict[str, Any]) -> float:

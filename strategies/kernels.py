@@ -66,14 +66,16 @@ def resolve_kernel(kernel: str, device: torch.device | str = "cpu") -> str:
 
 
 class CSRMatrix:
-    """A weighted [num_dst x num_src] matrix in CSR and its transpose, both built once."""
+    """A weighted [num_dst x num_src] matrix in CSR and its transpose, both built once. ``dst_sorted``: the
+    edges come grouped by dst in ascending order, so the forward CSR takes them as they are (no sort) and the
+    transpose needs only a stable sort by src."""
 
     def __init__(self, src: Tensor, dst: Tensor, weight: Tensor, num_src: int, num_dst: int,
-                 device: torch.device | str = "cpu"):
+                 device: torch.device | str = "cpu", dst_sorted: bool = False):
         self.shape = (num_dst, num_src)
         self.nnz = int(src.numel())
-        self.fwd = _csr(dst, src, weight, num_dst, num_src, device)
-        self.bwd = _csr(src, dst, weight, num_src, num_dst, device)
+        self.fwd = _csr(dst, src, weight, num_dst, num_src, device, "none" if dst_sorted else "key")
+        self.bwd = _csr(src, dst, weight, num_src, num_dst, device, "rows" if dst_sorted else "key")
 
     def nbytes(self) -> int:
         """Bytes of both CSR copies (index + values), for memory accounting."""
@@ -81,9 +83,16 @@ class CSRMatrix:
                    for t in (m.crow_indices(), m.col_indices(), m.values()))
 
 
-def _csr(rows: Tensor, cols: Tensor, vals: Tensor, n_rows: int, n_cols: int, device) -> Tensor:
-    order = torch.argsort(rows * max(n_cols, 1) + cols)
-    rows, cols, vals = rows[order], cols[order], vals[order].to(torch.float32)
+def _csr(rows: Tensor, cols: Tensor, vals: Tensor, n_rows: int, n_cols: int, device, sort: str = "key") -> Tensor:
+    """CSR of the (rows, cols, vals) triplets; ``sort``: "key" orders by (row, col), "rows" by row keeping
+    the input order within a row (stable), "none" takes triplets already grouped by row as they are."""
+    if sort != "none":
+        if sort == "key":
+            order = torch.argsort(rows * max(n_cols, 1) + cols)
+        else:  # int32 keys sort 2-4x faster on CPU
+            order = torch.sort(rows.to(torch.int32) if n_rows < 2**31 else rows, stable=True)[1]
+        rows, cols, vals = rows[order], cols[order], vals[order]
+    vals = vals.to(torch.float32)
     crow = torch.zeros(n_rows + 1, dtype=torch.int64)
     crow[1:] = torch.cumsum(torch.bincount(rows, minlength=n_rows), 0)
     return torch.sparse_csr_tensor(crow, cols, vals, size=(n_rows, n_cols)).to(device)
@@ -114,10 +123,11 @@ def spmm(mat: CSRMatrix, x: Tensor) -> Tensor:
 
 
 def make_aggregator(src: Tensor, dst: Tensor, weight: Tensor, num_src: int, num_dst: int,
-                    backend: str = "torch", device: torch.device | str = "cpu") -> Aggregator:
-    """An aggregation function over the bipartite edge list (src in [0,num_src), dst in [0,num_dst))."""
+                    backend: str = "torch", device: torch.device | str = "cpu", dst_sorted: bool = False) -> Aggregator:
+    """An aggregation function over the bipartite edge list (src in [0,num_src), dst in [0,num_dst));
+    ``dst_sorted``: the edges are grouped by dst in ascending order (``CSRMatrix`` skips a sort)."""
     if backend == "torch":
-        mat = CSRMatrix(src, dst, weight, num_src, num_dst, device)
+        mat = CSRMatrix(src, dst, weight, num_src, num_dst, device, dst_sorted)
         agg = lambda x: spmm(mat, x)  # noqa: E731
         agg.matrix = mat
         agg.edges = (src.to(device), dst.to(device), num_src, num_dst)  # what attention (gat) reads

@@ -153,20 +153,30 @@ def test_paper_reports_from_recorded_runs(tmp_path):
     from graphpar.bench.harness.paper import write_report
 
     path = tmp_path / "runs.jsonl"
-    append_record(fake_record("single", 1, compute_s=0.2, dataset="rmat-arxiv", hidden=64), path)
+    tp = {"dataset": "rmat-arxiv", "hidden": 64, "eval_every": 1, "dropout": 0.5}
+    append_record(fake_record("single", 1, compute_s=0.2, **tp), path)
     for p in (2, 4):
-        append_record(fake_record("alpha", p, compute_s=0.2 / p, tags=A2A, dataset="rmat-arxiv", hidden=64), path)
+        append_record(fake_record("alpha", p, compute_s=0.2 / p, tags=A2A, **tp), path)
         append_record(fake_record("beta", p, compute_s=0.3 / p, tags={"x": ("all_to_all", 1, 9_000)},
-                                  dataset="rmat-arxiv", hidden=64, model="decoupled"), path)
+                                  model="decoupled", **tp), path)
+    # the mini-batch strategy: 4x alpha's epoch time, but at the target (0.7, every run's best) after one epoch
+    mb = fake_record("sampling", 2, compute_s=0.2, tags=A2A, **tp)
+    mb["accuracy_curve"] = [{"epoch": e, "test_acc": a} for e, a in enumerate((0.65, 0.72, 0.75, 0.75))]
+    append_record(mb, path)
     gp = "rmat:nodes=40000,edges=320000,feat=64,classes=16,seed=0"
     for layers in (4, 8):
-        append_record(fake_record("alpha", 4, tags={"h": ("all_to_all", layers, 50_000)}, dataset=gp, hidden=64,
-                                  layers=layers, epochs=3), path)
-        append_record(fake_record("beta", 4, tags={"s": ("send", 2, 30_000)}, dataset=gp, hidden=64, layers=layers,
-                                  epochs=3), path)
+        gnnpipe = {"dataset": gp, "hidden": 64, "layers": layers, "epochs": 3, "eval_every": 0, "dropout": 0.0}
+        append_record(fake_record("alpha", 4, tags={"h": ("all_to_all", layers, 50_000)}, **gnnpipe), path)
+        append_record(fake_record("beta", 4, tags={"s": ("send", 2, 30_000)}, **gnnpipe), path)
     report = write_report("neutrontp", path, tmp_path, 15.0, 20.0, 16)
     text = report.read_text()
     assert "alpha (gcn)" in text and "beta (decoupled)" in text and "speedup of each strategy" in text
+    minibatch = text.split("DistDGL column)")[1].split("## ")[0]
+    # alpha at P=4: 0.05 s epochs, reaches 0.70 after 4 (0.2 s); sampling at P=2: 0.2 s epochs, 0.72 after 2 (0.4 s)
+    assert "s to 0.7000 test acc" in text and "| alpha (gcn) | 4 | 4.00x | 2.00x |" in minibatch, minibatch
+    assert "| sampling (gcn) | P=2: 200.0 | " in text and "| 0.7500 | 0.40 |" in text
+    again = write_report("neutrontp", path, tmp_path, 15.0, 20.0, 16, target_acc=0.74).read_text()
+    assert "s to 0.7400 test acc" in again and "not reached" in again  # alpha and beta never reach 0.74
     assert (tmp_path / "figures" / "neutrontp_epoch_vs_workers.png").stat().st_size > 10_000
     text = write_report("gnnpipe", path, tmp_path, 15.0, 20.0, 16).read_text()
     assert "| 4 | 8 |" in text and "x |" in text

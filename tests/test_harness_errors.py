@@ -36,6 +36,7 @@ CASES = [
     (["regress", "--configs", "{ci}", "--baseline", "none.json"], "no baseline at none.json"),
     (["paper", "neutrontp"], "no results file results/runs.jsonl"),
     (["paper", "gnnpipe", "--results", "{runs}"], "run `graphpar sweep gnnpipe`"),
+    (["paper", "neutrontp", "--results", "{runs}", "--target-acc", "70"], "--target-acc 70.0: pass a test accuracy in (0, 1]"),
     (["run", "--strategy", "single", "--dataset", "cora", "--workers", "3", "--nnodes", "2"],
      "is not divisible by --nnodes"),
     (["check", "--strategy", "pipeline", "--dataset", "cora", "--workers", "2"], "check the exact mode with --staleness 0"),
@@ -47,6 +48,8 @@ CASES = [
     (["parity", "--strategy", "single", "--dataset", "nope"], "unknown dataset 'nope'"),
     (["datasets", "extra"], "unrecognized arguments: extra"),
     (["strategies", "--bogus"], "unrecognized arguments: --bogus"),
+    (["partition", "cora", "--parts", "0"], "--parts 0"),
+    (["partition", "nope", "--parts", "2"], "unknown dataset 'nope'"),
 ]
 
 

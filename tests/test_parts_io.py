@@ -131,7 +131,7 @@ def test_cli_partition_and_its_bad_input(tmp_path, capsys):
 
 
 def test_records_carry_the_estimate_beside_the_peak(folders, small_directed):
-    from harness_fakes import fake_record
+    from helpers import fake_record
 
     from graphpar.bench import memory
     from graphpar.bench.tables import run_line

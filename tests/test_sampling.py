@@ -21,7 +21,7 @@ from graphpar.strategies import Communicator, ConfigError, TrainConfig, get_stra
 from graphpar.strategies.kernels import make_aggregator
 from graphpar.strategies.models import ModelSpec, aggregation_edges
 from graphpar.strategies.partition.partitioner import partition_graph
-from graphpar.strategies.sampling.blocks import BlockNorm, OwnedStore, sample_layer
+from graphpar.strategies.sampling.blocks import BlockNorm, OwnedStore, floyd_subsets, sample_layer
 from graphpar.strategies.sampling.strategy import parse_fanouts
 
 
@@ -134,6 +134,21 @@ def test_sampler_draws_distinct_in_neighbours_up_to_the_fanout(small_directed):
     assert torch.equal(again, nbrs), "the sampler is seeded"
 
 
+def test_floyd_subsets_are_distinct_and_uniform():
+    """Every k-subset of a vertex's in-edges equally likely: 6,000 draws of 2 of 5 (10 pairs, 600 each) and of
+    3 of 7 mixed in the same call (each item in 3/7 of the draws)."""
+    n = torch.tensor([5, 7] * 6000)
+    picks = floyd_subsets(n, 2, torch.Generator().manual_seed(0))
+    assert bool((picks >= 0).all()) and bool((picks < n.unsqueeze(1)).all()) and bool((picks[:, 0] != picks[:, 1]).all())
+    pairs = torch.sort(picks[0::2], dim=1).values
+    counts = torch.bincount(pairs[:, 0] * 5 + pairs[:, 1], minlength=25)
+    upper = counts[torch.triu(torch.ones(5, 5, dtype=torch.bool), 1).flatten()]
+    assert upper.numel() == 10 and int(upper.sum()) == 6000 and 480 <= int(upper.min()) and int(upper.max()) <= 720
+    three = floyd_subsets(torch.full((7000,), 7), 3, torch.Generator().manual_seed(1))
+    per_item = torch.bincount(three.flatten(), minlength=7)
+    assert all(len(set(r)) == 3 for r in three[:500].tolist()) and 2700 <= int(per_item.min()) <= int(per_item.max()) <= 3300
+
+
 @pytest.mark.parametrize("kind", ["gcn", "sage"])
 def test_full_fanout_block_aggregates_like_the_full_graph(small_directed, kind):
     g, comm = small_directed, Communicator()
@@ -217,6 +232,16 @@ def test_sampled_bytes_equal_the_formula_every_epoch(two_workers, cora):
         assert len(res["sample_s"]) == len(res["fetch_s"]) == cfg.epochs and min(res["sample_s"]) > 0
     assert all(e["loss"] == e["loss"] for e in ranks[0]["epochs"])  # finite, same on every rank
     assert ranks[0]["info"]["fanouts"] == [4, 3] and ranks[0]["info"]["batch_size"] == 16
+
+
+@pytest.mark.parametrize("model", ["gcn", "sage"])
+def test_exact_p1_builds_its_blocks_once(small_directed, model):
+    """One rank, full fanout, one batch: the reference's step every epoch, sampled and fetched in the first only."""
+    cfg = exact_cfg(small_directed, model, 1, "contiguous", epochs=4)
+    ranks = train_local(cfg, small_directed)
+    assert_exact(cfg, ranks, small_directed)
+    assert ranks[0]["sample_s"][0] > 0 and ranks[0]["sample_s"][1:] == [0.0] * 3 and ranks[0]["fetch_s"][1:] == [0.0] * 3
+    assert all(e["sent_bytes"] == 0 for e in ranks[0]["epochs"])
 
 
 def test_exact_p3(cora, small_directed):

@@ -303,6 +303,8 @@ def cmd_paper(args: argparse.Namespace) -> int:
     from ..harness.paper import write_report  # noqa: PLC0415  (matplotlib)
 
     _records_or_usage(args.results)
+    if args.target_acc is not None and not (0.0 < args.target_acc <= 1.0):
+        raise UsageError(f"--target-acc {args.target_acc}: pass a test accuracy in (0, 1], e.g. 0.7")
     if not (math.isfinite(args.bandwidth_gbps) and args.bandwidth_gbps > 0 and math.isfinite(args.latency_us)
             and args.latency_us >= 0 and args.target_workers >= 1):
         raise UsageError(f"--bandwidth-gbps {args.bandwidth_gbps} --latency-us {args.latency_us} --target-workers "
@@ -311,7 +313,7 @@ def cmd_paper(args: argparse.Namespace) -> int:
     formats = _formats(args)
     try:
         path = write_report(args.which, args.results, args.out_dir, args.bandwidth_gbps, args.latency_us,
-                            args.target_workers, formats)
+                            args.target_workers, formats, args.target_acc)
     except ValueError as e:  # no runs of the paper's sweep: the message names the sweep to run
         raise UsageError(str(e).splitlines()[0]) from None
     print(f"report written to {path}")
@@ -382,5 +384,7 @@ def add_commands(sub, commands: dict[str, Callable[[argparse.Namespace], int]]) 
     p.add_argument("--bandwidth-gbps", type=float, default=15.0)
     p.add_argument("--latency-us", type=float, default=20.0)
     p.add_argument("--target-workers", type=int, default=16)
+    p.add_argument("--target-acc", type=float, default=None,
+                   help="neutrontp: test accuracy for the time-to-accuracy column (default: the lowest best among the runs)")
     p.add_argument("--format", default="png", help="comma list of png (300 dpi), pdf, svg")
     commands["paper"] = cmd_paper

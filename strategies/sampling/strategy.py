@@ -14,7 +14,8 @@ destinations. Then the input vertices' feature rows come from their owners, the 
 runs on the blocks (MFGs) with the reference's layer math (``models.conv_layer``) and global-degree
 normalisation, the loss is the batch's cross-entropy over the global batch size, and the gradients are
 summed with one all_reduce before every replica takes the same Adam step. With ``--fanouts -1
---batch-size 0`` an epoch is one step over the exact L-hop neighbourhoods: the full-graph reference step.
+--batch-size 0`` an epoch is one step over the exact L-hop neighbourhoods: the full-graph reference step (on one
+rank nothing is random and nothing remote, so those blocks are built in the first epoch and kept: ``_fixed_batch``).
 Evaluation is layer-wise full-neighbourhood inference with the halo exchange of ``partition``.
 
 Bytes per training step sent by rank r (exact, tested), P ranks, L layers, F input features:
@@ -40,7 +41,6 @@ from torch import Tensor
 
 from .. import tags
 from ..base import ConfigError, Option, Strategy, TrainConfig, register
-from ..kernels import make_aggregator
 from ..models import activate, conv_layer, dropout, init_params
 from ..partition.halo import build_local_view, halo_exchange, halo_layer
 from ..partition.partitioner import PARTITION_OPTION, check_method, partition_stats, shared_partition
@@ -122,6 +122,9 @@ class Sampling(Strategy):
         self.eval_agg = self.view.aggregator(self.kernel, dev)
         self.masks = [m[self.store.owned].to(dev) for m in (g.train_mask, g.val_mask, g.test_mask)]
         self.sample_s, self.fetch_s, self.traffic = [], [], []
+        # one rank, full fanout, one step: nothing random, nothing to fetch (``_fixed_batch``)
+        self.fixed = self.num_parts == 1 and self.steps == 1 and all(f < 0 for f in self.fanouts)
+        self._fixed: tuple | None = None
         self.quality = partition_stats(g.src, g.dst, part_id, self.num_parts) if rank == 0 else {}
 
     # -- one mini-batch -------------------------------------------------------------------------------
@@ -140,29 +143,51 @@ class Sampling(Strategy):
             dst = blocks[-1].src_nodes
         return blocks[::-1]
 
+    def _layer(self, i: int, blk: Block, h_in: Tensor) -> Tensor:
+        """Layer i on its block, before activation: ``h_in`` holds the block's src rows, dst rows first."""
+        agg = blk.aggregator(self.kernel, self.device)
+        return conv_layer(self.spec, self.params, i, agg, h_in, h_in[:blk.num_dst])
+
     def _forward_blocks(self, blocks: list[Block], x: Tensor, training: bool) -> Tensor:
         h = x
         for i, blk in enumerate(blocks):
             h_in = dropout(self.spec, i, h, training)
-            agg = make_aggregator(blk.src, blk.dst, blk.weight, blk.num_src, blk.num_dst, self.kernel, self.device)
-            h_dst = h_in[:blk.num_dst]
-            h = activate(self.spec, i, conv_layer(self.spec, self.params, i, agg, h_in, h_dst), h_dst)
+            h = activate(self.spec, i, self._layer(i, blk, h_in), h_in[:blk.num_dst])
         return h
+
+    def _batch(self, seeds: Tensor, traffic: dict) -> tuple[list[Block], Tensor, float, float]:
+        """One step's blocks and input rows, with the seconds spent sampling and fetching."""
+        t0 = time.perf_counter()
+        blocks = self._sample(seeds, traffic)
+        t1 = time.perf_counter()
+        x, t = fetch_rows(self.comm, self.store, blocks[0].src_nodes, tags.FETCH)
+        _add(traffic, "input", t)
+        return blocks, x.to(self.device), t1 - t0, time.perf_counter() - t1
+
+    def _fixed_batch(self, seeds: Tensor, traffic: dict) -> tuple[list[Block], Tensor, float, float]:
+        """One rank, every neighbour, one batch: the blocks are the same every epoch (the training vertices'
+        exact L-hop neighbourhoods) and there is no one to fetch from, so they are built on the first epoch
+        and kept, with their aggregators and input rows, as the full-graph reference keeps its graph."""
+        if self._fixed is None:
+            self._fixed = self._batch(torch.sort(seeds).values, traffic)
+            return self._fixed
+        for key in [f"layer{i}" for i in range(self.spec.layers - 1)] + ["input"]:
+            _add(traffic, key, Traffic())  # the same (zero) rows as the first epoch's
+        return (*self._fixed[:2], 0.0, 0.0)
 
     def train_epoch(self, epoch: int) -> float:
         order = self.train_ids[torch.randperm(self.train_ids.numel(), generator=self.shuffle_gen)]
         ce_sum, sample_s, fetch_s, traffic = 0.0, 0.0, 0.0, {}
+        make = self._fixed_batch if self.fixed else self._batch
         for step in range(self.steps):
             seeds = order[step * self.batch:(step + 1) * self.batch]
-            t0 = time.perf_counter()
-            blocks = self._sample(seeds, traffic)
-            t1 = time.perf_counter()
-            x, t = fetch_rows(self.comm, self.store, blocks[0].src_nodes, tags.FETCH)
-            _add(traffic, "input", t)
-            sample_s, fetch_s = sample_s + t1 - t0, fetch_s + time.perf_counter() - t1
+            blocks, x, s_s, f_s = make(seeds, traffic)
+            sample_s, fetch_s = sample_s + s_s, fetch_s + f_s
             self.optimizer.zero_grad(set_to_none=True)
             if seeds.numel():
-                logits = self._forward_blocks(blocks, x.to(self.device), True)
+                if self.fixed:
+                    seeds = blocks[-1].src_nodes[:blocks[-1].num_dst]
+                logits = self._forward_blocks(blocks, x, True)
                 ce = F.cross_entropy(logits, self.label[seeds.to(self.device)], reduction="sum")
                 (ce / self.global_batch[step]).backward()
                 ce_sum += float(ce)

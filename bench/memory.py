@@ -13,8 +13,11 @@ Float32 4 bytes, int64 8; E' = E + N aggregation edges for gcn/decoupled's self-
 - ``partition --partition-dir``: no graph, no global edges: the part file (owned rows' features, labels and
   masks, owned/halo ids and degrees, the in-edge CSR), the view with self-loops (E_r'*20), the CSR build's
   transients (E_r'*24) and pair (2*(E_r'*12 + 8*(n_o + n_h))), activations; exact per rank from the manifest;
-- ``pipeline``: the relabelled aggregation edges (E'*20), the stage's CSR pair (2*E'*12), per stage layer
-  the row buffers X, G_fresh, G_late, G_hist (4*N*d*4) and the activations.
+- ``pipeline`` (``_pipeline_parts``, checked against measured peaks in the README): the relabelled copy of the
+  graph (2*E*8 + N*11; stage 0 keeps its N*F*4 features), the aggregation edges (E'*20), the K per-chunk CSR
+  pairs and evaluation's one-chunk pair (2 x 2*(E'*12 + 8N)) with that build's transients (E'*60), per stage
+  layer the row buffers X, G_fresh, G_late, G_hist (4*N*d*4), the activations of the chunks in flight and of
+  evaluation.
 """
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ def part_estimate(part: dict[str, int], counts: dict[str, int], model: str = "gc
 
 
 def estimate(strategy: str, counts: dict[str, int], workers: int, model: str = "gcn", hidden: int = 64,
-             layers: int = 2) -> dict[str, int]:
+             layers: int = 2, chunks: int = 4) -> dict[str, int]:
     """Bytes per rank by part (``total`` included) for one configuration that loads the whole graph per rank."""
     n, e, f, c, p = counts["nodes"], counts["edges"], counts["features"], counts["classes"], workers
     ea = e + n if model != "sage" else e
@@ -64,13 +67,35 @@ def estimate(strategy: str, counts: dict[str, int], workers: int, model: str = "
         parts.update(edges=ea * 20, view=math.ceil(ea / p) * 20, csr=2 * math.ceil(ea / p) * 12,
                      dense=2 * 4 * (own + halo) * sum(dims) + 4 * own * f)
     elif strategy == "pipeline":
-        stage_layers = math.ceil(layers / p)
-        parts.update(edges=ea * 20, csr=2 * (ea * 12 + 8 * n),
-                     buffers=stage_layers * 4 * n * hidden * 4, dense=2 * 4 * n * (stage_layers * 2 * hidden + c))
+        parts.update(_pipeline_parts(n, e, ea, dims, p, chunks))
     else:
         raise ValueError(f"no memory model for strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     parts["total"] = sum(parts.values())
     return parts
+
+
+def _pipeline_parts(n: int, e: int, ea: int, dims: list[int], stages: int, chunks: int) -> dict[str, int]:
+    """A pipeline rank's bytes beyond the interpreter and the loaded graph, for its heaviest stage (every stage
+    holds the whole graph): the relabelled copy of the graph ``--chunk-order`` makes (edges transient, the
+    features kept by stage 0), the aggregation edges, the per-chunk CSR pairs plus the one-chunk pair evaluation
+    builds (and that build's transients: unique, gathers, sort keys), the row buffers, and the activations of
+    the chunks in flight (1F1B: up to min(S, K) contexts on the first stage, each holding the rows its
+    aggregation reads, up to all N, at the layer's input width)."""
+    layers = len(dims) - 1
+    per_stage = math.ceil(layers / stages)
+    k = max(chunks, 1)
+    fly = min(stages, k)
+    csr_pair = 2 * (ea * 12 + 8 * n)
+    heaviest = 0
+    for b in range(0, layers, per_stage):
+        stage_layers = range(b, min(b + per_stage, layers))
+        buffers = sum(4 * n * dims[i] * 4 for i in stage_layers if i > 0)
+        flight = fly if b == 0 else 1
+        dense = sum(flight * (n * dims[i] + 3 * -(-n // k) * dims[i + 1]) * 4 for i in stage_layers)
+        dense += n * ((dims[b] if b > 0 else 0) + 2 * dims[stage_layers[-1] + 1]) * 4  # evaluation: received rows, output
+        heaviest = max(heaviest, (n * dims[0] * 4 if b == 0 else 0) + buffers + dense)
+    return {"relabel": 2 * e * 8 + n * 11, "edges": ea * 20,
+            "csr": csr_pair * (2 if k > 1 else 1) + 3 * 8 * n, "csr_build": ea * 60, "stage": heaviest}
 
 
 def rank_estimates(cfg: dict[str, Any], summary: dict[str, Any]) -> list[int] | None:
@@ -81,7 +106,8 @@ def rank_estimates(cfg: dict[str, Any], summary: dict[str, Any]) -> list[int] | 
         return None
     counts = {k: int(summary[k]) for k in ("nodes", "edges", "features", "classes")}
     shape = (cfg.get("model", "gcn"), int(cfg.get("hidden", 16)), int(cfg.get("layers", 2)))
-    folder = (cfg.get("options") or {}).get("partition_dir")
+    opts = cfg.get("options") or {}
+    folder = opts.get("partition_dir")
     if strategy == "partition" and folder:
         from graphpar.strategies.partition.parts_io import read_manifest  # noqa: PLC0415
 
@@ -91,6 +117,7 @@ def rank_estimates(cfg: dict[str, Any], summary: dict[str, Any]) -> list[int] | 
             return None
         return [part_estimate(f, counts, *shape)["total"] for f in files]
     try:
-        return [estimate(strategy, counts, p, *shape)["total"]] * p
+        chunks = 1 if int(opts.get("staleness", 1)) == 0 else int(opts.get("pipe_chunks", 4))
+        return [estimate(strategy, counts, p, *shape, chunks=chunks)["total"]] * p
     except (ValueError, ImportError):
         return None

@@ -99,7 +99,10 @@ def test_scale_estimates_shrink_with_workers_and_refuse_up_front(capsys):
     assert counts == {"nodes": 2449029, "edges": 61859140, "features": 100, "classes": 47}
     for s in scale.STRATEGIES:
         two, four = scale.estimate(s, counts, 2), scale.estimate(s, counts, 4)
-        assert two["total"] == sum(v for k, v in two.items() if k != "total") and four["total"] <= two["total"]
+        assert two["total"] == sum(v for k, v in two.items() if k != "total")
+        # tensor and partition ranks hold 1/P of something; every pipeline stage holds the whole graph and its
+        # first stage more chunks in flight (measured: rmat-arxiv 1.19 GiB per rank at P=2, 1.37 at P=4)
+        assert four["total"] <= two["total"] if s != "pipeline" else four["total"] >= two["total"]
         assert two["graph"] == 2449029 * 100 * 4 + 2 * 61859140 * 8 + 2449029 * 11  # every rank loads the graph
     assert scale.main(["--dataset", "rmat-products", "--workers", "2", "--budget-gb", "1"]) == 0  # nothing runs
     out = capsys.readouterr().out

@@ -7,7 +7,8 @@ Float32 4 bytes, int64 8; E' = E + N aggregation edges for gcn/decoupled's self-
 - ``base``: the interpreter with torch and DGL imported (0.45 GB measured here);
 - ``graph``: the whole graph every rank loads (N*F*4 + 2*E*8 + N*11), except ``partition --partition-dir``;
 - ``tensor``: the aggregation edge list with weights (E'*20), the CSR sort's transients (E'*24), both CSR
-  copies (2*(E'*12 + 8N)), the dense activations of rank 0 (``tensor.dense_bytes_for``);
+  copies (2*(E'*12 + 8N)), and the dense activations of rank 0 (``tensor.dense_bytes_for``) beyond the E'*44
+  bytes of setup transients they reuse (measured on a quarter-size rmat-products at P=2: the peak is setup's);
 - ``partition`` (in memory): the global aggregation edges (E'*20) every rank derives its view from, the view
   (E'/P*20), its CSR pair (2*E'/P*12), activations over owned + halo rows (halo bounded by min(N - N/P, E/P));
 - ``partition --partition-dir``: no graph, no global edges: the part file (owned rows' features, labels and
@@ -60,7 +61,8 @@ def estimate(strategy: str, counts: dict[str, int], workers: int, model: str = "
 
         spec = ModelSpec.build(model, f, hidden, c, layers)
         dense = dense_bytes_for(spec, "decoupled" if model == "decoupled" else "naive", Layout(n, p, 0))
-        parts.update(edges=ea * 20, csr_build=ea * 24, csr=2 * (ea * 12 + 8 * n), dense=dense)
+        # setup's edge list and sort transients are freed before the first epoch; the activations reuse them
+        parts.update(edges=ea * 20, csr_build=ea * 24, csr=2 * (ea * 12 + 8 * n), dense=max(0, dense - ea * 44))
     elif strategy == "partition":
         own = math.ceil(n / p)
         halo = min(n - own, math.ceil(e / p)) if p > 1 else 0

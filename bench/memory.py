@@ -27,6 +27,29 @@ BASE_BYTES = int(0.45 * GB)
 STRATEGIES = ("tensor", "partition", "pipeline")
 
 
+def graph_bytes(counts: dict[str, int]) -> int:
+    """The whole graph as a rank would hold it: features, the (src, dst) int64 edge list, labels and masks
+    (N*F*4 + 2*E*8 + N*11; rmat-products: 1.86 GiB)."""
+    return counts["features"] * counts["nodes"] * 4 + 2 * counts["edges"] * 8 + counts["nodes"] * 11
+
+
+def rank_target(counts: dict[str, int], workers: int, halo_rows: int) -> int:
+    """What a ``partition`` rank's memory above its interpreter baseline should stay within: a P-th of the
+    whole graph plus its halo's feature rows (``graph_bytes / P + halo_rows * F * 4``)."""
+    return graph_bytes(counts) // max(workers, 1) + halo_rows * counts["features"] * 4
+
+
+def rank_targets(cfg: dict[str, Any], summary: dict[str, Any], halo_rows: list[int | None]) -> list[int] | None:
+    """``rank_target`` of every rank of a ``partition --partition-dir`` run (None elsewhere: other strategies and
+    the in-memory path load the whole graph on every rank)."""
+    if cfg.get("strategy") != "partition" or not (cfg.get("options") or {}).get("partition_dir") \
+            or not all(k in summary for k in ("nodes", "edges", "features")):
+        return None
+    counts = {k: int(summary[k]) for k in ("nodes", "edges", "features")}
+    p = int(cfg.get("workers", 1))
+    return [rank_target(counts, p, int(h or 0)) for h in halo_rows]
+
+
 def _dims(counts: dict[str, int], model: str, hidden: int, layers: int) -> list[int]:
     return [counts["features"]] + [hidden] * (layers - 1) + [counts["classes"]]
 
@@ -49,7 +72,7 @@ def estimate(strategy: str, counts: dict[str, int], workers: int, model: str = "
     n, e, f, c, p = counts["nodes"], counts["edges"], counts["features"], counts["classes"], workers
     ea = e + n if model != "sage" else e
     dims = _dims(counts, model, hidden, layers)
-    parts = {"base": BASE_BYTES, "graph": n * f * 4 + 2 * e * 8 + n * 11}
+    parts = {"base": BASE_BYTES, "graph": graph_bytes(counts)}
     if strategy == "tensor":  # the strategy's own analytic dense footprint (rank 0's blocks: the largest)
         from graphpar.strategies.models import ModelSpec  # noqa: PLC0415
         from graphpar.strategies.tensor.layout import Layout  # noqa: PLC0415

@@ -105,6 +105,11 @@ def build_record(cfg: dict[str, Any], dataset: dict[str, Any], rank_results: lis
         })
         if len(estimates) > len(workers) - 1:
             workers[-1]["memory_estimate_bytes"] = estimates[len(workers) - 1]
+    targets = memory.rank_targets(cfg, dataset, [w.get("halo_vertices") for w in workers]) or []
+    for w, target in zip(workers, targets):  # peak above the interpreter baseline vs a P-th of the graph + halo
+        w["memory_target_bytes"] = target
+        if w.get("baseline_memory_bytes") and w.get("peak_memory_bytes"):
+            w["peak_above_baseline_bytes"] = w["peak_memory_bytes"] - w["baseline_memory_bytes"]
     rec = {
         "schema": SCHEMA, "run_id": uuid.uuid4().hex[:12], "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "status": "ok", "error": None, "config": cfg, "env": env or environment(cfg.get("device", "cpu")),

@@ -31,6 +31,19 @@ def peak_memory_bytes(device: torch.device) -> int:
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
+def current_rss_bytes() -> int:
+    """Resident memory of this process now (VmRSS; the peak so far where /proc is missing): a rank's
+    interpreter baseline, read after its imports and before it loads any data."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
 def _inject_fault(rank: int, epoch: int) -> None:
     """Test hook: GRAPHPAR_FAULT=RANK:EPOCH:kill|raise makes that rank die there (proves fail-fast)."""
     spec = os.environ.get("GRAPHPAR_FAULT")

@@ -77,6 +77,36 @@ class CSRMatrix:
         self.fwd = _csr(dst, src, weight, num_dst, num_src, device, "none" if dst_sorted else "key")
         self.bwd = _csr(src, dst, weight, num_src, num_dst, device, "rows" if dst_sorted else "key")
 
+    @classmethod
+    def from_csr(cls, crow: Tensor, col: Tensor, vals: Tensor, num_src: int,
+                 device: torch.device | str = "cpu") -> "CSRMatrix":
+        """The matrix from its forward CSR as built already (``crow`` [num_dst + 1], ``col`` ascending
+        within a row, ``vals`` float32), with int32 indices where every count fits; the transpose by one
+        stable sort of the columns, so within a source row the destinations stay ascending: the same two
+        CSRs, bit for bit, as ``CSRMatrix(src, dst, w, ...)`` builds from those triplets. No COO is made."""
+        self = cls.__new__(cls)
+        num_dst, nnz = crow.numel() - 1, col.numel()
+        idx = torch.int32 if max(nnz, num_src, num_dst) < 2**31 else torch.int64
+        self.shape, self.nnz = (num_dst, num_src), int(nnz)
+        col, crow = col.to(idx), crow.to(idx)
+        order = torch.sort(col, stable=True)[1]
+        rows = torch.repeat_interleave(torch.arange(num_dst, dtype=idx), (crow[1:] - crow[:-1]).long())
+        t_col = rows[order]
+        del rows
+        t_vals = vals[order]
+        del order
+        t_crow = torch.zeros(num_src + 1, dtype=idx)
+        t_crow[1:] = torch.cumsum(torch.bincount(col, minlength=num_src), 0)
+        self.fwd = torch.sparse_csr_tensor(crow, col, vals.to(torch.float32), size=(num_dst, num_src)).to(device)
+        self.bwd = torch.sparse_csr_tensor(t_crow, t_col, t_vals.to(torch.float32), size=(num_src, num_dst)).to(device)
+        return self
+
+    def edges(self) -> tuple[Tensor, Tensor]:
+        """(src, dst) int64 of the forward CSR's entries, in its order (grouped by dst)."""
+        crow, col = self.fwd.crow_indices(), self.fwd.col_indices()
+        dst = torch.repeat_interleave(torch.arange(self.shape[0], device=crow.device), (crow[1:] - crow[:-1]).long())
+        return col.long(), dst
+
     def nbytes(self) -> int:
         """Bytes of both CSR copies (index + values), for memory accounting."""
         return sum(t.numel() * t.element_size() for m in (self.fwd, self.bwd)
@@ -120,6 +150,24 @@ def spmm(mat: CSRMatrix, x: Tensor) -> Tensor:
     if x.shape[0] != mat.shape[1]:
         raise ValueError(f"spmm: matrix {mat.shape} cannot take {tuple(x.shape)}")
     return _SpMM.apply(x, mat)
+
+
+class MatrixAggregator:
+    """``agg(x) = mat @ x`` (torch backend) over a ``CSRMatrix``; ``agg.edges`` (what gat reads) is built from
+    the CSR on first read, so gcn/sage keep no edge list beside the matrix."""
+
+    def __init__(self, mat: CSRMatrix):
+        self.matrix = mat
+        self._edges: tuple | None = None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return spmm(self.matrix, x)
+
+    @property
+    def edges(self) -> tuple[Tensor, Tensor, int, int]:
+        if self._edges is None:
+            self._edges = (*self.matrix.edges(), self.matrix.shape[1], self.matrix.shape[0])
+        return self._edges
 
 
 def make_aggregator(src: Tensor, dst: Tensor, weight: Tensor, num_src: int, num_dst: int,

@@ -35,7 +35,7 @@ from torch import Tensor
 from graphpar.datasets.graph import atomic_save, load_cache
 
 from ..base import ConfigError
-from ..kernels import add_self_loops
+from ..kernels import CSRMatrix, MatrixAggregator, add_self_loops
 from .halo import LocalView, _view_from_edges
 from .partitioner import Partition, partition, partition_stats
 
@@ -176,9 +176,53 @@ class PartData:
         """Free the in-edge CSR and degrees once a view and its aggregator are built from them."""
         self.indptr = self.indices = self.out_degree = torch.empty(0, dtype=torch.int64)
 
-    def view(self, kind: str) -> LocalView:
+    def direct_csr(self, kind: str, backend: str) -> bool:
+        """Whether ``aggregator`` builds this model's CSR straight from the stored one (gcn/sage on torch;
+        gat reads an edge list, dgl builds its own graph: those go through ``view``'s edges)."""
+        return kind in ("gcn", "sage") and backend == "torch"
+
+    def aggregator(self, kind: str, device: torch.device | str = "cpu") -> MatrixAggregator:
+        """gcn/sage's aggregation straight from the stored in-edge CSR: gcn's self-loop placed in each row at
+        its column's place, the global-degree weights, int32 indices, the transpose by one stable sort; no
+        (src, dst, weight) list and no int64 sort keys. The same matrix, bit for bit, as ``view(kind)``'s
+        edges give ``make_aggregator`` (its CSR sorts each row by column; so is the stored one). Frees the
+        part's edge arrays (``drop_edges``) and sets ``local_edges``."""
+        n_o, indptr = self.owned.numel(), self.indptr
+        deg = indptr[1:] - indptr[:-1]
+        idx = torch.int32 if self.indices.numel() + n_o < 2**31 else torch.int64
+        col = self.indices.to(idx)
+        self.indices = torch.empty(0, dtype=torch.int64)  # the int64 copy goes now
+        rows = torch.repeat_interleave(torch.arange(n_o, dtype=idx), deg)
+        self.local_edges = int(col.numel() - (col == rows).sum())
+        if kind == "sage":
+            vals = deg.clamp(min=1).to(torch.float32).reciprocal().repeat_interleave(deg)
+            crow, num_src = indptr, n_o + self.halo.numel()
+            out_inv = None
+        else:  # one self-loop per row, after the row's columns <= its own index (a key sort's place)
+            before = torch.bincount(rows[col <= rows].long(), minlength=n_o) if n_o else deg
+            del rows
+            crow = indptr + torch.arange(n_o + 1, dtype=torch.int64)
+            loop = torch.zeros(int(crow[-1]), dtype=torch.bool)
+            loop[crow[:-1] + before] = True
+            new_col = torch.empty(int(crow[-1]), dtype=idx)
+            new_col.masked_scatter_(~loop, col)
+            new_col[loop] = torch.arange(n_o, dtype=idx)
+            del loop
+            col = new_col
+            out_inv = (self.out_degree + 1).to(torch.float32).pow(-0.5)
+            vals = out_inv.index_select(0, col) * (deg + 1).to(torch.float32).pow(-0.5).repeat_interleave(deg + 1)
+            num_src = n_o + self.halo.numel()
+        self.drop_edges()
+        return MatrixAggregator(CSRMatrix.from_csr(crow, col, vals, num_src, device))
+
+    def view(self, kind: str, edges: bool = True) -> LocalView:
         """The LocalView ``build_local_view`` gives this rank for a model of ``kind``, bit for bit: the same
-        edges (self-loops appended for gcn/decoupled) and the same global-degree weights."""
+        edges (self-loops appended for gcn/decoupled) and the same global-degree weights. ``edges=False``:
+        ids and the exchange plan only (the aggregator comes from ``aggregator``)."""
+        if not edges:
+            empty = torch.empty(0, dtype=torch.int64)
+            return LocalView(self.rank, self.num_parts, self.owned, self.halo, empty, empty, torch.empty(0),
+                             self.send_idx, list(self.send_counts), list(self.recv_counts))
         n_o = self.owned.numel()
         in_deg = self.indptr[1:] - self.indptr[:-1]
         dst = torch.repeat_interleave(torch.arange(n_o, dtype=torch.int64), in_deg)

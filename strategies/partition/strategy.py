@@ -85,9 +85,18 @@ class GraphPartition(Strategy):
     def setup(self) -> None:
         g, dev, comm, cfg = self.graph, self.device, self.comm, self.cfg
         self.num_parts, self.stale_k = comm.world_size, int(self.opt.stale)
-        if isinstance(g, PartData):  # --partition-dir: this rank's part only, the same view and rows
-            self.part, self.view = g.partition(), g.view(self.spec.kind).to(dev)
-            g.drop_edges()  # the view holds the edges now
+        kind, backend = self.spec.kind, self.kernel_name()
+        if isinstance(g, PartData):  # --partition-dir: this rank's part only, the same view, matrix and rows
+            self.part = g.partition()
+            if g.direct_csr(kind, backend):  # the CSR straight from the stored one, no edge list
+                self.view = g.view(kind, edges=False).to(dev)
+                self.aggregate = g.aggregator(kind, dev)
+                self.view.local_edges = g.local_edges
+            else:
+                self.view = g.view(kind).to(dev)
+                g.drop_edges()  # the view holds the edges now
+                self.aggregate = self.view.aggregator(backend, dev)
+                self.view.drop_edges()  # the aggregator holds them now: keep only what training reads
             self.x, self.label, self.masks = g.feat.to(dev), g.label.to(dev), [m.to(dev) for m in g.masks]
             self.n_train = g.num_train
         else:
@@ -96,9 +105,7 @@ class GraphPartition(Strategy):
             self.view = build_local_view(g, self.part.part_id, comm.rank, self.spec, self.num_parts).to(dev)
             self.x, self.label, self.masks = self.rows_of(self.view.owned)
             self.n_train = int(g.train_mask.sum())
-        self.aggregate = self.view.aggregator(self.kernel_name(), dev)
-        if isinstance(g, PartData):  # the aggregator holds the edges now: keep only what training reads
-            self.view.drop_edges()
+            self.aggregate = self.view.aggregator(backend, dev)
         self.init_model(init_params(self.spec, cfg.seed))
         self.monitor = StaleMonitor() if self.stale_k > 1 else None
         self.history = [StaleHalo(self.monitor) for _ in range(self.spec.layers)]

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .. import attention
 from ..comm import Communicator, all_to_all_autograd
 from ..kernels import make_aggregator
-from ..models import ModelSpec, aggregation_edges, conv_layer
+from ..models import ModelSpec, aggregation_edges, conv_layer, layer_param_names, multiplies_first
 
 
 @dataclass
@@ -137,33 +138,57 @@ def build_all_views(graph, part_id: Tensor, spec: ModelSpec | str, num_parts: in
 
 
 def halo_volume_bytes(halo_rows: int, dims: tuple[int, ...] | list[int], element_size: int = 4) -> int:
-    """Bytes one training epoch's halo exchanges send over all ranks: ``halo_rows`` (sum of the ranks'
-    halo sizes, i.e. ``sum(partition_stats(...)["halo_vertices"])``) rows of every layer input width
-    forward, and the same backward for every layer but the first (input features need no gradient)."""
+    """Bytes one training epoch's halo exchanges send over all ranks when every layer exchanges its *input*
+    rows (the hybrid pipeline, and ``partition --stale K``): ``halo_rows`` (sum of the ranks' halo sizes,
+    i.e. ``sum(partition_stats(...)["halo_vertices"])``) rows of every layer input width forward, and the
+    same backward for every layer but the first (input features need no gradient)."""
     layers = len(dims) - 1
     return halo_rows * element_size * (sum(dims[:layers]) + sum(dims[1:layers]))
 
 
-def exchange_widths(spec: ModelSpec) -> list[tuple[int, int]]:
-    """Per layer, the columns of a halo row sent forward and of its gradient sent back: gcn/sage the layer
-    input (no gradient for the input features), gat the projected row and el of every layer, both ways
-    (the projection's weight needs the gradient even at layer 0)."""
+def projects_halo(spec: ModelSpec, i: int, projected: bool = True) -> bool:
+    """Whether layer i exchanges projected rows (z = h W, the layer's output width) instead of its input:
+    gcn/sage layers that multiply first (``multiplies_first``: W shrinks the width), on the exact path."""
+    return projected and multiplies_first(spec, i)
+
+
+def exchange_widths(spec: ModelSpec, projected: bool = True) -> list[tuple[int, int]]:
+    """Per layer, the columns of a halo row sent forward and of its gradient sent back.
+
+    - gat: the projected row and el of every layer, both ways (the projection's weight needs the gradient
+      even at layer 0);
+    - gcn/sage where the layer multiplies first and ``projected`` (the exact path, ``--stale 1``): the
+      projected row z = h W (the output width d_{i+1}), both ways (W needs its gradient, at layer 0 too);
+    - otherwise the layer input d_i forward, and its gradient back at every layer but the first (input
+      features need none): ``projected=False`` is the stale path's ``halo_volume_bytes``."""
     if spec.kind == "gat":
         return [(w, w) for w in (attention.exchanged_width(*spec.gat_shape(i)) for i in range(spec.layers))]
-    return [(spec.dims[i], spec.dims[i] if i > 0 else 0) for i in range(spec.layers)]
+    return [(spec.dims[i + 1], spec.dims[i + 1]) if projects_halo(spec, i, projected)
+            else (spec.dims[i], spec.dims[i] if i > 0 else 0) for i in range(spec.layers)]
 
 
-def halo_bytes(spec: ModelSpec, halo_rows: int, element_size: int = 4) -> int:
-    """``halo_volume_bytes`` for any model: gat moves (H*D + H) columns per halo row per layer, both ways:
-    R * 4 * sum_i 2 (H_i D_i + H_i)."""
-    return halo_rows * element_size * sum(f + b for f, b in exchange_widths(spec))
+def halo_bytes(spec: ModelSpec, halo_rows: int, element_size: int = 4, projected: bool = True) -> int:
+    """Bytes of one training epoch's halo exchanges over all ranks, R * 4 * sum_i (f_i + b_i) with the
+    per-layer widths of ``exchange_widths``: gcn h16 on F=100, 47 classes: R * 4 * (2*16 + 2*16) exact,
+    R * 4 * (100 + 2*16) with ``projected=False``; gat R * 4 * sum_i 2 (H_i D_i + H_i)."""
+    return halo_rows * element_size * sum(f + b for f, b in exchange_widths(spec, projected))
 
 
-def halo_layer(spec: ModelSpec, params: dict[str, Tensor], i: int, aggregate, h_owned: Tensor, exchange) -> Tensor:
+def halo_layer(spec: ModelSpec, params: dict[str, Tensor], i: int, aggregate, h_owned: Tensor, exchange,
+               projected: bool = False) -> Tensor:
     """Layer i on owned rows before activation; ``exchange`` completes owned rows with their halo rows
-    (``halo_exchange`` or a stale history). gcn/sage exchange the layer input; gat projects its owned rows
-    first and exchanges each row's projection and source attention term (z, el): the edge softmax stays
-    local, because a vertex's in-edges all live with it."""
+    (``halo_exchange`` or a stale history). gcn/sage exchange the layer input, or with ``projected`` where
+    the layer multiplies first (``projects_halo``) each owner's projected rows z = h W: the same products
+    ``conv_layer`` takes over [owned; halo] rows, computed where the rows live, so the wide input rows are
+    never sent nor concatenated and autograd returns z's halo gradients to W's owners. gat projects its
+    owned rows first and exchanges each row's projection and source attention term (z, el): the edge
+    softmax stays local, because a vertex's in-edges all live with it."""
+    if projects_halo(spec, i, projected):
+        if spec.kind == "gcn":
+            w, b = params[f"layers.{i}.weight"], params[f"layers.{i}.bias"]
+            return aggregate(exchange(h_owned @ w)) + b
+        wn, ws, b = (params[n] for n in layer_param_names(spec, i))
+        return F.linear(h_owned, ws, b) + aggregate(exchange(h_owned @ wn.t()))
     if spec.kind != "gat":
         return conv_layer(spec, params, i, aggregate, exchange(h_owned), h_owned)
     z = attention.project(params, i, h_owned)

@@ -85,6 +85,7 @@ class GraphPartition(Strategy):
     def setup(self) -> None:
         g, dev, comm, cfg = self.graph, self.device, self.comm, self.cfg
         self.num_parts, self.stale_k = comm.world_size, int(self.opt.stale)
+        self.projected = self.stale_k == 1  # exact path: layers that multiply first exchange z = h W
         kind, backend = self.spec.kind, self.kernel_name()
         if isinstance(g, PartData):  # --partition-dir: this rank's part only, the same view, matrix and rows
             self.part = g.partition()
@@ -127,12 +128,14 @@ class GraphPartition(Strategy):
                 exchange = lambda rows, hist=hist, tag=tag: hist.exchange(self.comm, self.view, rows, tag, refresh)  # noqa: E731
             else:
                 exchange = lambda rows, tag=tag: halo_exchange(self.comm, self.view, rows, tag)  # noqa: E731
-            h = activate(self.spec, i, halo_layer(self.spec, self.params, i, self.aggregate, h_in, exchange), h_in)
+            out = halo_layer(self.spec, self.params, i, self.aggregate, h_in, exchange, self.projected)
+            h = activate(self.spec, i, out, h_in)
         return h
 
     def exchange_bytes(self) -> int:
-        """Bytes this rank sends in one exact training epoch's halo exchanges (forward + backward)."""
-        v, widths = self.view, exchange_widths(self.spec)
+        """Bytes this rank sends in one training epoch's halo exchanges (forward + backward), a refreshing one
+        with ``--stale K`` (its layers exchange their input rows; the exact path projects first where it can)."""
+        v, widths = self.view, exchange_widths(self.spec, self.projected)
         fwd = sum(sum(v.send_counts) * f * 4 for f, _ in widths)
         bwd = sum(sum(v.recv_counts) * b * 4 for _, b in widths)
         return (fwd + bwd) * (self.num_parts > 1)
@@ -168,7 +171,7 @@ class GraphPartition(Strategy):
         if self.num_parts == 1:
             return 0
         n_params = sum(p.numel() for p in self.params.values())
-        halo = halo_bytes(self.spec, sum(self.quality["halo_vertices"]))
+        halo = halo_bytes(self.spec, sum(self.quality["halo_vertices"]), projected=self.projected)
         return halo / self.stale_k + self.num_parts * (n_params * 4 + 8)
 
     def info(self) -> dict[str, Any]:

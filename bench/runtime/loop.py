@@ -7,6 +7,7 @@ and compute (the rest), and snapshots the per-tag byte counters per epoch.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
 import time
@@ -42,6 +43,15 @@ def current_rss_bytes() -> int:
     except OSError:
         pass
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def release_free_memory() -> None:
+    """Hand the heap's free pages back to the OS (glibc ``malloc_trim``): a setup's freed transients in
+    allocations below mmap's threshold otherwise stay in the process's RSS, counted as if still in use."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
 
 
 def _inject_fault(rank: int, epoch: int) -> None:
@@ -83,6 +93,7 @@ def train_rank(comm: Communicator, cfg: TrainConfig, graph, keep_params: bool = 
     strategy = get_strategy(cfg.strategy)(cfg, graph, comm, device)
     t0 = time.perf_counter()
     strategy.setup()
+    release_free_memory()
     comm.barrier()
     setup_s = time.perf_counter() - t0
     setup_peak = peak_memory_bytes(device)  # the rank's data (graph or part, views, CSR) before any activation

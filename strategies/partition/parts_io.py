@@ -19,6 +19,11 @@ builds, so both paths train the same numbers and send the same bytes. A folder h
   ``out_degree`` int64 [n_o + n_h], global out-degrees (the model's weights need them); ``send_idx`` and
   ``send_counts`` (the rows this rank sends each peer); ``feat`` float32 [n_o, F], ``label`` int64 [n_o],
   ``masks`` bool [3, n_o] (train, val, test).
+
+A rank maps its file (``torch.load(mmap=True)``) rather than reading it whole: the edge arrays are read
+once into the aggregation CSR (``PartData.aggregator``) and dropped with their mapping; the features are
+mapped again on first read (``PartData.feat``), so setup's peak never holds the features beside the CSR
+build's transients.
 """
 from __future__ import annotations
 
@@ -165,9 +170,22 @@ class PartData:
     send_idx: Tensor
     send_counts: list[int]
     recv_counts: list[int]
-    feat: Tensor
     label: Tensor
     masks: Tensor
+    path: Path
+    _feat: Tensor | None = None
+
+    @property
+    def feat(self) -> Tensor:
+        """The owned rows' features (float32 [n_o, F]), a view of the part file mapped on first read: a
+        second mapping, so the first one (the edge arrays ``aggregator`` reads once and drops) is unmapped
+        by then and its pages leave the rank's memory; nothing of the file is read twice into memory."""
+        if self._feat is None:
+            payload, _, why = load_cache(self.path, FORMAT, mmap=True)
+            if payload is None:
+                raise ConfigError(f"--partition-dir: {self.path.name} became unusable ({why}); partition again")
+            self._feat = payload["feat"]
+        return self._feat
 
     def partition(self) -> StoredPartition:
         return StoredPartition(self.manifest["method"], {**self.manifest["partition"], "partition_from_dir": True})
@@ -199,7 +217,7 @@ class PartData:
             crow, num_src = indptr, n_o + self.halo.numel()
             out_inv = None
         else:  # one self-loop per row, after the row's columns <= its own index (a key sort's place)
-            before = torch.bincount(rows[col <= rows].long(), minlength=n_o) if n_o else deg
+            before = torch.bincount(rows[col <= rows], minlength=n_o) if n_o else deg
             del rows
             crow = indptr + torch.arange(n_o + 1, dtype=torch.int64)
             loop = torch.zeros(int(crow[-1]), dtype=torch.bool)
@@ -210,7 +228,7 @@ class PartData:
             del loop
             col = new_col
             out_inv = (self.out_degree + 1).to(torch.float32).pow(-0.5)
-            vals = out_inv.index_select(0, col) * (deg + 1).to(torch.float32).pow(-0.5).repeat_interleave(deg + 1)
+            vals = out_inv.index_select(0, col).mul_((deg + 1).to(torch.float32).pow(-0.5).repeat_interleave(deg + 1))
             num_src = n_o + self.halo.numel()
         self.drop_edges()
         return MatrixAggregator(CSRMatrix.from_csr(crow, col, vals, num_src, device))
@@ -241,7 +259,7 @@ def load_part(folder: Path, rank: int, manifest: dict[str, Any] | None = None) -
     """Rank ``rank``'s part of a partition folder (nothing of the other parts is read)."""
     m = manifest or read_manifest(folder)
     path = Path(folder) / part_file(rank)
-    payload, header, why = load_cache(path, FORMAT)
+    payload, header, why = load_cache(path, FORMAT, mmap=True)  # pages are read as the arrays are touched
     if payload is None:
         raise ConfigError(f"--partition-dir {folder}: {path.name} is unusable ({why}); partition again")
     want = {"graph_hash": m["graph"]["hash"], "rank": rank, "parts": m["parts"]}
@@ -251,7 +269,8 @@ def load_part(folder: Path, rank: int, manifest: dict[str, Any] | None = None) -
     g = m["graph"]
     return PartData(name=g["name"], num_nodes=g["nodes"], num_edges=g["edges"], num_features=g["features"],
                     num_classes=g["classes"], num_train=g["train"], rank=rank, num_parts=m["parts"], manifest=m,
-                    owned=payload["owned"], halo=payload["halo"], indptr=payload["indptr"],
-                    indices=payload["indices"], out_degree=payload["out_degree"], send_idx=payload["send_idx"],
-                    send_counts=payload["send_counts"].tolist(), recv_counts=payload["recv_counts"].tolist(),
-                    feat=payload["feat"], label=payload["label"], masks=payload["masks"])
+                    owned=payload["owned"].clone(), halo=payload["halo"].clone(), indptr=payload["indptr"].clone(),
+                    indices=payload["indices"], out_degree=payload["out_degree"].clone(),
+                    send_idx=payload["send_idx"].clone(), send_counts=payload["send_counts"].tolist(),
+                    recv_counts=payload["recv_counts"].tolist(), label=payload["label"].clone(),
+                    masks=payload["masks"].clone(), path=path)  # only indices stays a view of the mapping

@@ -175,28 +175,37 @@ def halo_bytes(spec: ModelSpec, halo_rows: int, element_size: int = 4, projected
 
 
 def halo_layer(spec: ModelSpec, params: dict[str, Tensor], i: int, aggregate, h_owned: Tensor, exchange,
-               projected: bool = False) -> Tensor:
+               projected: bool = False, rows: Tensor | None = None) -> Tensor:
     """Layer i on owned rows before activation; ``exchange`` completes owned rows with their halo rows
     (``halo_exchange`` or a stale history). gcn/sage exchange the layer input, or with ``projected`` where
     the layer multiplies first (``projects_halo``) each owner's projected rows z = h W: the same products
     ``conv_layer`` takes over [owned; halo] rows, computed where the rows live, so the wide input rows are
     never sent nor concatenated and autograd returns z's halo gradients to W's owners. gat projects its
     owned rows first and exchanges each row's projection and source attention term (z, el): the edge
-    softmax stays local, because a vertex's in-edges all live with it."""
-    if projects_halo(spec, i, projected):
-        if spec.kind == "gcn":
-            w, b = params[f"layers.{i}.weight"], params[f"layers.{i}.bias"]
-            return aggregate(exchange(h_owned @ w)) + b
+    softmax stays local, because a vertex's in-edges all live with it. ``rows`` (gcn/sage): compute only these
+    owned rows after the aggregation (the output layer in training: the rows the loss reads), so the
+    output-width products, the logits and their gradients are never made for the others."""
+    pick = (lambda t: t) if rows is None else (lambda t: t.index_select(0, rows))  # noqa: E731
+    if spec.kind == "gcn":
+        w, b = params[f"layers.{i}.weight"], params[f"layers.{i}.bias"]
+        if projects_halo(spec, i, projected):
+            return pick(aggregate(exchange(h_owned @ w))) + b
+        if rows is not None and not multiplies_first(spec, i):
+            return pick(aggregate(exchange(h_owned))) @ w + b
+    if spec.kind == "sage":
         wn, ws, b = (params[n] for n in layer_param_names(spec, i))
-        return F.linear(h_owned, ws, b) + aggregate(exchange(h_owned @ wn.t()))
+        if projects_halo(spec, i, projected):
+            return F.linear(pick(h_owned), ws, b) + pick(aggregate(exchange(h_owned @ wn.t())))
+        if rows is not None and not multiplies_first(spec, i):
+            return F.linear(pick(h_owned), ws, b) + pick(aggregate(exchange(h_owned))) @ wn.t()
     if spec.kind != "gat":
-        return conv_layer(spec, params, i, aggregate, exchange(h_owned), h_owned)
+        return pick(conv_layer(spec, params, i, aggregate, exchange(h_owned), h_owned))
     z = attention.project(params, i, h_owned)
     el, er = attention.logits(params, i, z)
     local = exchange(torch.cat([z, el], 1))
     width = z.shape[1]
-    return attention.aggregate_layer(params, i, i == spec.layers - 1, aggregate.edges, local[:, :width],
-                                     local[:, width:], er)
+    return pick(attention.aggregate_layer(params, i, i == spec.layers - 1, aggregate.edges, local[:, :width],
+                                          local[:, width:], er))
 
 
 def halo_exchange(comm: Communicator, view: LocalView, h_owned: Tensor, tag: str) -> Tensor:

@@ -35,7 +35,7 @@ from .. import tags
 from ..base import ConfigError, Option, Strategy, TrainConfig, register
 from ..models import activate, dropout, init_params
 from ..staleness import StaleMonitor
-from ..training import global_accuracy, global_sum, local_loss
+from ..training import global_accuracy, global_sum, rows_loss
 from .halo import StaleHalo, build_local_view, exchange_widths, halo_bytes, halo_exchange, halo_layer
 from .partitioner import PARTITION_OPTION, check_method, partition_stats, shared_partition
 from .parts_io import PartData, check_manifest, load_part
@@ -107,6 +107,8 @@ class GraphPartition(Strategy):
             self.x, self.label, self.masks = self.rows_of(self.view.owned)
             self.n_train = int(g.train_mask.sum())
             self.aggregate = self.view.aggregator(backend, dev)
+        self.train_rows = torch.nonzero(self.masks[0]).flatten()  # the rows the loss reads, ascending
+        self.train_label = self.label.index_select(0, self.train_rows)
         self.init_model(init_params(self.spec, cfg.seed))
         self.monitor = StaleMonitor() if self.stale_k > 1 else None
         self.history = [StaleHalo(self.monitor) for _ in range(self.spec.layers)]
@@ -118,8 +120,9 @@ class GraphPartition(Strategy):
         else:
             self.quality = partition_stats(g.src, g.dst, self.part.part_id, self.num_parts)
 
-    def _forward(self, training: bool, refresh: bool = True, tag_prefix: str = "") -> Tensor:
-        """The model on owned rows; each layer's input is completed with its halo rows first."""
+    def _forward(self, training: bool, refresh: bool = True, tag_prefix: str = "", rows: Tensor | None = None) -> Tensor:
+        """The model on owned rows; each layer's input is completed with its halo rows first. ``rows``: the
+        output layer computes only these owned rows (training: the training rows, all the loss reads)."""
         h = self.x
         for i in range(self.spec.layers):
             h_in = dropout(self.spec, i, h, training)
@@ -128,7 +131,8 @@ class GraphPartition(Strategy):
                 exchange = lambda rows, hist=hist, tag=tag: hist.exchange(self.comm, self.view, rows, tag, refresh)  # noqa: E731
             else:
                 exchange = lambda rows, tag=tag: halo_exchange(self.comm, self.view, rows, tag)  # noqa: E731
-            out = halo_layer(self.spec, self.params, i, self.aggregate, h_in, exchange, self.projected)
+            last = rows if i == self.spec.layers - 1 else None
+            out = halo_layer(self.spec, self.params, i, self.aggregate, h_in, exchange, self.projected, last)
             h = activate(self.spec, i, out, h_in)
         return h
 
@@ -142,8 +146,8 @@ class GraphPartition(Strategy):
 
     def train_epoch(self, epoch: int) -> float:
         refresh = self.stale_k == 1 or epoch % self.stale_k == 0
-        loss = self.data_parallel_step(
-            lambda: local_loss(self._forward(True, refresh), self.label, self.masks[0], self.n_train))
+        loss = self.data_parallel_step(lambda: rows_loss(self._forward(True, refresh, rows=self.train_rows),
+                                                         self.train_label, self.n_train))
         if not refresh:
             self.stale_epochs += 1
             self.stale_saved_bytes += self.exchange_bytes()

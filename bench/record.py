@@ -96,6 +96,8 @@ def build_record(cfg: dict[str, Any], dataset: dict[str, Any], rank_results: lis
             "wall_s": [e["wall_s"] for e in r["epochs"]], "compute_s": [e["compute_s"] for e in r["epochs"]],
             "comm_s": [e["comm_s"] for e in r["epochs"]], "idle_s": [e.get("idle_s", 0.0) for e in r["epochs"]],
             "process_cpu_s": [e.get("process_cpu_s", 0.0) for e in r["epochs"]],
+            **({"epoch_peak_memory_bytes": [e["peak_memory_bytes"] for e in r["epochs"]]}
+               if "peak_memory_bytes" in r["epochs"][0] else {}),
             "sent_bytes": [e["sent_bytes"] for e in r["epochs"]],
             "recv_bytes": [e["recv_bytes"] for e in r["epochs"]],
             "phase_wall_s": _per_phase(r["epochs"], "wall_s"), "phase_cpu_s": _per_phase(r["epochs"], "cpu_s"),

@@ -123,7 +123,8 @@ def train_rank(comm: Communicator, cfg: TrainConfig, graph, keep_params: bool = 
                        "compute_s": max(wall - comm_s, 0.0), "idle_s": max(wall - busy, 0.0),
                        "sent_bytes": sum(st["sent_bytes"] for st in moved.values()),
                        "recv_bytes": sum(st["recv_bytes"] for st in moved.values()), "comm": moved,
-                       "phases": phases, "process_cpu_s": process_cpu})
+                       "phases": phases, "process_cpu_s": process_cpu,
+                       "peak_memory_bytes": peak_memory_bytes(device)})  # so far: which phase set the peak
         if probe is not None:
             epochs[-1]["probe_cpu_s"] = probe()
         if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and epoch + 1 < cfg.epochs:

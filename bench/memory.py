@@ -9,10 +9,13 @@ Float32 4 bytes, int64 8; E' = E + N aggregation edges for gcn/decoupled's self-
 - ``tensor``: the aggregation edge list with weights (E'*20), the CSR sort's transients (E'*24), both CSR
   copies (2*(E'*12 + 8N)), the dense activations of rank 0 (``tensor.dense_bytes_for``);
 - ``partition`` (in memory): the global aggregation edges (E'*20) every rank derives its view from, the view
-  (E'/P*20), its CSR pair (2*E'/P*12), activations over owned + halo rows (halo bounded by min(N - N/P, E/P));
-- ``partition --partition-dir``: no graph, no global edges: the part file (owned rows' features, labels and
-  masks, owned/halo ids and degrees, the in-edge CSR), the view with self-loops (E_r'*20), the CSR build's
-  transients (E_r'*24) and pair (2*(E_r'*12 + 8*(n_o + n_h))), activations; exact per rank from the manifest;
+  (E'/P*20), its CSR pair (2*E'/P*12), the owned rows' features, activations over owned + halo rows at the
+  exchanged widths (``exchange_widths``; halo bounded by min(N - N/P, E/P));
+- ``partition --partition-dir``: no graph, no global edges; per rank from the manifest (``part_estimate``):
+  gcn/sage the larger of setup (the part's mapped in-edge indices E_r*8, the CSR pair being built,
+  E_r'*16 with int32 indices, ~128 MB of transpose transients) and training (the CSR pair, the owned
+  rows' features n_o*F*4, the activations over owned + halo rows at the exchanged widths); gat the part,
+  the view with self-loops (E_r'*20), the CSR build's transients (E_r'*24) and pair, activations, summed;
 - ``pipeline``: the relabelled aggregation edges (E'*20), the stage's CSR pair (2*E'*12), per stage layer
   the row buffers X, G_fresh, G_late, G_hist (4*N*d*4) and the activations.
 """
@@ -56,12 +59,32 @@ def _dims(counts: dict[str, int], model: str, hidden: int, layers: int) -> list[
 
 def part_estimate(part: dict[str, int], counts: dict[str, int], model: str = "gcn", hidden: int = 64,
                   layers: int = 2) -> dict[str, int]:
-    """Bytes of one ``partition --partition-dir`` rank by part, from its manifest entry (owned, halo, in_edges)."""
+    """Bytes of one ``partition --partition-dir`` rank by part, from its manifest entry (owned, halo, in_edges).
+
+    gcn/sage (the CSR built straight from the stored one): ``total`` = base + the larger of ``setup`` (the
+    part's small arrays, its mapped in-edge indices, the CSR pair being built: forward col + values,
+    transposed col + values, int32/float32, and the blocked transpose's ~128 MB of transients) and ``train``
+    (the small arrays, the CSR pair, the features, the activations: exchanged rows over owned + halo rows
+    twice per layer width exchanged, the layer outputs twice over owned rows): the two never coexist. gat
+    (an edge list for attention) keeps the view, its CSR build and pair, summed as before."""
     o, h, e, f = part["owned"], part["halo"], part["in_edges"], counts["features"]
     ea = e + (o if model != "sage" else 0)
-    parts = {"base": BASE_BYTES, "part": o * f * 4 + o * 11 + (2 * o + 2 * h) * 8 + e * 8 + (o + 1) * 8,
+    dims = _dims(counts, model, hidden, layers)
+    small = (o + h) * 8 * 2 + h * 8 + (o + 1) * 8 + o * 11  # ids, degrees, send list, indptr, labels, masks
+    if model in ("gcn", "sage"):
+        from graphpar.strategies.models import ModelSpec  # noqa: PLC0415
+        from graphpar.strategies.partition.halo import exchange_widths  # noqa: PLC0415
+
+        spec = ModelSpec.build(model, f, hidden, counts["classes"], layers)
+        sent = sum(w for w, _ in exchange_widths(spec))
+        csr = ea * 16 + (o + 1) * 4 + (o + h + 1) * 4
+        parts = {"base": BASE_BYTES, "setup": small + e * 8 + ea * 16 + 128 * 2**20,
+                 "train": small + csr + o * f * 4 + 4 * (2 * (o + h) * sent + 2 * o * sum(dims[1:]))}
+        parts["total"] = parts["base"] + max(parts["setup"], parts["train"])
+        return parts
+    parts = {"base": BASE_BYTES, "part": o * f * 4 + small + e * 8,
              "view": ea * 20, "csr_build": ea * 24, "csr": 2 * (ea * 12 + 8 * (o + h)),
-             "dense": 2 * 4 * (o + h) * sum(_dims(counts, model, hidden, layers)) + 4 * o * f}
+             "dense": 2 * 4 * (o + h) * sum(dims) + 4 * o * f}
     parts["total"] = sum(parts.values())
     return parts
 
@@ -84,8 +107,12 @@ def estimate(strategy: str, counts: dict[str, int], workers: int, model: str = "
     elif strategy == "partition":
         own = math.ceil(n / p)
         halo = min(n - own, math.ceil(e / p)) if p > 1 else 0
+        from graphpar.strategies.models import ModelSpec  # noqa: PLC0415
+        from graphpar.strategies.partition.halo import exchange_widths  # noqa: PLC0415
+
+        sent = sum(w for w, _ in exchange_widths(ModelSpec.build(model, f, hidden, c, layers)))
         parts.update(edges=ea * 20, view=math.ceil(ea / p) * 20, csr=2 * math.ceil(ea / p) * 12,
-                     dense=2 * 4 * (own + halo) * sum(dims) + 4 * own * f)
+                     dense=4 * (2 * (own + halo) * sent + 2 * own * sum(dims[1:])) + 4 * own * f)
     elif strategy == "pipeline":
         stage_layers = math.ceil(layers / p)
         parts.update(edges=ea * 20, csr=2 * (ea * 12 + 8 * n),

@@ -186,18 +186,19 @@ def halo_layer(spec: ModelSpec, params: dict[str, Tensor], i: int, aggregate, h_
     owned rows after the aggregation (the output layer in training: the rows the loss reads), so the
     output-width products, the logits and their gradients are never made for the others."""
     pick = (lambda t: t) if rows is None else (lambda t: t.index_select(0, rows))  # noqa: E731
+    # the bias and self terms are added in place (the same additions; autograd saves none of these outputs)
     if spec.kind == "gcn":
         w, b = params[f"layers.{i}.weight"], params[f"layers.{i}.bias"]
         if projects_halo(spec, i, projected):
-            return pick(aggregate(exchange(h_owned @ w))) + b
-        if rows is not None and not multiplies_first(spec, i):
-            return pick(aggregate(exchange(h_owned))) @ w + b
+            return pick(aggregate(exchange(h_owned @ w))).add_(b)
+        if not multiplies_first(spec, i):
+            return (pick(aggregate(exchange(h_owned))) @ w).add_(b)
     if spec.kind == "sage":
         wn, ws, b = (params[n] for n in layer_param_names(spec, i))
         if projects_halo(spec, i, projected):
-            return F.linear(pick(h_owned), ws, b) + pick(aggregate(exchange(h_owned @ wn.t())))
-        if rows is not None and not multiplies_first(spec, i):
-            return F.linear(pick(h_owned), ws, b) + pick(aggregate(exchange(h_owned))) @ wn.t()
+            return F.linear(pick(h_owned), ws, b).add_(pick(aggregate(exchange(h_owned @ wn.t()))))
+        if not multiplies_first(spec, i):
+            return F.linear(pick(h_owned), ws, b).add_(pick(aggregate(exchange(h_owned))) @ wn.t())
     if spec.kind != "gat":
         return pick(conv_layer(spec, params, i, aggregate, exchange(h_owned), h_owned))
     z = attention.project(params, i, h_owned)

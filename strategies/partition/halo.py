@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .. import attention
+from .. import attention, tags
 from ..comm import Communicator, all_to_all_autograd
 from ..kernels import make_aggregator
 from ..models import ModelSpec, aggregation_edges, conv_layer, layer_param_names, multiplies_first
@@ -218,10 +218,30 @@ def halo_exchange(comm: Communicator, view: LocalView, h_owned: Tensor, tag: str
     must call it with the same tag, also ranks that send or receive nothing."""
     if comm.world_size == 1:
         return h_owned
-    sent = h_owned.index_select(0, view.send_idx)
-    halo = all_to_all_autograd(comm, sent, view.send_counts, view.recv_counts, tag)
-    del sent  # nothing keeps the sent rows (autograd saves none): free them before the concatenation
-    return torch.cat([h_owned, halo], 0)
+    return _HaloExchange.apply(h_owned, comm, view, tag)
+
+
+class _HaloExchange(torch.autograd.Function):
+    """``[h_owned; halo rows]`` in one buffer: the owned rows copied in and the halo rows received in place
+    (no separate halo tensor, no concatenation). Backward: the halo rows' gradients go back to their
+    owners (``tag + '/bwd'``, skipped when ``h_owned`` needs no gradient) and are added at the rows they
+    were sent from, onto the owned rows' own gradient."""
+
+    @staticmethod
+    def forward(ctx, h_owned: Tensor, comm: Communicator, view: LocalView, tag: str) -> Tensor:  # noqa: D401
+        ctx.comm, ctx.view, ctx.tag = comm, view, tag
+        n_o = h_owned.shape[0]
+        local = h_owned.new_empty((n_o + sum(view.recv_counts), *h_owned.shape[1:]))
+        local[:n_o] = h_owned
+        sent = h_owned.index_select(0, view.send_idx)
+        comm.all_to_all(sent, view.send_counts, view.recv_counts, tag + tags.FWD, out=local[n_o:])
+        return local
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        view, n_o = ctx.view, grad.shape[0] - sum(ctx.view.recv_counts)
+        back = ctx.comm.all_to_all(grad[n_o:].contiguous(), view.recv_counts, view.send_counts, ctx.tag + tags.BWD)
+        return grad[:n_o].clone().index_add_(0, view.send_idx, back), None, None, None
 
 
 class _AddGrad(torch.autograd.Function):

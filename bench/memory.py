@@ -13,7 +13,7 @@ Float32 4 bytes, int64 8; E' = E + N aggregation edges for gcn/decoupled's self-
   exchanged widths (``exchange_widths``; halo bounded by min(N - N/P, E/P));
 - ``partition --partition-dir``: no graph, no global edges; per rank from the manifest (``part_estimate``):
   gcn/sage the larger of setup (the part's mapped in-edge indices E_r*8, the CSR pair being built,
-  E_r'*16 with int32 indices, ~128 MB of transpose transients) and training (the CSR pair, the owned
+  E_r'*16 with int32 indices, up to 128 MiB of transpose transients) and training (the CSR pair, the owned
   rows' features n_o*F*4, the activations over owned + halo rows at the exchanged widths); gat the part,
   the view with self-loops (E_r'*20), the CSR build's transients (E_r'*24) and pair, activations, summed;
 - ``pipeline``: the relabelled aggregation edges (E'*20), the stage's CSR pair (2*E'*12), per stage layer
@@ -63,7 +63,8 @@ def part_estimate(part: dict[str, int], counts: dict[str, int], model: str = "gc
 
     gcn/sage (the CSR built straight from the stored one): ``total`` = base + the larger of ``setup`` (the
     part's small arrays, its mapped in-edge indices, the CSR pair being built: forward col + values,
-    transposed col + values, int32/float32, and the blocked transpose's ~128 MB of transients) and ``train``
+    transposed col + values, int32/float32, and the blocked transpose's ~64 bytes per entry of a block of
+    2M entries: 128 MiB) and ``train``
     (the small arrays, the CSR pair, the features, the activations: exchanged rows over owned + halo rows
     twice per layer width exchanged, the layer outputs twice over owned rows): the two never coexist. gat
     (an edge list for attention) keeps the view, its CSR build and pair, summed as before."""
@@ -78,7 +79,7 @@ def part_estimate(part: dict[str, int], counts: dict[str, int], model: str = "gc
         spec = ModelSpec.build(model, f, hidden, counts["classes"], layers)
         sent = sum(w for w, _ in exchange_widths(spec))
         csr = ea * 16 + (o + 1) * 4 + (o + h + 1) * 4
-        parts = {"base": BASE_BYTES, "setup": small + e * 8 + ea * 16 + 128 * 2**20,
+        parts = {"base": BASE_BYTES, "setup": small + e * 8 + ea * 16 + min(ea, 1 << 21) * 64,
                  "train": small + csr + o * f * 4 + 4 * (2 * (o + h) * sent + 2 * o * sum(dims[1:]))}
         parts["total"] = parts["base"] + max(parts["setup"], parts["train"])
         return parts

@@ -27,6 +27,7 @@ build's transients.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import time
@@ -255,8 +256,21 @@ class PartData:
                          list(self.send_counts), list(self.recv_counts))
 
 
+def return_frees_to_os(threshold: int = 1 << 20) -> None:
+    """Serve allocations of ``threshold`` bytes and more by mmap, so freeing them returns them to the OS
+    (glibc ``mallopt(M_MMAP_THRESHOLD)``; elsewhere nothing). glibc's default threshold grows up to 32 MB,
+    and the 1-32 MB buffers a rank frees in setup and in every epoch then stay in its heap, fragmented:
+    measured on rmat-products P=4, 0.10-0.17 GiB of a rank's peak RSS, and no slower epochs without them."""
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, threshold)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def load_part(folder: Path, rank: int, manifest: dict[str, Any] | None = None) -> PartData:
-    """Rank ``rank``'s part of a partition folder (nothing of the other parts is read)."""
+    """Rank ``rank``'s part of a partition folder (nothing of the other parts is read); the rank's allocator
+    returns large frees to the OS from here on (``return_frees_to_os``)."""
+    return_frees_to_os()
     m = manifest or read_manifest(folder)
     path = Path(folder) / part_file(rank)
     payload, header, why = load_cache(path, FORMAT, mmap=True)  # pages are read as the arrays are touched

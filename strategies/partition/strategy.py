@@ -6,7 +6,7 @@
 
 Each worker owns a part of the vertices (METIS by default, see ``partitioning``), holds their features,
 their in-edges and the halo (remote in-neighbours). Per layer: one all_to_all sends every peer exactly
-the boundary rows it needs (width F at layer 0, the hidden width after), the worker aggregates over its
+the boundary rows it needs (projected rows where W shrinks the width, see below), the worker aggregates over its
 local edges with global-degree weights and transforms its owned rows; autograd sends the halo rows'
 gradients back (layers >= 1; the input features need none). Weight gradients are summed with one flat
 all_reduce per step, then every replica takes the same Adam step, so with ``--stale 1`` training equals
@@ -15,8 +15,13 @@ every K epochs (refreshing on epochs 0, K, 2K...), the Sancus/PipeGCN idea; work
 this saved and ``staleness`` (``staleness.StaleMonitor``: stale reads, drift at each refresh, divergence).
 ``--partition-dir DIR`` (written by ``graphpar partition``, see ``parts_io``): each rank loads only its part,
 halo map and feature rows, never the whole graph; same view, same numbers, same bytes.
-Bytes per epoch (exact, per rank, ``--stale 1``): sent = sum_i send_rows * d_i * 4 forward +
-sum_{i>=1} recv_rows * d_i * 4 backward, plus the |W| * 4-byte gradient all_reduce and an 8-byte loss sum.
+Bytes per epoch (exact, per rank, ``--stale 1``): sent = sum_i send_rows * f_i * 4 forward + sum_i recv_rows *
+b_i * 4 backward, plus the |W| * 4-byte gradient all_reduce and an 8-byte loss sum, with (f_i, b_i) =
+``halo.exchange_widths``: a gcn/sage layer whose weight shrinks the width projects its owned rows first and
+exchanges z = h W (d_{i+1} both ways: W needs z's halo gradients, at layer 0 too); another layer its input
+(d_i forward, d_i back for i >= 1, none for the input features). ``--stale K`` always exchanges layer inputs
+(its reused layer-0 rows are then the constant features: exact). The output layer computes only the rows the
+loss reads in training (``rows_loss``).
 ``gat`` exchanges each halo vertex's projected row and source attention term (z = W h, el: H_i D_i + H_i
 columns, H_i heads of width D_i) instead of the layer input, and their gradients back at every layer (W
 needs them at layer 0 too): sent = sum_i (send_rows + recv_rows) * (H_i D_i + H_i) * 4 + the same all_reduce

@@ -10,10 +10,13 @@ Float32 4 bytes, int64 8; E' = E + N aggregation edges for gcn/decoupled's self-
   copies (2*(E'*12 + 8N)), and the dense activations of rank 0 (``tensor.dense_bytes_for``) beyond the E'*44
   bytes of setup transients they reuse (measured on a quarter-size rmat-products at P=2: the peak is setup's);
 - ``partition`` (in memory): the global aggregation edges (E'*20) every rank derives its view from, the view
-  (E'/P*20), its CSR pair (2*E'/P*12), activations over owned + halo rows (halo bounded by min(N - N/P, E/P));
-- ``partition --partition-dir``: no graph, no global edges: the part file (owned rows' features, labels and
-  masks, owned/halo ids and degrees, the in-edge CSR), the view with self-loops (E_r'*20), the CSR build's
-  transients (E_r'*24) and pair (2*(E_r'*12 + 8*(n_o + n_h))), activations; exact per rank from the manifest;
+  (E'/P*20), its CSR pair (2*E'/P*12), the owned rows' features, activations over owned + halo rows at the
+  exchanged widths (``exchange_widths``; halo bounded by min(N - N/P, E/P));
+- ``partition --partition-dir``: no graph, no global edges; per rank from the manifest (``part_estimate``):
+  gcn/sage the larger of setup (the part's mapped in-edge indices E_r*8, the CSR pair being built,
+  E_r'*16 with int32 indices, up to 128 MiB of transpose transients) and training (the CSR pair, the owned
+  rows' features n_o*F*4, the activations over owned + halo rows at the exchanged widths); gat the part,
+  the view with self-loops (E_r'*20), the CSR build's transients (E_r'*24) and pair, activations, summed;
 - ``pipeline`` (``_pipeline_parts``, checked against measured peaks in the README): the relabelled copy of the
   graph (2*E*8 + N*11; stage 0 keeps its N*F*4 features), the aggregation edges (E'*20), the K per-chunk CSR
   pairs and evaluation's one-chunk pair (2 x 2*(E'*12 + 8N)) with that build's transients (E'*60), per stage
@@ -31,18 +34,62 @@ BASE_BYTES = int(0.45 * GB)
 STRATEGIES = ("tensor", "partition", "pipeline")
 
 
+def graph_bytes(counts: dict[str, int]) -> int:
+    """The whole graph as a rank would hold it: features, the (src, dst) int64 edge list, labels and masks
+    (N*F*4 + 2*E*8 + N*11; rmat-products: 1.86 GiB)."""
+    return counts["features"] * counts["nodes"] * 4 + 2 * counts["edges"] * 8 + counts["nodes"] * 11
+
+
+def rank_target(counts: dict[str, int], workers: int, halo_rows: int) -> int:
+    """What a ``partition`` rank's memory above its interpreter baseline should stay within: a P-th of the
+    whole graph plus its halo's feature rows (``graph_bytes / P + halo_rows * F * 4``)."""
+    return graph_bytes(counts) // max(workers, 1) + halo_rows * counts["features"] * 4
+
+
+def rank_targets(cfg: dict[str, Any], summary: dict[str, Any], halo_rows: list[int | None]) -> list[int] | None:
+    """``rank_target`` of every rank of a ``partition --partition-dir`` run (None elsewhere: other strategies and
+    the in-memory path load the whole graph on every rank)."""
+    if cfg.get("strategy") != "partition" or not (cfg.get("options") or {}).get("partition_dir") \
+            or not all(k in summary for k in ("nodes", "edges", "features")):
+        return None
+    counts = {k: int(summary[k]) for k in ("nodes", "edges", "features")}
+    p = int(cfg.get("workers", 1))
+    return [rank_target(counts, p, int(h or 0)) for h in halo_rows]
+
+
 def _dims(counts: dict[str, int], model: str, hidden: int, layers: int) -> list[int]:
     return [counts["features"]] + [hidden] * (layers - 1) + [counts["classes"]]
 
 
 def part_estimate(part: dict[str, int], counts: dict[str, int], model: str = "gcn", hidden: int = 64,
                   layers: int = 2) -> dict[str, int]:
-    """Bytes of one ``partition --partition-dir`` rank by part, from its manifest entry (owned, halo, in_edges)."""
+    """Bytes of one ``partition --partition-dir`` rank by part, from its manifest entry (owned, halo, in_edges).
+
+    gcn/sage (the CSR built straight from the stored one): ``total`` = base + the larger of ``setup`` (the
+    part's small arrays, its mapped in-edge indices, the CSR pair being built: forward col + values,
+    transposed col + values, int32/float32, and the blocked transpose's ~64 bytes per entry of a block of
+    2M entries: 128 MiB) and ``train``
+    (the small arrays, the CSR pair, the features, the activations: exchanged rows over owned + halo rows
+    twice per layer width exchanged, the layer outputs twice over owned rows): the two never coexist. gat
+    (an edge list for attention) keeps the view, its CSR build and pair, summed as before."""
     o, h, e, f = part["owned"], part["halo"], part["in_edges"], counts["features"]
     ea = e + (o if model != "sage" else 0)
-    parts = {"base": BASE_BYTES, "part": o * f * 4 + o * 11 + (2 * o + 2 * h) * 8 + e * 8 + (o + 1) * 8,
+    dims = _dims(counts, model, hidden, layers)
+    small = (o + h) * 8 * 2 + h * 8 + (o + 1) * 8 + o * 11  # ids, degrees, send list, indptr, labels, masks
+    if model in ("gcn", "sage"):
+        from graphpar.strategies.models import ModelSpec  # noqa: PLC0415
+        from graphpar.strategies.partition.halo import exchange_widths  # noqa: PLC0415
+
+        spec = ModelSpec.build(model, f, hidden, counts["classes"], layers)
+        sent = sum(w for w, _ in exchange_widths(spec))
+        csr = ea * 16 + (o + 1) * 4 + (o + h + 1) * 4
+        parts = {"base": BASE_BYTES, "setup": small + e * 8 + ea * 16 + min(ea, 1 << 21) * 64,
+                 "train": small + csr + o * f * 4 + 4 * (2 * (o + h) * sent + 2 * o * sum(dims[1:]))}
+        parts["total"] = parts["base"] + max(parts["setup"], parts["train"])
+        return parts
+    parts = {"base": BASE_BYTES, "part": o * f * 4 + small + e * 8,
              "view": ea * 20, "csr_build": ea * 24, "csr": 2 * (ea * 12 + 8 * (o + h)),
-             "dense": 2 * 4 * (o + h) * sum(_dims(counts, model, hidden, layers)) + 4 * o * f}
+             "dense": 2 * 4 * (o + h) * sum(dims) + 4 * o * f}
     parts["total"] = sum(parts.values())
     return parts
 
@@ -53,7 +100,7 @@ def estimate(strategy: str, counts: dict[str, int], workers: int, model: str = "
     n, e, f, c, p = counts["nodes"], counts["edges"], counts["features"], counts["classes"], workers
     ea = e + n if model != "sage" else e
     dims = _dims(counts, model, hidden, layers)
-    parts = {"base": BASE_BYTES, "graph": n * f * 4 + 2 * e * 8 + n * 11}
+    parts = {"base": BASE_BYTES, "graph": graph_bytes(counts)}
     if strategy == "tensor":  # the strategy's own analytic dense footprint (rank 0's blocks: the largest)
         from graphpar.strategies.models import ModelSpec  # noqa: PLC0415
         from graphpar.strategies.tensor.layout import Layout  # noqa: PLC0415
@@ -66,8 +113,12 @@ def estimate(strategy: str, counts: dict[str, int], workers: int, model: str = "
     elif strategy == "partition":
         own = math.ceil(n / p)
         halo = min(n - own, math.ceil(e / p)) if p > 1 else 0
+        from graphpar.strategies.models import ModelSpec  # noqa: PLC0415
+        from graphpar.strategies.partition.halo import exchange_widths  # noqa: PLC0415
+
+        sent = sum(w for w, _ in exchange_widths(ModelSpec.build(model, f, hidden, c, layers)))
         parts.update(edges=ea * 20, view=math.ceil(ea / p) * 20, csr=2 * math.ceil(ea / p) * 12,
-                     dense=2 * 4 * (own + halo) * sum(dims) + 4 * own * f)
+                     dense=4 * (2 * (own + halo) * sent + 2 * own * sum(dims[1:])) + 4 * own * f)
     elif strategy == "pipeline":
         parts.update(_pipeline_parts(n, e, ea, dims, p, chunks))
     else:

@@ -114,7 +114,10 @@ def rank_medians(rec: dict[str, Any]) -> list[dict[str, Any]]:
                "sent_bytes": _mean(w["sent_bytes"][start:]), "recv_bytes": _mean(w["recv_bytes"][start:]),
                "local_vertices": w.get("local_vertices"), "local_edges": w.get("local_edges"),
                "peak_memory_bytes": w.get("peak_memory_bytes"),
-               "memory_estimate_bytes": w.get("memory_estimate_bytes")}
+               "memory_estimate_bytes": w.get("memory_estimate_bytes"),
+               "baseline_memory_bytes": w.get("baseline_memory_bytes"),
+               "peak_above_baseline_bytes": w.get("peak_above_baseline_bytes"),
+               "memory_target_bytes": w.get("memory_target_bytes")}
         for kind in ("wall", "cpu"):
             series = w.get(f"phase_{kind}_s") or {}
             for p in PHASES:
@@ -147,6 +150,9 @@ def summary(rec: dict[str, Any]) -> dict[str, Any]:
         "memory_max_over_mean": max_over_mean(r["peak_memory_bytes"] for r in ranks),
         "peak_memory_bytes_max": max((r["peak_memory_bytes"] or 0 for r in ranks), default=0),
         "memory_estimate_bytes_max": max((r["memory_estimate_bytes"] or 0 for r in ranks), default=0),
+        "peak_above_baseline_bytes_max": max((r["peak_above_baseline_bytes"] or 0 for r in ranks), default=0),
+        "memory_over_target_max": max(((r["peak_above_baseline_bytes"] or 0) / r["memory_target_bytes"]
+                                       for r in ranks if r["memory_target_bytes"]), default=0.0),
         "final_loss": rec["epochs"][-1]["loss"] if rec["epochs"] else float("nan"),
     }
     for p in PHASES:

@@ -96,6 +96,8 @@ def build_record(cfg: dict[str, Any], dataset: dict[str, Any], rank_results: lis
             "wall_s": [e["wall_s"] for e in r["epochs"]], "compute_s": [e["compute_s"] for e in r["epochs"]],
             "comm_s": [e["comm_s"] for e in r["epochs"]], "idle_s": [e.get("idle_s", 0.0) for e in r["epochs"]],
             "process_cpu_s": [e.get("process_cpu_s", 0.0) for e in r["epochs"]],
+            **({"epoch_peak_memory_bytes": [e["peak_memory_bytes"] for e in r["epochs"]]}
+               if "peak_memory_bytes" in r["epochs"][0] else {}),
             "sent_bytes": [e["sent_bytes"] for e in r["epochs"]],
             "recv_bytes": [e["recv_bytes"] for e in r["epochs"]],
             "phase_wall_s": _per_phase(r["epochs"], "wall_s"), "phase_cpu_s": _per_phase(r["epochs"], "cpu_s"),
@@ -105,6 +107,11 @@ def build_record(cfg: dict[str, Any], dataset: dict[str, Any], rank_results: lis
         })
         if len(estimates) > len(workers) - 1:
             workers[-1]["memory_estimate_bytes"] = estimates[len(workers) - 1]
+    targets = memory.rank_targets(cfg, dataset, [w.get("halo_vertices") for w in workers]) or []
+    for w, target in zip(workers, targets):  # peak above the interpreter baseline vs a P-th of the graph + halo
+        w["memory_target_bytes"] = target
+        if w.get("baseline_memory_bytes") and w.get("peak_memory_bytes"):
+            w["peak_above_baseline_bytes"] = w["peak_memory_bytes"] - w["baseline_memory_bytes"]
     rec = {
         "schema": SCHEMA, "run_id": uuid.uuid4().hex[:12], "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "status": "ok", "error": None, "config": cfg, "env": env or environment(cfg.get("device", "cpu")),

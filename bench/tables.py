@@ -41,8 +41,12 @@ def memory_note(s: dict[str, Any]) -> str:
     if not s.get("peak_memory_bytes_max"):
         return ""
     est = s.get("memory_estimate_bytes_max")
-    return f", peak RSS {s['peak_memory_bytes_max'] / 2**30:.2f} GiB/rank" + \
+    note = f", peak RSS {s['peak_memory_bytes_max'] / 2**30:.2f} GiB/rank" + \
         (f" (estimate {est / 2**30:.2f})" if est else "")
+    if s.get("peak_above_baseline_bytes_max") and s.get("memory_over_target_max"):  # partition: vs a P-th + halo
+        note += (f", {s['peak_above_baseline_bytes_max'] / 2**30:.2f} GiB above the interpreter, "
+                 f"{s['memory_over_target_max']:.2f}x the target (graph/P + halo rows)")
+    return note
 
 
 def staleness_note(rec: dict[str, Any]) -> str:

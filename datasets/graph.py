@@ -205,10 +205,11 @@ def atomic_save(payload: dict, path: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def load_cache(path: Path, version: int) -> tuple[dict | None, dict | None, str]:
+def load_cache(path: Path, version: int, mmap: bool = False) -> tuple[dict | None, dict | None, str]:
     """(payload, header, "") of a cache file written as plain tensors plus a JSON ``header`` of format
-    ``version``, or (None, None, why) when it is unreadable, has no header or is of another format."""
-    payload, why = safe_load(path)
+    ``version``, or (None, None, why) when it is unreadable, has no header or is of another format.
+    ``mmap``: the tensors are views of the file mapped read-only-private (pages read when touched)."""
+    payload, why = safe_load(path, mmap)
     if payload is None:
         return None, None, why
     if "header" not in payload:
@@ -223,10 +224,10 @@ def load_cache(path: Path, version: int) -> tuple[dict | None, dict | None, str]
     return payload, header, ""
 
 
-def safe_load(path: Path) -> tuple[dict | None, str]:
+def safe_load(path: Path, mmap: bool = False) -> tuple[dict | None, str]:
     """(payload, "") from ``torch.load(weights_only=True)``, or (None, why) when unreadable or not a dict."""
     try:
-        payload = torch.load(path, weights_only=True)
+        payload = torch.load(str(path), weights_only=True, mmap=True) if mmap else torch.load(path, weights_only=True)
     except Exception as e:  # noqa: BLE001  (truncated, garbled, emptied, or holding objects: all mean rebuild)
         return None, f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else 'unreadable'}"
     if not isinstance(payload, dict):

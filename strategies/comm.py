@@ -143,8 +143,9 @@ class Communicator:
 
     # -- collectives ------------------------------------------------------------------------
     def all_to_all(self, x: Tensor, send_rows: Sequence[int], recv_rows: Sequence[int], tag: str,
-                   async_op: bool = False) -> Tensor | PendingOp:
-        """Rows ``x[offsets[r]:offsets[r]+send_rows[r]]`` go to rank r; rows from r arrive in rank order."""
+                   async_op: bool = False, out: Tensor | None = None) -> Tensor | PendingOp:
+        """Rows ``x[offsets[r]:offsets[r]+send_rows[r]]`` go to rank r; rows from r arrive in rank order
+        (into ``out`` when given: a contiguous [sum(recv_rows), ...] tensor, e.g. rows of a larger buffer)."""
         if self.solo and len(send_rows) == 1 and x.shape[0] == int(send_rows[0]) == int(recv_rows[0]):
             self._book(tag, "all_to_all", 0, 0)
             return PendingOp(self, tag, None, x, 0.0) if async_op else x  # the rows stay: no copy, no call
@@ -157,7 +158,10 @@ class Communicator:
         sent = (sum(send_rows) - send_rows[me]) * row_bytes
         recv = (sum(recv_rows) - recv_rows[me]) * row_bytes
         self._book(tag, "all_to_all", sent, recv)
-        out = x.new_empty((sum(recv_rows), *x.shape[1:]))
+        if out is None:
+            out = x.new_empty((sum(recv_rows), *x.shape[1:]))
+        elif out.shape != (sum(recv_rows), *x.shape[1:]) or not out.is_contiguous():
+            raise ValueError(f"all_to_all '{tag}': out {tuple(out.shape)} does not take {sum(recv_rows)} rows")
         start = time.perf_counter()
         if not self.distributed:
             out.copy_(x)

@@ -77,6 +77,30 @@ class CSRMatrix:
         self.fwd = _csr(dst, src, weight, num_dst, num_src, device, "none" if dst_sorted else "key")
         self.bwd = _csr(src, dst, weight, num_src, num_dst, device, "rows" if dst_sorted else "key")
 
+    @classmethod
+    def from_csr(cls, crow: Tensor, col: Tensor, vals: Tensor, num_src: int,
+                 device: torch.device | str = "cpu") -> "CSRMatrix":
+        """The matrix from its forward CSR as built already (``crow`` [num_dst + 1], ``col`` ascending
+        within a row, ``vals`` float32), with int32 indices where every count fits; the transpose by a
+        stable counting sort of the columns (``_transpose``), so within a source row the destinations stay
+        ascending: the same two CSRs, bit for bit, as ``CSRMatrix(src, dst, w, ...)`` builds from those
+        triplets. No COO is made."""
+        self = cls.__new__(cls)
+        num_dst, nnz = crow.numel() - 1, col.numel()
+        idx = torch.int32 if max(nnz, num_src, num_dst) < 2**31 else torch.int64
+        self.shape, self.nnz = (num_dst, num_src), int(nnz)
+        col, vals = col.to(idx), vals.to(torch.float32)
+        t_crow, t_col, t_vals = _transpose(crow.to(torch.int64), col, vals, num_src)
+        self.fwd = torch.sparse_csr_tensor(crow.to(idx), col, vals, size=(num_dst, num_src)).to(device)
+        self.bwd = torch.sparse_csr_tensor(t_crow.to(idx), t_col, t_vals, size=(num_src, num_dst)).to(device)
+        return self
+
+    def edges(self) -> tuple[Tensor, Tensor]:
+        """(src, dst) int64 of the forward CSR's entries, in its order (grouped by dst)."""
+        crow, col = self.fwd.crow_indices(), self.fwd.col_indices()
+        dst = torch.repeat_interleave(torch.arange(self.shape[0], device=crow.device), (crow[1:] - crow[:-1]).long())
+        return col.long(), dst
+
     def nbytes(self) -> int:
         """Bytes of both CSR copies (index + values), for memory accounting."""
         return sum(t.numel() * t.element_size() for m in (self.fwd, self.bwd)
@@ -98,9 +122,48 @@ def _csr(rows: Tensor, cols: Tensor, vals: Tensor, n_rows: int, n_cols: int, dev
     return torch.sparse_csr_tensor(crow, cols, vals, size=(n_rows, n_cols)).to(device)
 
 
+def _transpose(crow: Tensor, col: Tensor, vals: Tensor, num_src: int, chunk: int = 1 << 21) -> tuple[Tensor, Tensor, Tensor]:
+    """The transposed CSR (crow int64, col and vals in ``col``'s / ``vals``' dtypes) of a CSR whose rows are
+    taken ``chunk`` entries at a time: each block's entries are stably sorted by column and placed after
+    the earlier blocks' entries of their column, so every column lists its rows ascending (a stable sort
+    of all columns, done in blocks: a whole-array ``torch.sort`` of 16M int32 keys takes 6x their bytes)."""
+    num_dst, nnz = crow.numel() - 1, col.numel()
+    t_crow = torch.zeros(num_src + 1, dtype=torch.int64)
+    t_crow[1:] = torch.cumsum(torch.bincount(col, minlength=num_src), 0)
+    nxt = t_crow[:-1].clone()  # the next free place of every column
+    t_col, t_vals = torch.empty(nnz, dtype=col.dtype), torch.empty(nnz, dtype=vals.dtype)
+    bounds = torch.unique(torch.searchsorted(crow, torch.arange(0, nnz + chunk, chunk).clamp(max=nnz)).clamp(max=num_dst))
+    bounds = torch.cat([torch.zeros(1, dtype=torch.int64), bounds, torch.full((1,), num_dst)]).unique().tolist()
+    for r0, r1 in zip(bounds[:-1], bounds[1:]):
+        lo, hi = int(crow[r0]), int(crow[r1])
+        if hi == lo:
+            continue
+        c = col[lo:hi]
+        order = torch.argsort(c, stable=True)
+        cs = c[order].long()
+        first = torch.ones(cs.numel(), dtype=torch.bool)
+        first[1:] = cs[1:] != cs[:-1]
+        start = torch.nonzero(first).flatten()
+        run = torch.diff(start, append=torch.tensor([cs.numel()]))
+        pos = nxt[cs] + torch.arange(cs.numel()) - torch.repeat_interleave(start, run)
+        rows = torch.repeat_interleave(torch.arange(r0, r1, dtype=col.dtype), crow[r0 + 1:r1 + 1] - crow[r0:r1])
+        t_col[pos] = rows[order]
+        t_vals[pos] = vals[lo:hi][order]
+        nxt += torch.bincount(c, minlength=num_src)
+    return t_crow, t_col, t_vals
+
+
 def sparse_mm(mat: Tensor, x: Tensor) -> Tensor:
-    """``torch.sparse.mm`` timed as the ``aggregation`` phase (every strategy's SpMM goes through here)."""
+    """``mat @ x`` timed as the ``aggregation`` phase (every strategy's SpMM goes through here). On CPU, for a
+    CSR matrix and a row-major float32 ``x`` outside autograd, the product is written straight into an
+    uninitialised output (``addmm`` with beta=0 ignores it): ``torch.sparse.mm`` zero-fills its output and
+    keeps a second copy of it while it runs (measured: 2x the output's bytes at its peak, and slower); the
+    numbers are the same bits."""
     with phase("aggregation"):
+        if (x.device.type == "cpu" and mat.layout == torch.sparse_csr and x.dtype == torch.float32
+                and x.dim() == 2 and x.is_contiguous() and not (torch.is_grad_enabled() and x.requires_grad)):
+            out = torch.empty(mat.shape[0], x.shape[1], dtype=x.dtype)
+            return torch.addmm(out, mat, x, beta=0, out=out)
         return torch.sparse.mm(mat, x)
 
 
@@ -120,6 +183,24 @@ def spmm(mat: CSRMatrix, x: Tensor) -> Tensor:
     if x.shape[0] != mat.shape[1]:
         raise ValueError(f"spmm: matrix {mat.shape} cannot take {tuple(x.shape)}")
     return _SpMM.apply(x, mat)
+
+
+class MatrixAggregator:
+    """``agg(x) = mat @ x`` (torch backend) over a ``CSRMatrix``; ``agg.edges`` (what gat reads) is built from
+    the CSR on first read, so gcn/sage keep no edge list beside the matrix."""
+
+    def __init__(self, mat: CSRMatrix):
+        self.matrix = mat
+        self._edges: tuple | None = None
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return spmm(self.matrix, x)
+
+    @property
+    def edges(self) -> tuple[Tensor, Tensor, int, int]:
+        if self._edges is None:
+            self._edges = (*self.matrix.edges(), self.matrix.shape[1], self.matrix.shape[0])
+        return self._edges
 
 
 def make_aggregator(src: Tensor, dst: Tensor, weight: Tensor, num_src: int, num_dst: int,

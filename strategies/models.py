@@ -110,6 +110,13 @@ def init_params(spec: ModelSpec, seed: int) -> "OrderedDict[str, Tensor]":
 
 
 # -- the torch twin's layer math (shared by every strategy) -------------------------------------
+def multiplies_first(spec: ModelSpec, i: int) -> bool:
+    """Whether gcn layer i (sage: its neighbour term) multiplies by its weight before aggregating: DGL's
+    order, taken where the weight shrinks the width (so the aggregated rows are the narrower ones); the
+    rule ``conv_layer`` applies to the weights' shapes, stated on the spec."""
+    return spec.kind in ("gcn", "sage") and spec.dims[i] > spec.dims[i + 1]
+
+
 def conv_layer(spec: ModelSpec, params: dict[str, Tensor], i: int, aggregate, h_src: Tensor,
                h_dst: Tensor | None = None) -> Tensor:
     """Layer i of gcn/sage/gat before activation: ``aggregate`` maps src rows to dst rows (gat reads its

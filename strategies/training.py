@@ -44,6 +44,13 @@ def local_loss(logits: Tensor, label: Tensor, mask: Tensor, global_count: int) -
     return logits.sum() * 0.0
 
 
+def rows_loss(logits: Tensor, label: Tensor, global_count: int) -> Tensor:
+    """``local_loss`` over logits computed for the masked rows only (``label``: theirs, in the same order)."""
+    if logits.shape[0]:
+        return F.cross_entropy(logits, label, reduction="sum") / max(global_count, 1)
+    return logits.sum() * 0.0
+
+
 def allreduce_grads(comm: Communicator, params: dict[str, Tensor], tag: str = tags.GRAD_ALLREDUCE) -> None:
     """Sum every parameter's gradient over ranks in one flat all_reduce (the NN phase is data-parallel)."""
     if comm.world_size == 1:

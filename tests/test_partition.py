@@ -59,8 +59,15 @@ def expected_sent_bytes(graph, part_id: torch.Tensor, cfg: TrainConfig, rank: in
               if owner[s] != d_p}  # (receiving part, remote source vertex); self-loops never cross
     send_rows = sum(1 for q, s in needed if owner[s] == rank)
     recv_rows = sum(1 for q, s in needed if q == rank)
-    out = {f"layer{i}/halo/fwd": send_rows * spec.dims[i] * 4 for i in range(spec.layers)}
-    out.update({f"layer{i}/halo/bwd": recv_rows * spec.dims[i] * 4 for i in range(1, spec.layers)})
+    out = {}
+    for i in range(spec.layers):  # exact path: a layer whose weight shrinks the width sends z = h W both ways
+        d_in, d_out = spec.dims[i], spec.dims[i + 1]
+        if int(cfg.options.get("stale", 1)) == 1 and d_in > d_out:
+            out[f"layer{i}/halo/fwd"], out[f"layer{i}/halo/bwd"] = send_rows * d_out * 4, recv_rows * d_out * 4
+        else:  # the layer input forward, its gradient back (none for the input features)
+            out[f"layer{i}/halo/fwd"] = send_rows * d_in * 4
+            if i > 0:
+                out[f"layer{i}/halo/bwd"] = recv_rows * d_in * 4
     n_params = sum(spec.dims[i] * spec.dims[i + 1] * (2 if spec.kind == "sage" else 1) + spec.dims[i + 1]
                    for i in range(spec.layers))
     out["grad/allreduce"] = n_params * 4

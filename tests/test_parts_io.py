@@ -164,3 +164,42 @@ def test_bench_scale_runs_partition_per_part_and_records_memory(tmp_path, capsys
     assert rec["config"]["options"]["partition_dir"].endswith("cora-p2-random")
     assert all(w["memory_estimate_bytes"] > 0 and w["peak_memory_bytes"] > 0 for w in rec["workers"])
     assert rec["info"]["partition_from_dir"] is True
+
+
+@pytest.mark.parametrize("kind", ["gcn", "sage"])
+@pytest.mark.parametrize("which", [("cora", 2), ("small", 3)])
+def test_aggregator_from_the_stored_csr_is_the_in_memory_matrix(folders, cora, small_directed, kind, which):
+    """``PartData.aggregator`` (no edge list, int32 indices, blocked transpose) builds both CSRs bit for bit
+    as ``make_aggregator`` does from the in-memory view's edges, and gat's edge list on demand."""
+    graph = cora if which[0] == "cora" else small_directed
+    folder = folders[(graph.name, which[1])]
+    part_id = partition_graph(graph, which[1], json.loads((folder / MANIFEST).read_text())["method"])
+    for rank in range(which[1]):
+        want = build_local_view(graph, part_id, rank, kind, which[1])
+        ref = want.aggregator("torch")
+        part = load_part(folder, rank)
+        agg = part.aggregator(kind)
+        assert part.indices.numel() == 0 and part.local_edges == want.stats()["local_edges"]
+        for a, b in ((ref.matrix.fwd, agg.matrix.fwd), (ref.matrix.bwd, agg.matrix.bwd)):
+            assert b.col_indices().dtype == torch.int32
+            assert torch.equal(a.crow_indices(), b.crow_indices().long())
+            assert torch.equal(a.col_indices(), b.col_indices().long())
+            assert torch.equal(a.values(), b.values())
+        src, dst, n_src, n_dst = agg.edges
+        assert (n_src, n_dst) == (want.num_local, want.num_owned)
+        assert sorted((dst * n_src + src).tolist()) == sorted((want.dst * n_src + want.src).tolist())
+
+
+def test_blocked_transpose_is_a_stable_sort():
+    """``kernels._transpose`` in blocks of any size equals a stable sort of the columns (rows ascending)."""
+    from graphpar.strategies.kernels import CSRMatrix, _transpose
+    gen = torch.Generator().manual_seed(0)
+    for n_dst, n_src, e, chunk in [(300, 500, 6000, 777), (50, 900, 2000, 64), (900, 20, 3000, 100), (10, 10, 0, 4),
+                                   (100, 200, 1500, 1)]:
+        key = torch.unique(torch.randint(0, n_dst * n_src, (e,), generator=gen))  # no duplicate (dst, src)
+        dst, src = key // n_src, key % n_src
+        ref = CSRMatrix(src, dst, torch.rand(key.numel(), generator=gen), n_src, n_dst)
+        t_crow, t_col, t_vals = _transpose(ref.fwd.crow_indices(), ref.fwd.col_indices().int(), ref.fwd.values(),
+                                           n_src, chunk=chunk)
+        assert torch.equal(t_crow, ref.bwd.crow_indices()) and torch.equal(t_col.long(), ref.bwd.col_indices())
+        assert torch.equal(t_vals, ref.bwd.values())

@@ -7,6 +7,7 @@ and compute (the rest), and snapshots the per-tag byte counters per epoch.
 """
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
 import time
@@ -29,6 +30,28 @@ def peak_memory_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
     return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def current_rss_bytes() -> int:
+    """Resident memory of this process now (VmRSS; the peak so far where /proc is missing): a rank's
+    interpreter baseline, read after its imports and before it loads any data."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def release_free_memory() -> None:
+    """Hand the heap's free pages back to the OS (glibc ``malloc_trim``): a setup's freed transients in
+    allocations below mmap's threshold otherwise stay in the process's RSS, counted as if still in use."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
 
 
 def _inject_fault(rank: int, epoch: int) -> None:
@@ -70,6 +93,7 @@ def train_rank(comm: Communicator, cfg: TrainConfig, graph, keep_params: bool = 
     strategy = get_strategy(cfg.strategy)(cfg, graph, comm, device)
     t0 = time.perf_counter()
     strategy.setup()
+    release_free_memory()
     comm.barrier()
     setup_s = time.perf_counter() - t0
     setup_peak = peak_memory_bytes(device)  # the rank's data (graph or part, views, CSR) before any activation
@@ -99,7 +123,8 @@ def train_rank(comm: Communicator, cfg: TrainConfig, graph, keep_params: bool = 
                        "compute_s": max(wall - comm_s, 0.0), "idle_s": max(wall - busy, 0.0),
                        "sent_bytes": sum(st["sent_bytes"] for st in moved.values()),
                        "recv_bytes": sum(st["recv_bytes"] for st in moved.values()), "comm": moved,
-                       "phases": phases, "process_cpu_s": process_cpu})
+                       "phases": phases, "process_cpu_s": process_cpu,
+                       "peak_memory_bytes": peak_memory_bytes(device)})  # so far: which phase set the peak
         if probe is not None:
             epochs[-1]["probe_cpu_s"] = probe()
         if cfg.eval_every and (epoch + 1) % cfg.eval_every == 0 and epoch + 1 < cfg.epochs:

@@ -18,7 +18,7 @@ from graphpar.datasets import load_dataset
 from graphpar.strategies import Communicator, TrainConfig, get_strategy
 
 from .dist import destroy, init, peer_died
-from .loop import train_rank
+from .loop import current_rss_bytes, train_rank
 
 
 @record
@@ -36,10 +36,12 @@ def worker_main(cfg_dict: dict[str, Any], keep_params: bool = False) -> Any:
         torch.cuda.set_device(local_rank % max(torch.cuda.device_count(), 1))
     init(cfg.device, cfg.timeout_s)
     try:
+        baseline = current_rss_bytes()  # the interpreter (torch, DGL, the process group): no data loaded yet
         graph = get_strategy(cfg.strategy).rank_graph(cfg, dist.get_rank())  # its own part only, where it can
         if graph is None:
             graph = load_dataset(cfg.dataset)
         result = train_rank(Communicator(timeout_s=cfg.timeout_s), cfg, graph, keep_params=keep_params)
+        result["baseline_memory_bytes"] = baseline
         gathered = gather_results(result)
         dist.barrier()
         return gathered

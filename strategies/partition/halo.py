@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
-from .. import attention
+from .. import attention, tags
 from ..comm import Communicator, all_to_all_autograd
 from ..kernels import make_aggregator
-from ..models import ModelSpec, aggregation_edges, conv_layer
+from ..models import ModelSpec, aggregation_edges, conv_layer, layer_param_names, multiplies_first
 
 
 @dataclass
@@ -137,41 +138,75 @@ def build_all_views(graph, part_id: Tensor, spec: ModelSpec | str, num_parts: in
 
 
 def halo_volume_bytes(halo_rows: int, dims: tuple[int, ...] | list[int], element_size: int = 4) -> int:
-    """Bytes one training epoch's halo exchanges send over all ranks: ``halo_rows`` (sum of the ranks'
-    halo sizes, i.e. ``sum(partition_stats(...)["halo_vertices"])``) rows of every layer input width
-    forward, and the same backward for every layer but the first (input features need no gradient)."""
+    """Bytes one training epoch's halo exchanges send over all ranks when every layer exchanges its *input*
+    rows (the hybrid pipeline, and ``partition --stale K``): ``halo_rows`` (sum of the ranks' halo sizes,
+    i.e. ``sum(partition_stats(...)["halo_vertices"])``) rows of every layer input width forward, and the
+    same backward for every layer but the first (input features need no gradient)."""
     layers = len(dims) - 1
     return halo_rows * element_size * (sum(dims[:layers]) + sum(dims[1:layers]))
 
 
-def exchange_widths(spec: ModelSpec) -> list[tuple[int, int]]:
-    """Per layer, the columns of a halo row sent forward and of its gradient sent back: gcn/sage the layer
-    input (no gradient for the input features), gat the projected row and el of every layer, both ways
-    (the projection's weight needs the gradient even at layer 0)."""
+def projects_halo(spec: ModelSpec, i: int, projected: bool = True) -> bool:
+    """Whether layer i exchanges projected rows (z = h W, the layer's output width) instead of its input:
+    gcn/sage layers that multiply first (``multiplies_first``: W shrinks the width), on the exact path."""
+    return projected and multiplies_first(spec, i)
+
+
+def exchange_widths(spec: ModelSpec, projected: bool = True) -> list[tuple[int, int]]:
+    """Per layer, the columns of a halo row sent forward and of its gradient sent back.
+
+    - gat: the projected row and el of every layer, both ways (the projection's weight needs the gradient
+      even at layer 0);
+    - gcn/sage where the layer multiplies first and ``projected`` (the exact path, ``--stale 1``): the
+      projected row z = h W (the output width d_{i+1}), both ways (W needs its gradient, at layer 0 too);
+    - otherwise the layer input d_i forward, and its gradient back at every layer but the first (input
+      features need none): ``projected=False`` is the stale path's ``halo_volume_bytes``."""
     if spec.kind == "gat":
         return [(w, w) for w in (attention.exchanged_width(*spec.gat_shape(i)) for i in range(spec.layers))]
-    return [(spec.dims[i], spec.dims[i] if i > 0 else 0) for i in range(spec.layers)]
+    return [(spec.dims[i + 1], spec.dims[i + 1]) if projects_halo(spec, i, projected)
+            else (spec.dims[i], spec.dims[i] if i > 0 else 0) for i in range(spec.layers)]
 
 
-def halo_bytes(spec: ModelSpec, halo_rows: int, element_size: int = 4) -> int:
-    """``halo_volume_bytes`` for any model: gat moves (H*D + H) columns per halo row per layer, both ways:
-    R * 4 * sum_i 2 (H_i D_i + H_i)."""
-    return halo_rows * element_size * sum(f + b for f, b in exchange_widths(spec))
+def halo_bytes(spec: ModelSpec, halo_rows: int, element_size: int = 4, projected: bool = True) -> int:
+    """Bytes of one training epoch's halo exchanges over all ranks, R * 4 * sum_i (f_i + b_i) with the
+    per-layer widths of ``exchange_widths``: gcn h16 on F=100, 47 classes: R * 4 * (2*16 + 2*16) exact,
+    R * 4 * (100 + 2*16) with ``projected=False``; gat R * 4 * sum_i 2 (H_i D_i + H_i)."""
+    return halo_rows * element_size * sum(f + b for f, b in exchange_widths(spec, projected))
 
 
-def halo_layer(spec: ModelSpec, params: dict[str, Tensor], i: int, aggregate, h_owned: Tensor, exchange) -> Tensor:
+def halo_layer(spec: ModelSpec, params: dict[str, Tensor], i: int, aggregate, h_owned: Tensor, exchange,
+               projected: bool = False, rows: Tensor | None = None) -> Tensor:
     """Layer i on owned rows before activation; ``exchange`` completes owned rows with their halo rows
-    (``halo_exchange`` or a stale history). gcn/sage exchange the layer input; gat projects its owned rows
-    first and exchanges each row's projection and source attention term (z, el): the edge softmax stays
-    local, because a vertex's in-edges all live with it."""
+    (``halo_exchange`` or a stale history). gcn/sage exchange the layer input, or with ``projected`` where
+    the layer multiplies first (``projects_halo``) each owner's projected rows z = h W: the same products
+    ``conv_layer`` takes over [owned; halo] rows, computed where the rows live, so the wide input rows are
+    never sent nor concatenated and autograd returns z's halo gradients to W's owners. gat projects its
+    owned rows first and exchanges each row's projection and source attention term (z, el): the edge
+    softmax stays local, because a vertex's in-edges all live with it. ``rows`` (gcn/sage): compute only these
+    owned rows after the aggregation (the output layer in training: the rows the loss reads), so the
+    output-width products, the logits and their gradients are never made for the others."""
+    pick = (lambda t: t) if rows is None else (lambda t: t.index_select(0, rows))  # noqa: E731
+    # the bias and self terms are added in place (the same additions; autograd saves none of these outputs)
+    if spec.kind == "gcn":
+        w, b = params[f"layers.{i}.weight"], params[f"layers.{i}.bias"]
+        if projects_halo(spec, i, projected):
+            return pick(aggregate(exchange(h_owned @ w))).add_(b)
+        if not multiplies_first(spec, i):
+            return (pick(aggregate(exchange(h_owned))) @ w).add_(b)
+    if spec.kind == "sage":
+        wn, ws, b = (params[n] for n in layer_param_names(spec, i))
+        if projects_halo(spec, i, projected):
+            return F.linear(pick(h_owned), ws, b).add_(pick(aggregate(exchange(h_owned @ wn.t()))))
+        if not multiplies_first(spec, i):
+            return F.linear(pick(h_owned), ws, b).add_(pick(aggregate(exchange(h_owned))) @ wn.t())
     if spec.kind != "gat":
-        return conv_layer(spec, params, i, aggregate, exchange(h_owned), h_owned)
+        return pick(conv_layer(spec, params, i, aggregate, exchange(h_owned), h_owned))
     z = attention.project(params, i, h_owned)
     el, er = attention.logits(params, i, z)
     local = exchange(torch.cat([z, el], 1))
     width = z.shape[1]
-    return attention.aggregate_layer(params, i, i == spec.layers - 1, aggregate.edges, local[:, :width],
-                                     local[:, width:], er)
+    return pick(attention.aggregate_layer(params, i, i == spec.layers - 1, aggregate.edges, local[:, :width],
+                                          local[:, width:], er))
 
 
 def halo_exchange(comm: Communicator, view: LocalView, h_owned: Tensor, tag: str) -> Tensor:
@@ -183,10 +218,30 @@ def halo_exchange(comm: Communicator, view: LocalView, h_owned: Tensor, tag: str
     must call it with the same tag, also ranks that send or receive nothing."""
     if comm.world_size == 1:
         return h_owned
-    sent = h_owned.index_select(0, view.send_idx)
-    halo = all_to_all_autograd(comm, sent, view.send_counts, view.recv_counts, tag)
-    del sent  # nothing keeps the sent rows (autograd saves none): free them before the concatenation
-    return torch.cat([h_owned, halo], 0)
+    return _HaloExchange.apply(h_owned, comm, view, tag)
+
+
+class _HaloExchange(torch.autograd.Function):
+    """``[h_owned; halo rows]`` in one buffer: the owned rows copied in and the halo rows received in place
+    (no separate halo tensor, no concatenation). Backward: the halo rows' gradients go back to their
+    owners (``tag + '/bwd'``, skipped when ``h_owned`` needs no gradient) and are added at the rows they
+    were sent from, onto the owned rows' own gradient."""
+
+    @staticmethod
+    def forward(ctx, h_owned: Tensor, comm: Communicator, view: LocalView, tag: str) -> Tensor:  # noqa: D401
+        ctx.comm, ctx.view, ctx.tag = comm, view, tag
+        n_o = h_owned.shape[0]
+        local = h_owned.new_empty((n_o + sum(view.recv_counts), *h_owned.shape[1:]))
+        local[:n_o] = h_owned
+        sent = h_owned.index_select(0, view.send_idx)
+        comm.all_to_all(sent, view.send_counts, view.recv_counts, tag + tags.FWD, out=local[n_o:])
+        return local
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        view, n_o = ctx.view, grad.shape[0] - sum(ctx.view.recv_counts)
+        back = ctx.comm.all_to_all(grad[n_o:].contiguous(), view.recv_counts, view.send_counts, ctx.tag + tags.BWD)
+        return grad[:n_o].clone().index_add_(0, view.send_idx, back), None, None, None
 
 
 class _AddGrad(torch.autograd.Function):

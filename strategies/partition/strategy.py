@@ -6,7 +6,7 @@
 
 Each worker owns a part of the vertices (METIS by default, see ``partitioning``), holds their features,
 their in-edges and the halo (remote in-neighbours). Per layer: one all_to_all sends every peer exactly
-the boundary rows it needs (width F at layer 0, the hidden width after), the worker aggregates over its
+the boundary rows it needs (projected rows where W shrinks the width, see below), the worker aggregates over its
 local edges with global-degree weights and transforms its owned rows; autograd sends the halo rows'
 gradients back (layers >= 1; the input features need none). Weight gradients are summed with one flat
 all_reduce per step, then every replica takes the same Adam step, so with ``--stale 1`` training equals
@@ -15,8 +15,13 @@ every K epochs (refreshing on epochs 0, K, 2K...), the Sancus/PipeGCN idea; work
 this saved and ``staleness`` (``staleness.StaleMonitor``: stale reads, drift at each refresh, divergence).
 ``--partition-dir DIR`` (written by ``graphpar partition``, see ``parts_io``): each rank loads only its part,
 halo map and feature rows, never the whole graph; same view, same numbers, same bytes.
-Bytes per epoch (exact, per rank, ``--stale 1``): sent = sum_i send_rows * d_i * 4 forward +
-sum_{i>=1} recv_rows * d_i * 4 backward, plus the |W| * 4-byte gradient all_reduce and an 8-byte loss sum.
+Bytes per epoch (exact, per rank, ``--stale 1``): sent = sum_i send_rows * f_i * 4 forward + sum_i recv_rows *
+b_i * 4 backward, plus the |W| * 4-byte gradient all_reduce and an 8-byte loss sum, with (f_i, b_i) =
+``halo.exchange_widths``: a gcn/sage layer whose weight shrinks the width projects its owned rows first and
+exchanges z = h W (d_{i+1} both ways: W needs z's halo gradients, at layer 0 too); another layer its input
+(d_i forward, d_i back for i >= 1, none for the input features). ``--stale K`` always exchanges layer inputs
+(its reused layer-0 rows are then the constant features: exact). The output layer computes only the rows the
+loss reads in training (``rows_loss``).
 ``gat`` exchanges each halo vertex's projected row and source attention term (z = W h, el: H_i D_i + H_i
 columns, H_i heads of width D_i) instead of the layer input, and their gradients back at every layer (W
 needs them at layer 0 too): sent = sum_i (send_rows + recv_rows) * (H_i D_i + H_i) * 4 + the same all_reduce
@@ -35,7 +40,7 @@ from .. import tags
 from ..base import ConfigError, Option, Strategy, TrainConfig, register
 from ..models import activate, dropout, init_params
 from ..staleness import StaleMonitor
-from ..training import global_accuracy, global_sum, local_loss
+from ..training import global_accuracy, global_sum, rows_loss
 from .halo import StaleHalo, build_local_view, exchange_widths, halo_bytes, halo_exchange, halo_layer
 from .partitioner import PARTITION_OPTION, check_method, partition_stats, shared_partition
 from .parts_io import PartData, check_manifest, load_part
@@ -85,9 +90,19 @@ class GraphPartition(Strategy):
     def setup(self) -> None:
         g, dev, comm, cfg = self.graph, self.device, self.comm, self.cfg
         self.num_parts, self.stale_k = comm.world_size, int(self.opt.stale)
-        if isinstance(g, PartData):  # --partition-dir: this rank's part only, the same view and rows
-            self.part, self.view = g.partition(), g.view(self.spec.kind).to(dev)
-            g.drop_edges()  # the view holds the edges now
+        self.projected = self.stale_k == 1  # exact path: layers that multiply first exchange z = h W
+        kind, backend = self.spec.kind, self.kernel_name()
+        if isinstance(g, PartData):  # --partition-dir: this rank's part only, the same view, matrix and rows
+            self.part = g.partition()
+            if g.direct_csr(kind, backend):  # the CSR straight from the stored one, no edge list
+                self.view = g.view(kind, edges=False).to(dev)
+                self.aggregate = g.aggregator(kind, dev)
+                self.view.local_edges = g.local_edges
+            else:
+                self.view = g.view(kind).to(dev)
+                g.drop_edges()  # the view holds the edges now
+                self.aggregate = self.view.aggregator(backend, dev)
+                self.view.drop_edges()  # the aggregator holds them now: keep only what training reads
             self.x, self.label, self.masks = g.feat.to(dev), g.label.to(dev), [m.to(dev) for m in g.masks]
             self.n_train = g.num_train
         else:
@@ -96,9 +111,9 @@ class GraphPartition(Strategy):
             self.view = build_local_view(g, self.part.part_id, comm.rank, self.spec, self.num_parts).to(dev)
             self.x, self.label, self.masks = self.rows_of(self.view.owned)
             self.n_train = int(g.train_mask.sum())
-        self.aggregate = self.view.aggregator(self.kernel_name(), dev)
-        if isinstance(g, PartData):  # the aggregator holds the edges now: keep only what training reads
-            self.view.drop_edges()
+            self.aggregate = self.view.aggregator(backend, dev)
+        self.train_rows = torch.nonzero(self.masks[0]).flatten()  # the rows the loss reads, ascending
+        self.train_label = self.label.index_select(0, self.train_rows)
         self.init_model(init_params(self.spec, cfg.seed))
         self.monitor = StaleMonitor() if self.stale_k > 1 else None
         self.history = [StaleHalo(self.monitor) for _ in range(self.spec.layers)]
@@ -110,8 +125,9 @@ class GraphPartition(Strategy):
         else:
             self.quality = partition_stats(g.src, g.dst, self.part.part_id, self.num_parts)
 
-    def _forward(self, training: bool, refresh: bool = True, tag_prefix: str = "") -> Tensor:
-        """The model on owned rows; each layer's input is completed with its halo rows first."""
+    def _forward(self, training: bool, refresh: bool = True, tag_prefix: str = "", rows: Tensor | None = None) -> Tensor:
+        """The model on owned rows; each layer's input is completed with its halo rows first. ``rows``: the
+        output layer computes only these owned rows (training: the training rows, all the loss reads)."""
         h = self.x
         for i in range(self.spec.layers):
             h_in = dropout(self.spec, i, h, training)
@@ -120,20 +136,23 @@ class GraphPartition(Strategy):
                 exchange = lambda rows, hist=hist, tag=tag: hist.exchange(self.comm, self.view, rows, tag, refresh)  # noqa: E731
             else:
                 exchange = lambda rows, tag=tag: halo_exchange(self.comm, self.view, rows, tag)  # noqa: E731
-            h = activate(self.spec, i, halo_layer(self.spec, self.params, i, self.aggregate, h_in, exchange), h_in)
+            last = rows if i == self.spec.layers - 1 else None
+            out = halo_layer(self.spec, self.params, i, self.aggregate, h_in, exchange, self.projected, last)
+            h = activate(self.spec, i, out, h_in)
         return h
 
     def exchange_bytes(self) -> int:
-        """Bytes this rank sends in one exact training epoch's halo exchanges (forward + backward)."""
-        v, widths = self.view, exchange_widths(self.spec)
+        """Bytes this rank sends in one training epoch's halo exchanges (forward + backward), a refreshing one
+        with ``--stale K`` (its layers exchange their input rows; the exact path projects first where it can)."""
+        v, widths = self.view, exchange_widths(self.spec, self.projected)
         fwd = sum(sum(v.send_counts) * f * 4 for f, _ in widths)
         bwd = sum(sum(v.recv_counts) * b * 4 for _, b in widths)
         return (fwd + bwd) * (self.num_parts > 1)
 
     def train_epoch(self, epoch: int) -> float:
         refresh = self.stale_k == 1 or epoch % self.stale_k == 0
-        loss = self.data_parallel_step(
-            lambda: local_loss(self._forward(True, refresh), self.label, self.masks[0], self.n_train))
+        loss = self.data_parallel_step(lambda: rows_loss(self._forward(True, refresh, rows=self.train_rows),
+                                                         self.train_label, self.n_train))
         if not refresh:
             self.stale_epochs += 1
             self.stale_saved_bytes += self.exchange_bytes()
@@ -161,7 +180,7 @@ class GraphPartition(Strategy):
         if self.num_parts == 1:
             return 0
         n_params = sum(p.numel() for p in self.params.values())
-        halo = halo_bytes(self.spec, sum(self.quality["halo_vertices"]))
+        halo = halo_bytes(self.spec, sum(self.quality["halo_vertices"]), projected=self.projected)
         return halo / self.stale_k + self.num_parts * (n_params * 4 + 8)
 
     def info(self) -> dict[str, Any]:

@@ -20,7 +20,7 @@ builds, so both paths train the same numbers and send the same bytes. A folder h
   ``send_counts`` (the rows this rank sends each peer); ``feat`` float32 [n_o, F], ``label`` int64 [n_o],
   ``masks`` bool [3, n_o] (train, val, test).
 
-A rank maps its file (``torch.load(mmap=True)``) rather than reading it whole: the edge arrays are read
+A rank maps its file (``torch.load(..., weights_only=True, mmap=True)``) rather than reading it whole: the edge arrays are read
 once into the aggregation CSR (``PartData.aggregator``) and dropped with their mapping; the features are
 mapped again on first read (``PartData.feat``), so setup's peak never holds the features beside the CSR
 build's transients.

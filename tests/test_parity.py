@@ -105,7 +105,10 @@ def test_parity_bad_input_exits_2_before_training(tmp_path, capsys, argv, fix):
 
 
 # -- slow tier: every stale mode within tolerance on real graphs, 4 seeds, P=2 and P=4 --------------------
-STALE_MODES = {"partition": ["--stale", "4"], "pipeline": ["--staleness", "1"]}
+STALE_MODES = {"partition": ["--strategy", "partition", "--stale", "4"],
+               "pipeline": ["--strategy", "pipeline", "--staleness", "1"],
+               # the hybrid: 2 graph parts per stage (P=2: one stage of 2 parts; P=4: 2 stages x 2 parts)
+               "hybrid": ["--strategy", "pipeline", "--staleness", "1", "--graph-parts", "2"]}
 GRAPHS = ["cora", "amazon-computers", "coauthor-cs", "facebook-page-page", "coauthor-physics"]
 
 
@@ -121,18 +124,18 @@ def reference_cache(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [2, 4])
-@pytest.mark.parametrize("strategy", list(STALE_MODES))
+@pytest.mark.parametrize("mode", list(STALE_MODES))
 @pytest.mark.parametrize("dataset", GRAPHS)
-def test_stale_modes_keep_the_reference_accuracy(tmp_path, capsys, reference_cache, dataset, strategy, workers):
+def test_stale_modes_keep_the_reference_accuracy(tmp_path, capsys, reference_cache, dataset, mode, workers):
     """GCN, default recipe, 200 epochs, seeds 0-3: mean no more than 1.5 points below the reference and no seed
-    more than 5 points below the reference's worst (pipeline at P=4 runs 4 layers, its reference too). Select a
-    case by its id, e.g. ``tests/test_parity.py::test_stale_modes_keep_the_reference_accuracy[cora-partition-2]``,
+    more than 5 points below the reference's worst (pipeline and hybrid at P=4 run 4 layers, their reference too).
+    Select a case by its id, e.g. ``tests/test_parity.py::test_stale_modes_keep_the_reference_accuracy[cora-partition-2]``,
     or a subset with ``-k "cora and pipeline"``; CPU per case measured (notes/staleness.md section 6,
     references included): cora 1-3.5 min, amazon-computers 3-7 min; one 200-epoch reference run costs ~2.5 CPU
     min on facebook-page-page, so ~20 CPU min a case there and on coauthor-cs, about three times that on
     coauthor-physics (estimated). A loaded machine multiplies the wall time by 5-10."""
-    layers = ["--layers", "4"] if strategy == "pipeline" and workers == 4 else []
-    argv = ["parity", "--strategy", strategy, *STALE_MODES[strategy], "--dataset", dataset, "--workers",
+    layers = ["--layers", "4"] if mode != "partition" and workers == 4 else []
+    argv = ["parity", *STALE_MODES[mode], "--dataset", dataset, "--workers",
             str(workers), "--seeds", "4", "--eval-every", "20", "--out-dir", str(tmp_path), *layers,
             "--reuse-reference", str(reference_cache)]
     rc = main(argv)

@@ -40,7 +40,7 @@ def make_optimizer(params: dict[str, Tensor], lr: float, weight_decay: float) ->
 def local_loss(logits: Tensor, label: Tensor, mask: Tensor, global_count: int) -> Tensor:
     """Sum of CE over masked rows / global_count (a rank's share of the global mean)."""
     if mask.any():
-        return F.cross_entropy(logits[mask], label[mask], reduction="sum") / max(global_count, 1)
+        return rows_loss(logits[mask], label[mask], global_count)
     return logits.sum() * 0.0
 
 

@@ -49,7 +49,7 @@ bench-quick: $(STAMP)  ## smoke sweep on Cora, P=1,2, with figures
 	$(GRAPHPAR) sweep quick
 	$(GRAPHPAR) plot --dataset cora
 
-bench-ci: $(STAMP)  ## CI gate: exact bytes + compute CPU per in-rank probe CPU, vs results/baseline.json
+bench-ci: $(STAMP)  ## CI gate: exact bytes vs results/baseline.json; compute CPU per probe CPU vs the baseline's commit run here (A/B)
 	$(GRAPHPAR) regress
 
 bench-baseline: $(STAMP)  ## refresh results/baseline.json on purpose

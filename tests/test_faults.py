@@ -371,6 +371,8 @@ SURVEY = [
     (["paper", "gnnpipe", "--results", "{tmp}/ok.jsonl", "--latency-us", "nan"], "pass a bandwidth > 0"),
     (["regress", "--configs", "{tmp}/ci_margins.yaml", "--baseline", "{tmp}/base.json"], "tensor must be > 1"),
     (["regress", "--configs", "{tmp}/ci.yaml", "--baseline", "{tmp}/file.txt"], "not a readable JSON baseline"),
+    (["regress", "--configs", "{tmp}/ci.yaml", "--baseline", "{tmp}/base.json", "--control", "nosuchref"],
+     "--control nosuchref"),
     (["regress", "--configs", "{tmp}/ci.yaml", "--update", "--baseline", "{tmp}/file.txt/b.json"], "not writable"),
     (["parity", "--strategy", "single", "--dataset", "cora", "--tolerance", "nan"], "--tolerance nan: pass a finite"),
     (["parity", "--strategy", "single", "--dataset", "cora", "--out-dir", "{tmp}/file.txt/p"], "not a writable folder"),

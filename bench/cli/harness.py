@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -25,7 +26,7 @@ from graphpar.strategies import TrainConfig
 from .. import metrics
 from ..api import check_out, check_out_dir, check_processes
 from ..errors import UsageError
-from ..harness import regress, sweep
+from ..harness import control, regress, sweep
 from ..harness.projection import Link, measure_link, project, validate
 from ..harness.sweep import rejected_summary
 from ..record import append_record, read_records
@@ -247,32 +248,77 @@ def cmd_regress(args: argparse.Namespace) -> int:
                              "git or write a new one with graphpar regress --update") from None
         if not isinstance(baseline, dict):
             raise UsageError(f"{args.baseline}: a baseline is a JSON object; restore it from git or rerun --update")
+    if not args.update:
+        sha, why = _control_for(args.control, baseline)
+        if sha is None and args.control not in ("auto", "stored"):
+            raise UsageError(f"--control {args.control}: {why}; pass a commit of this clone, auto or stored")
     check_out(Path(args.baseline))
     check_out(Path(args.baseline).with_name(Path(args.baseline).stem + ".proposed.json"))
     if args.out:
         check_out(Path(args.out))
-    records, skipped = regress.run_ci(spec, progress=sys.stderr.isatty())
-    if args.out:
-        for rec in records:
-            append_record(rec, Path(args.out))
-    current = regress.measure(records)
-    doc = regress.baseline_doc(current, spec)
     baseline_path = Path(args.baseline)
-    regress.write_json(doc, baseline_path.with_name(baseline_path.stem + ".proposed.json"))
-    if skipped:
-        print("  " + rejected_summary(skipped))
+    proposed = baseline_path.with_name(baseline_path.stem + ".proposed.json")
     if args.update:
+        current = _measure_here(spec, args.out)
+        doc = regress.baseline_doc(current, spec)
+        regress.write_json(doc, proposed)
         regress.write_json(doc, baseline_path)
         print(f"baseline written to {baseline_path} ({len(current)} entries)")
+        if not doc["code_sha"] and not os.environ.get(control.SIDE_ENV):
+            print("  note: the code is not committed, so CI cannot rebuild it as the control and will compare "
+                  "with these stored numbers; commit, then run make bench-baseline again", file=sys.stderr)
         return 0
-    if not baseline_path.exists():
-        print(f"no baseline at {baseline_path}: run `make bench-baseline` first", file=sys.stderr)
-        return 1
-    rows, failed = regress.compare(baseline, current, spec["margin"], spec["margins"])
+    control_entries, gated, name = None, True, "stored numbers"
+    if sha and args.control == "auto" and control.same_code(sha, control.REPO_ROOT):
+        print(f"bench-ci: the code is the baseline's own ({sha[:12]}): bytes gated, compute shown against the "
+              "stored numbers, not gated (nothing to regress; `--control HEAD` measures A/A noise)")
+        current, gated = _measure_here(spec, args.out), False
+    elif sha:
+        name = f"control {sha[:12]}"
+        print(f"bench-ci: A/B against the baseline's code {sha[:12]}, built from git, interleaved on this machine")
+        try:
+            with control.control_tree(sha, control.REPO_ROOT) as root:
+                current, control_entries = regress.run_ab(Path(args.configs), root, spec["rounds"], args.out)
+        except control.SideFailed as e:
+            if e.side == "current":
+                print(f"REGRESSION: {e}", file=sys.stderr)
+                return 1
+            print(f"bench-ci: {e}; gating on the stored numbers instead (measured elsewhere: less robust)",
+                  file=sys.stderr)
+            current, name = _measure_here(spec, args.out), "stored numbers"
+    else:
+        print(f"bench-ci: no control code ({why}): compute gated on the stored numbers", file=sys.stderr)
+        current = _measure_here(spec, args.out)
+    doc = regress.baseline_doc(current, spec)
+    if control_entries is not None:  # kept beside the proposal: a FAIL can be read round by round
+        doc["control"] = {"name": name, "entries": control_entries}
+    regress.write_json(doc, proposed)
+    rows, failed = regress.compare(baseline, current, spec["margin"], spec["margins"], control=control_entries,
+                                   control_name=name, gated=gated)
     print(regress.table(rows, only_moved=not args.all))
-    print("REGRESSION" if failed else "bench-ci ok", f"({len(current)} entries; proposed baseline in "
-          f"{baseline_path.with_name(baseline_path.stem + '.proposed.json')})")
+    print("REGRESSION" if failed else "bench-ci ok", f"({len(current)} entries, compute vs {name}; "
+          f"proposed baseline in {proposed})")
     return 1 if failed else 0
+
+
+def _measure_here(spec: dict, out: str | None) -> dict:
+    """The CI set in this process (its rounds interleaved), records appended to ``out``; the entries."""
+    records, skipped = regress.run_ci(spec, progress=sys.stderr.isatty())
+    if out:
+        for rec in records:
+            append_record(rec, Path(out))
+    if skipped:
+        print("  " + rejected_summary(skipped))
+    return regress.measure(records)
+
+
+def _control_for(requested: str, baseline: dict) -> tuple[str | None, str]:
+    """The control commit: the baseline's (auto), a named one, or none (stored); with the reason if none."""
+    if requested == "stored":
+        return None, "--control stored"
+    if requested == "auto":
+        return control.control_sha(baseline, control.REPO_ROOT)
+    return control.resolve(requested, control.REPO_ROOT)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -369,6 +415,9 @@ def add_commands(sub, commands: dict[str, Callable[[argparse.Namespace], int]]) 
     p.add_argument("--update", action="store_true", help="write the current numbers as the baseline")
     p.add_argument("--out", help="also append the CI records to this JSONL")
     p.add_argument("--all", action="store_true", help="print every row, not only what moved")
+    p.add_argument("--control", default="auto", help="compute tier's yardstick: auto (the baseline's commit, "
+                   "rebuilt and run here interleaved; skipped when the code is that commit's), a git commit "
+                   "(A/B against it, even the same code), or stored (the baseline's numbers)")
     commands["regress"] = cmd_regress
 
     p = sub.add_parser("compare", help="per-phase wall/CPU difference of two runs of the same configuration")

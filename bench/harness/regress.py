@@ -14,8 +14,10 @@ Two tiers, chosen to move as little as possible with load on the machine or with
   slowest rank, the median over the interleaved ``rounds``. Numerator and denominator are measured
   seconds apart in one process under the same load on the same graph, so what slows one slows the
   other: a number of "probe-equivalents of work per epoch" that neither the machine's speed nor other
-  jobs on the cores move much (README "CI regression" has the measurements). Fails when it grew by more
-  than ``margin``; a drop below 1/margin is reported as WIN.
+  jobs on the cores move much (README "CI regression" has the measurements). Judged against the
+  baseline commit's own code measured now, interleaved, on this machine (``control.py``: the A/B run;
+  stored numbers only where that commit cannot be rebuilt). Fails when it grew by more than ``margin``;
+  a drop below 1/margin is reported as WIN.
 The wall-time ratio (fastest timed epoch vs ``single``'s) is printed as advisory ("slower?" above 1.6x),
 never a failure: load moves it.
 Always writes ``results/baseline.proposed.json`` so a refresh is a reviewed copy.
@@ -26,6 +28,7 @@ import itertools
 import json
 import os
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -39,12 +42,13 @@ from graphpar.strategies import ConfigError, TrainConfig, registered
 from .. import metrics
 from ..api import prepare, run_one
 from ..metrics import SCOPES
-from ..record import build_record, environment, failed_record, git_sha
+from ..record import REPO_ROOT, build_record, environment, failed_record, git_sha
 from ..results import env_fingerprint
 from ..runtime.launcher import RunFailed
 from ..runtime.loop import train_local
 from ..runtime.probe import ENV as PROBE_ENV
 from ..specs import load_ci_spec
+from . import control
 
 DEFAULT_MARGIN = 1.3
 WALL_ADVISORY = 1.6  # wall ratio moved by more than this: printed as "slower?", never a failure
@@ -171,11 +175,37 @@ def measure(records: list[dict[str, Any]]) -> dict[str, Any]:
     return entries
 
 
+def merge_rounds(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """Entries measured one round per process (``rounds`` of them) as one set: per entry the CPU-per-probe
+    median over the rounds that finished, bytes of the first, fastest epoch, median compute CPU; failed
+    where no round finished."""
+    merged: dict[str, Any] = {}
+    for key in dict.fromkeys(k for r in rounds for k in r):
+        ok = [r[key] for r in rounds if key in r and "failed" not in r[key]]
+        if not ok:
+            merged[key] = next(r[key] for r in rounds if key in r)
+            continue
+        values = [v for e in ok for v in e.get("cpu_per_probe_rounds") or [e["cpu_per_probe"]]]
+        value = statistics.median(values)
+        walls = [e["wall_ratio"] for e in ok if e.get("wall_ratio")]
+        merged[key] = {"bytes": ok[0]["bytes"], "cpu_per_probe": value, "cpu_per_probe_rounds": values,
+                       "cpu_spread": (max(values) - min(values)) / value if value > 0 else 0.0,
+                       "wall_ratio": statistics.median(walls) if walls else None,
+                       "epoch_s": min(e["epoch_s"] for e in ok),
+                       "cpu_compute_s": statistics.median(e["cpu_compute_s"] for e in ok)}
+    return merged
+
+
 def compare(baseline: dict[str, Any], current: dict[str, Any], margin: float = DEFAULT_MARGIN,
-            margins: dict[str, float] | None = None) -> tuple[list[tuple[str, ...]], bool]:
-    """Rows (entry, metric, baseline, current, change, verdict) and whether anything FAILed. The compute
-    CPU ratio gates (FAIL above ``margin``, WIN below 1/margin); the wall ratio is advisory only
-    (``slower?`` above ``WALL_ADVISORY``, never a failure), because load moves it."""
+            margins: dict[str, float] | None = None, control: dict[str, Any] | None = None,
+            control_name: str = "control", gated: bool = True) -> tuple[list[tuple[str, ...]], bool]:
+    """Rows (entry, metric, baseline, current, change, verdict) and whether anything FAILed.
+
+    Bytes always compare with the stored baseline (exact, machine-independent). Compute CPU per probe
+    compares with ``control`` when given (the baseline's code measured now on this machine, interleaved:
+    the A/B gate) and else with the stored numbers; FAIL above ``margin``, WIN below 1/margin. With
+    ``gated`` False (the code is the baseline's own) the compute rows are information only. The wall
+    ratio is advisory (``slower?`` above ``WALL_ADVISORY``, never a failure): load moves it."""
     rows: list[tuple[str, ...]] = []
     failed = False
     base_entries = baseline.get("entries", {})
@@ -199,20 +229,26 @@ def compare(baseline: dict[str, Any], current: dict[str, Any], margin: float = D
                 csum = sum(v[2] for v in ct.values()) if ct else 0
                 change = f"{csum / bsum:.3f}x" if bsum else "new"
                 rows.append((key, f"bytes {tag}", f"{bsum:,}", f"{csum:,}", change, "FAIL"))
+        ref = b if control is None else control.get(key) or {}
+        against = "" if control is None else f", vs {control_name}"
         m = (margins or {}).get(key, margin)
-        if b.get("cpu_per_probe") and c.get("cpu_per_probe"):
-            r = c["cpu_per_probe"] / b["cpu_per_probe"]
-            verdict = "FAIL" if r > m else ("WIN" if r < 1 / m else "ok")
+        if control is not None and (not ref or "failed" in ref):
+            rows.append((key, "cpu/probe", "-", f"{c['cpu_per_probe']:.3f}",
+                         f"{control_name}: {(ref.get('failed') or 'no such entry')[:40]}", "info"))
+        elif ref.get("cpu_per_probe") and c.get("cpu_per_probe"):
+            r = c["cpu_per_probe"] / ref["cpu_per_probe"]
+            verdict = ("FAIL" if r > m else ("WIN" if r < 1 / m else "ok")) if gated else "info"
             failed |= verdict == "FAIL"
-            rows.append((key, "cpu/probe", f"{b['cpu_per_probe']:.3f}", f"{c['cpu_per_probe']:.3f}",
-                         f"{r:.2f}x (margin {m}, spread {c['cpu_spread']:.0%})", verdict))
+            note = f"margin {m}" if gated else "same code: not gated"
+            rows.append((key, "cpu/probe", f"{ref['cpu_per_probe']:.3f}", f"{c['cpu_per_probe']:.3f}",
+                         f"{r:.2f}x ({note}, spread {c['cpu_spread']:.0%}{against})", verdict))
         elif not b.get("cpu_per_probe"):
             rows.append((key, "baseline", "old format", "-", "refresh it: make bench-baseline", "FAIL"))
             failed = True
-        if b.get("wall_ratio") and c.get("wall_ratio"):
-            r = c["wall_ratio"] / b["wall_ratio"]
-            rows.append((key, "wall/single", f"{b['wall_ratio']:.3f}", f"{c['wall_ratio']:.3f}",
-                         f"{r:.2f}x (advisory)", "slower?" if r > WALL_ADVISORY else "info"))
+        if ref.get("wall_ratio") and c.get("wall_ratio"):
+            r = c["wall_ratio"] / ref["wall_ratio"]
+            rows.append((key, "wall/single", f"{ref['wall_ratio']:.3f}", f"{c['wall_ratio']:.3f}",
+                         f"{r:.2f}x (advisory{against})", "slower?" if r > WALL_ADVISORY else "info"))
     return rows, failed
 
 
@@ -226,10 +262,39 @@ def table(rows: list[tuple[str, ...]], only_moved: bool = False) -> str:
 
 
 def baseline_doc(entries: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """The baseline file: entries plus what they were measured with; ``code_sha`` (full, only when the
+    code was committed) is the commit CI rebuilds as the control (``harness/control.py``)."""
     env = environment()
-    return {"schema": "graphpar.baseline/2", "git_sha": git_sha(), "env_fingerprint": env_fingerprint(env),
+    sha = control.head_sha(REPO_ROOT)
+    committed = sha is not None and not control.code_dirty(REPO_ROOT)
+    return {"schema": "graphpar.baseline/3", "git_sha": git_sha(), "code_sha": sha if committed else None,
+            "env_fingerprint": env_fingerprint(env),
             "date": time.strftime("%Y-%m-%d"), "margin": spec.get("margin", DEFAULT_MARGIN),
             "datasets": spec["datasets"], "fixed": spec["fixed"], "entries": entries}
+
+
+def run_ab(spec_path: Path, control_root: Path, rounds: int, out: str | None = None,
+           announce: Callable[[str], None] = print) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The A/B gate's measurements: ``rounds`` interleaved rounds (control, current, then current,
+    control, ...), each side one round in a fresh process; returns (current entries, control entries).
+    Raises ``control.SideFailed`` naming the side that did not finish."""
+    with tempfile.TemporaryDirectory(prefix="graphpar-ab-") as tmp:
+        round_spec = control.write_round_spec(spec_path, Path(tmp) / "round.yaml")
+        measured: dict[str, list[dict[str, Any]]] = {"control": [], "current": []}
+        for i in range(rounds):
+            for side in ("control", "current") if i % 2 == 0 else ("current", "control"):
+                announce(f"bench-ci: round {i + 1}/{rounds}, {side} code")
+                out_json = Path(tmp) / f"{side}{i}.json"
+                try:
+                    if side == "control":
+                        entries = control.run_side(round_spec, out_json, control_root, cwd=control_root)
+                    else:
+                        entries = control.run_side(round_spec, out_json, None, cwd=REPO_ROOT,
+                                                   extra=["--out", str(Path(out).resolve())] if out else None)
+                except control.SideFailed as e:
+                    raise control.SideFailed(f"{side} code: {e}", side) from None
+                measured[side].append(entries)
+    return merge_rounds(measured["current"]), merge_rounds(measured["control"])
 
 
 def write_json(doc: dict[str, Any], path: Path) -> None:

@@ -191,6 +191,11 @@ def spmm(mat: CSRMatrix, x: Tensor) -> Tensor:
     return _SpMM.apply(x, mat)
 
 
+# A SplitCSR of this many entries or more drops its transposed pair (8 bytes an entry: 32 MiB here) for SciPy's
+# slower transposed product; below it the pair's bytes matter less than the product's CPU (CI's graphs).
+SCIPY_TRANSPOSE_MIN_NNZ = 1 << 22
+
+
 class SplitCSR:
     """A ``CSRMatrix`` [num_dst x num_src] with its columns split at ``num_own``: ``A = [A_o | A_h]``, so
     ``A @ [x_o; x_h] = A_o @ x_o + A_h @ x_h`` is computed without the stacked [x_o; x_h] rows (a partition
@@ -199,11 +204,12 @@ class SplitCSR:
     in it, ascending, so each keeps its order). The forward adds the halo columns' sum onto the owned
     columns' sum (a different rounding from one sum per row over both).
 
-    Backward (``mul_t_own``/``mul_t_halo``: ``A_o^T g``, ``A_h^T g``): on CPU with SciPy, the forward CSRs read
-    as CSC (SciPy's ``csc_matvecs``, no copy: every output row sums its entries in the transposed CSR's
-    order, and gives its bits on the graphs measured), so no transposed pair is kept: 0.12 GiB less per
-    rmat-products P=4 rank, at ~1.8x the CPU of MKL's product on the transposed CSR. Elsewhere the transposed
-    CSR's first ``num_own`` rows and the rest, views of its arrays."""
+    Backward (``mul_t_own``/``mul_t_halo``: ``A_o^T g``, ``A_h^T g``): on CPU with SciPy, for a matrix of at
+    least ``SCIPY_TRANSPOSE_MIN_NNZ`` entries, the forward CSRs read as CSC (SciPy's ``csc_matvecs``, no copy:
+    every output row sums its entries in the transposed CSR's order, and gave its bits on every graph tried),
+    so no transposed pair is kept: 0.12 GiB less per rmat-products P=4 rank, at ~1.8x the CPU of MKL's
+    product on the transposed CSR (0.86 vs 0.48 s for 16M entries at width 16). Smaller matrices, and other
+    devices, keep the transposed CSR's first ``num_own`` rows and the rest, views of its arrays."""
 
     def __init__(self, mat: CSRMatrix, num_own: int, scipy_transpose: bool | None = None):
         num_dst, num_src = mat.shape
@@ -221,7 +227,8 @@ class SplitCSR:
                                              size=(num_dst, num_src - num_own))
         del own
         if scipy_transpose is None:
-            scipy_transpose = crow.device.type == "cpu" and vals.dtype == torch.float32 and _has_scipy()
+            scipy_transpose = (crow.device.type == "cpu" and vals.dtype == torch.float32
+                               and self.nnz >= SCIPY_TRANSPOSE_MIN_NNZ and _has_scipy())
         self.t_own = self.t_halo = self.bwd_o = self.bwd_h = None
         if scipy_transpose:
             import scipy.sparse as sp  # noqa: PLC0415  (DGL's dependency; optional here)

@@ -41,7 +41,7 @@ from ..base import ConfigError, Option, Strategy, TrainConfig, register
 from ..kernels import CSRMatrix, SplitAggregator, SplitCSR
 from ..models import activate_dropout, init_params
 from ..staleness import StaleMonitor
-from ..training import global_accuracy, global_sum, linear_rows_loss, rows_loss
+from ..training import global_accuracy, global_sum, linear_predictions, linear_rows_loss, rows_loss
 from .halo import (
     StaleHalo,
     build_local_view,
@@ -198,6 +198,11 @@ class GraphPartition(Strategy):
 
     def evaluate(self) -> dict[str, float]:
         with torch.no_grad():
+            if head_before_weight(self.spec):  # the classes block by block, no [owned, classes] logits
+                i = self.spec.layers - 1
+                h = self._forward(False, tag_prefix=tags.EVAL, before_weight=True)
+                pred = linear_predictions(h, self.params[f"layers.{i}.weight"], self.params[f"layers.{i}.bias"])
+                return global_accuracy(self.comm, None, self.label, self.masks, pred=pred)
             logits = self._forward(False, tag_prefix=tags.EVAL)
         return global_accuracy(self.comm, logits, self.label, self.masks)
 

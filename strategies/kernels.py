@@ -79,20 +79,23 @@ class CSRMatrix:
 
     @classmethod
     def from_csr(cls, crow: Tensor, col: Tensor, vals: Tensor, num_src: int,
-                 device: torch.device | str = "cpu") -> "CSRMatrix":
+                 device: torch.device | str = "cpu", transpose: bool = True) -> "CSRMatrix":
         """The matrix from its forward CSR as built already (``crow`` [num_dst + 1], ``col`` ascending
         within a row, ``vals`` float32), with int32 indices where every count fits; the transpose by a
         stable counting sort of the columns (``_transpose``), so within a source row the destinations stay
         ascending: the same two CSRs, bit for bit, as ``CSRMatrix(src, dst, w, ...)`` builds from those
-        triplets. No COO is made."""
+        triplets. No COO is made. ``transpose=False``: no transposed CSR (``bwd`` is None; for a ``SplitCSR``
+        that multiplies by the transpose without it, ``SplitCSR.keeps_pair``)."""
         self = cls.__new__(cls)
         num_dst, nnz = crow.numel() - 1, col.numel()
         idx = torch.int32 if max(nnz, num_src, num_dst) < 2**31 else torch.int64
         self.shape, self.nnz = (num_dst, num_src), int(nnz)
         col, vals = col.to(idx), vals.to(torch.float32)
-        t_crow, t_col, t_vals = _transpose(crow.to(torch.int64), col, vals, num_src)
         self.fwd = torch.sparse_csr_tensor(crow.to(idx), col, vals, size=(num_dst, num_src)).to(device)
-        self.bwd = torch.sparse_csr_tensor(t_crow.to(idx), t_col, t_vals, size=(num_src, num_dst)).to(device)
+        self.bwd = None
+        if transpose:
+            t_crow, t_col, t_vals = _transpose(crow.to(torch.int64), col, vals, num_src)
+            self.bwd = torch.sparse_csr_tensor(t_crow.to(idx), t_col, t_vals, size=(num_src, num_dst)).to(device)
         return self
 
     def edges(self) -> tuple[Tensor, Tensor]:
@@ -103,7 +106,7 @@ class CSRMatrix:
 
     def nbytes(self) -> int:
         """Bytes of both CSR copies (index + values), for memory accounting."""
-        return sum(t.numel() * t.element_size() for m in (self.fwd, self.bwd)
+        return sum(t.numel() * t.element_size() for m in (self.fwd, self.bwd) if m is not None
                    for t in (m.crow_indices(), m.col_indices(), m.values()))
 
 
@@ -211,6 +214,11 @@ class SplitCSR:
     product on the transposed CSR (0.86 vs 0.48 s for 16M entries at width 16). Smaller matrices, and other
     devices, keep the transposed CSR's first ``num_own`` rows and the rest, views of its arrays."""
 
+    @staticmethod
+    def keeps_pair(nnz: int, device: torch.device | str = "cpu") -> bool:
+        """Whether a SplitCSR of ``nnz`` entries on ``device`` keeps the transposed pair (else SciPy's product)."""
+        return not (torch.device(device).type == "cpu" and nnz >= SCIPY_TRANSPOSE_MIN_NNZ and _has_scipy())
+
     def __init__(self, mat: CSRMatrix, num_own: int, scipy_transpose: bool | None = None):
         num_dst, num_src = mat.shape
         self.shape, self.num_own, self.nnz = mat.shape, int(num_own), mat.nnz
@@ -227,8 +235,9 @@ class SplitCSR:
                                              size=(num_dst, num_src - num_own))
         del own
         if scipy_transpose is None:
-            scipy_transpose = (crow.device.type == "cpu" and vals.dtype == torch.float32
-                               and self.nnz >= SCIPY_TRANSPOSE_MIN_NNZ and _has_scipy())
+            scipy_transpose = vals.dtype == torch.float32 and not self.keeps_pair(self.nnz, crow.device)
+        if mat.bwd is None and not scipy_transpose:
+            raise ValueError("SplitCSR: a matrix without its transposed CSR needs SciPy's transposed product")
         self.t_own = self.t_halo = self.bwd_o = self.bwd_h = None
         if scipy_transpose:
             import scipy.sparse as sp  # noqa: PLC0415  (DGL's dependency; optional here)

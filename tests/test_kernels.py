@@ -52,8 +52,10 @@ def test_split_matrix_equals_the_pair(scipy_transpose, int32):
         dst, src = key // n_src, key % n_src
         agg = make_aggregator(src, dst, torch.rand(src.numel(), generator=gen), n_src, n_dst)
         mat = agg.matrix
-        if int32:
-            mat = CSRMatrix.from_csr(mat.fwd.crow_indices(), mat.fwd.col_indices(), mat.fwd.values(), n_src)
+        if int32:  # built without its transposed CSR where SciPy's product stands in for it
+            mat = CSRMatrix.from_csr(mat.fwd.crow_indices(), mat.fwd.col_indices(), mat.fwd.values(), n_src,
+                                     transpose=not scipy_transpose)
+            assert (mat.bwd is None) == scipy_transpose
         split = SplitAggregator(SplitCSR(mat, n_own, scipy_transpose=scipy_transpose))
         assert (split.split.bwd_o is None) == scipy_transpose
         x = torch.randn(n_src, 16, generator=gen, requires_grad=True)
@@ -63,3 +65,11 @@ def test_split_matrix_equals_the_pair(scipy_transpose, int32):
         g_want, = torch.autograd.grad((want * seed).sum(), x)
         g_got, = torch.autograd.grad((got * seed).sum(), x)
         assert torch.equal(g_got, g_want)
+
+
+def test_split_matrix_without_transpose_needs_scipy():
+    from graphpar.strategies.kernels import SCIPY_TRANSPOSE_MIN_NNZ, CSRMatrix, SplitCSR
+    mat = CSRMatrix.from_csr(torch.tensor([0, 1, 2]), torch.tensor([0, 2]), torch.ones(2), 3, transpose=False)
+    with pytest.raises(ValueError, match="SciPy"):
+        SplitCSR(mat, 2, scipy_transpose=False)
+    assert SplitCSR.keeps_pair(SCIPY_TRANSPOSE_MIN_NNZ - 1) and not SplitCSR.keeps_pair(SCIPY_TRANSPOSE_MIN_NNZ)

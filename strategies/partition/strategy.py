@@ -106,7 +106,8 @@ class GraphPartition(Strategy):
             self.part = g.partition()
             if g.direct_csr(kind, backend):  # the CSR straight from the stored one, no edge list
                 self.view = g.view(kind, edges=False).to(dev)
-                self.aggregate = g.aggregator(kind, dev)
+                nnz = g.indices.numel() + (g.owned.numel() if kind == "gcn" else 0)  # with gcn's self-loops
+                self.aggregate = g.aggregator(kind, dev, transpose=SplitCSR.keeps_pair(nnz, dev))
                 self.view.local_edges = g.local_edges
             else:
                 self.view = g.view(kind).to(dev)

@@ -79,20 +79,23 @@ class CSRMatrix:
 
     @classmethod
     def from_csr(cls, crow: Tensor, col: Tensor, vals: Tensor, num_src: int,
-                 device: torch.device | str = "cpu") -> "CSRMatrix":
+                 device: torch.device | str = "cpu", transpose: bool = True) -> "CSRMatrix":
         """The matrix from its forward CSR as built already (``crow`` [num_dst + 1], ``col`` ascending
         within a row, ``vals`` float32), with int32 indices where every count fits; the transpose by a
         stable counting sort of the columns (``_transpose``), so within a source row the destinations stay
         ascending: the same two CSRs, bit for bit, as ``CSRMatrix(src, dst, w, ...)`` builds from those
-        triplets. No COO is made."""
+        triplets. No COO is made. ``transpose=False``: no transposed CSR (``bwd`` is None; for a ``SplitCSR``
+        that multiplies by the transpose without it, ``SplitCSR.keeps_pair``)."""
         self = cls.__new__(cls)
         num_dst, nnz = crow.numel() - 1, col.numel()
         idx = torch.int32 if max(nnz, num_src, num_dst) < 2**31 else torch.int64
         self.shape, self.nnz = (num_dst, num_src), int(nnz)
         col, vals = col.to(idx), vals.to(torch.float32)
-        t_crow, t_col, t_vals = _transpose(crow.to(torch.int64), col, vals, num_src)
         self.fwd = torch.sparse_csr_tensor(crow.to(idx), col, vals, size=(num_dst, num_src)).to(device)
-        self.bwd = torch.sparse_csr_tensor(t_crow.to(idx), t_col, t_vals, size=(num_src, num_dst)).to(device)
+        self.bwd = None
+        if transpose:
+            t_crow, t_col, t_vals = _transpose(crow.to(torch.int64), col, vals, num_src)
+            self.bwd = torch.sparse_csr_tensor(t_crow.to(idx), t_col, t_vals, size=(num_src, num_dst)).to(device)
         return self
 
     def edges(self) -> tuple[Tensor, Tensor]:
@@ -103,7 +106,7 @@ class CSRMatrix:
 
     def nbytes(self) -> int:
         """Bytes of both CSR copies (index + values), for memory accounting."""
-        return sum(t.numel() * t.element_size() for m in (self.fwd, self.bwd)
+        return sum(t.numel() * t.element_size() for m in (self.fwd, self.bwd) if m is not None
                    for t in (m.crow_indices(), m.col_indices(), m.values()))
 
 
@@ -153,15 +156,21 @@ def _transpose(crow: Tensor, col: Tensor, vals: Tensor, num_src: int, chunk: int
     return t_crow, t_col, t_vals
 
 
-def sparse_mm(mat: Tensor, x: Tensor) -> Tensor:
+def sparse_mm(mat: Tensor, x: Tensor, acc: Tensor | None = None) -> Tensor:
     """``mat @ x`` timed as the ``aggregation`` phase (every strategy's SpMM goes through here). On CPU, for a
     CSR matrix and a row-major float32 ``x`` outside autograd, the product is written straight into an
     uninitialised output (``addmm`` with beta=0 ignores it): ``torch.sparse.mm`` zero-fills its output and
     keeps a second copy of it while it runs (measured: 2x the output's bytes at its peak, and slower); the
-    numbers are the same bits."""
+    numbers are the same bits. ``acc``: the product is added onto this [rows, d] tensor in place (``addmm``
+    with beta=1 on CPU: no temporary product) and returned."""
     with phase("aggregation"):
-        if (x.device.type == "cpu" and mat.layout == torch.sparse_csr and x.dtype == torch.float32
-                and x.dim() == 2 and x.is_contiguous() and not (torch.is_grad_enabled() and x.requires_grad)):
+        fast = (x.device.type == "cpu" and mat.layout == torch.sparse_csr and x.dtype == torch.float32
+                and x.dim() == 2 and x.is_contiguous() and not (torch.is_grad_enabled() and x.requires_grad))
+        if acc is not None:
+            if fast and acc.dtype == x.dtype and acc.is_contiguous() and not acc.requires_grad:
+                return torch.addmm(acc, mat, x, out=acc)
+            return acc.add_(torch.sparse.mm(mat, x))
+        if fast:
             out = torch.empty(mat.shape[0], x.shape[1], dtype=x.dtype)
             return torch.addmm(out, mat, x, beta=0, out=out)
         return torch.sparse.mm(mat, x)
@@ -183,6 +192,129 @@ def spmm(mat: CSRMatrix, x: Tensor) -> Tensor:
     if x.shape[0] != mat.shape[1]:
         raise ValueError(f"spmm: matrix {mat.shape} cannot take {tuple(x.shape)}")
     return _SpMM.apply(x, mat)
+
+
+# A SplitCSR of this many entries or more drops its transposed pair (8 bytes an entry: 32 MiB here) for SciPy's
+# slower transposed product; below it the pair's bytes matter less than the product's CPU (CI's graphs).
+SCIPY_TRANSPOSE_MIN_NNZ = 1 << 22
+
+
+class SplitCSR:
+    """A ``CSRMatrix`` [num_dst x num_src] with its columns split at ``num_own``: ``A = [A_o | A_h]``, so
+    ``A @ [x_o; x_h] = A_o @ x_o + A_h @ x_h`` is computed without the stacked [x_o; x_h] rows (a partition
+    rank's owned rows and its halo rows, ``partition.halo.halo_aggregate``). Forward: ``fwd_o`` and ``fwd_h``,
+    two CSRs holding between them the forward CSR's entries (each row's columns below ``num_own`` come first
+    in it, ascending, so each keeps its order). The forward adds the halo columns' sum onto the owned
+    columns' sum (a different rounding from one sum per row over both).
+
+    Backward (``mul_t_own``/``mul_t_halo``: ``A_o^T g``, ``A_h^T g``): on CPU with SciPy, for a matrix of at
+    least ``SCIPY_TRANSPOSE_MIN_NNZ`` entries, the forward CSRs read as CSC (SciPy's ``csc_matvecs``, no copy:
+    every output row sums its entries in the transposed CSR's order, and gave its bits on every graph tried),
+    so no transposed pair is kept: 0.12 GiB less per rmat-products P=4 rank, at ~1.8x the CPU of MKL's
+    product on the transposed CSR (0.86 vs 0.48 s for 16M entries at width 16). Smaller matrices, and other
+    devices, keep the transposed CSR's first ``num_own`` rows and the rest, views of its arrays."""
+
+    @staticmethod
+    def keeps_pair(nnz: int, device: torch.device | str = "cpu") -> bool:
+        """Whether a SplitCSR of ``nnz`` entries on ``device`` keeps the transposed pair (else SciPy's product)."""
+        return not (torch.device(device).type == "cpu" and nnz >= SCIPY_TRANSPOSE_MIN_NNZ and _has_scipy())
+
+    def __init__(self, mat: CSRMatrix, num_own: int, scipy_transpose: bool | None = None):
+        num_dst, num_src = mat.shape
+        self.shape, self.num_own, self.nnz = mat.shape, int(num_own), mat.nnz
+        crow, col, vals = mat.fwd.crow_indices(), mat.fwd.col_indices(), mat.fwd.values()
+        own = col < num_own
+        before = torch.zeros(col.numel() + 1, dtype=torch.int64 if col.numel() >= 2**31 else torch.int32,
+                             device=col.device)
+        torch.cumsum(own, 0, dtype=before.dtype, out=before[1:])  # owned entries before each place
+        crow_o = before.index_select(0, crow.long()).to(crow.dtype)
+        del before
+        self.fwd_o = torch.sparse_csr_tensor(crow_o, col[own], vals[own], size=(num_dst, num_own))
+        own.logical_not_()
+        self.fwd_h = torch.sparse_csr_tensor(crow - crow_o, col[own].sub_(num_own), vals[own],
+                                             size=(num_dst, num_src - num_own))
+        del own
+        if scipy_transpose is None:
+            scipy_transpose = vals.dtype == torch.float32 and not self.keeps_pair(self.nnz, crow.device)
+        if mat.bwd is None and not scipy_transpose:
+            raise ValueError("SplitCSR: a matrix without its transposed CSR needs SciPy's transposed product")
+        self.t_own = self.t_halo = self.bwd_o = self.bwd_h = None
+        if scipy_transpose:
+            import scipy.sparse as sp  # noqa: PLC0415  (DGL's dependency; optional here)
+            self.t_own, self.t_halo = (
+                sp.csr_matrix((m.values().numpy(), m.col_indices().numpy(), m.crow_indices().numpy()),
+                              shape=m.shape, copy=False).T for m in (self.fwd_o, self.fwd_h))
+            return
+        bcrow, bcol, bvals = mat.bwd.crow_indices(), mat.bwd.col_indices(), mat.bwd.values()
+        e_o = int(bcrow[num_own])
+        self.bwd_o = torch.sparse_csr_tensor(bcrow[:num_own + 1], bcol[:e_o], bvals[:e_o], size=(num_own, num_dst))
+        self.bwd_h = torch.sparse_csr_tensor(bcrow[num_own:] - e_o, bcol[e_o:], bvals[e_o:],
+                                             size=(num_src - num_own, num_dst))
+
+    def forward(self, x_o: Tensor, x_h: Tensor) -> Tensor:
+        """``A_o @ x_o + A_h @ x_h`` (outside autograd), the halo product added in place."""
+        out = sparse_mm(self.fwd_o, x_o)
+        return sparse_mm(self.fwd_h, x_h, acc=out) if self.fwd_h.shape[1] else out
+
+    def mul_t_own(self, grad: Tensor) -> Tensor:
+        """``A_o^T @ grad`` ([num_own, d]), ``grad`` contiguous [num_dst, d]."""
+        return _mul_t(self.t_own, self.bwd_o, grad)
+
+    def mul_t_halo(self, grad: Tensor) -> Tensor:
+        """``A_h^T @ grad`` ([num_src - num_own, d])."""
+        return _mul_t(self.t_halo, self.bwd_h, grad)
+
+    def nbytes(self) -> int:
+        """Bytes of the CSRs kept (the backward pair's arrays counted once, where it is kept)."""
+        fwd = sum(t.numel() * t.element_size() for m in (self.fwd_o, self.fwd_h)
+                  for t in (m.crow_indices(), m.col_indices(), m.values()))
+        if self.bwd_o is None:
+            return fwd
+        bwd = self.bwd_o.crow_indices()
+        return fwd + (bwd.numel() + self.bwd_h.crow_indices().numel()) * bwd.element_size() + self.nnz * (
+            self.bwd_o.col_indices().element_size() + self.bwd_o.values().element_size())
+
+
+def _has_scipy() -> bool:
+    try:
+        import scipy.sparse  # noqa: F401, PLC0415
+        return True
+    except ImportError:
+        return False
+
+
+def _mul_t(t_csc, bwd: Tensor | None, grad: Tensor) -> Tensor:
+    """A transposed product: SciPy's CSC view of a forward CSR (``t_csc``), else the transposed CSR ``bwd``."""
+    if t_csc is None:
+        return sparse_mm(bwd, grad)
+    with phase("aggregation"):
+        return torch.from_numpy(t_csc @ grad.numpy())
+
+
+class _SplitSpMM(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, mat: SplitCSR) -> Tensor:  # noqa: D401
+        ctx.mat = mat
+        n_o = mat.num_own
+        return mat.forward(x[:n_o].contiguous(), x[n_o:].contiguous())
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        grad, mat = grad.contiguous(), ctx.mat
+        return torch.cat([mat.mul_t_own(grad), mat.mul_t_halo(grad)]), None
+
+
+class SplitAggregator:
+    """``agg(x) = A @ x`` over a ``SplitCSR`` for stacked [owned; halo] rows ``x`` (what a stale halo gives);
+    ``agg.split`` is the matrix ``halo_aggregate`` multiplies without stacking."""
+
+    def __init__(self, split: SplitCSR):
+        self.split = split
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if x.shape[0] != self.split.shape[1]:
+            raise ValueError(f"spmm: matrix {self.split.shape} cannot take {tuple(x.shape)}")
+        return _SplitSpMM.apply(x, self.split)
 
 
 class MatrixAggregator:

@@ -160,6 +160,46 @@ def dropout(spec: ModelSpec, i: int, h: Tensor, training: bool) -> Tensor:
     return F.dropout(h, spec.dropout, training)
 
 
+class _ReluDropout(torch.autograd.Function):
+    """``F.dropout(F.relu(z), p)`` in place on ``z``, saving one bool mask: the same values, the same random
+    draws (CPU's dropout: a float ``bernoulli_(1 - p)`` noise divided by 1 - p, multiplied in), and the same
+    gradient bits (the kept entries' gradient times the noise's value, zero elsewhere) where the two ops
+    would save relu's output and the float noise (and leave relu's output beside dropout's)."""
+
+    @staticmethod
+    def forward(ctx, z: Tensor, p: float) -> Tensor:  # noqa: D401
+        noise = torch.empty_like(z).bernoulli_(1 - p)
+        noise.div_(1 - p)
+        z.relu_()
+        drop = z <= 0  # relu's backward zeroes where its output is <= 0
+        drop.logical_or_(noise == 0)
+        z.mul_(noise)
+        ctx.scale = torch.ones((), dtype=z.dtype).div_(1 - p)  # the noise's kept value, computed as dropout does
+        ctx.save_for_backward(drop)
+        ctx.mark_dirty(z)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (drop,) = ctx.saved_tensors
+        return grad.mul(ctx.scale.to(grad.device)).masked_fill_(drop, 0.0), None
+
+
+def activate_dropout(spec: ModelSpec, i: int, out: Tensor, h_in: Tensor, training: bool) -> Tensor:
+    """``dropout(spec, i + 1, activate(spec, i, out, h_in), training)`` for a layer i below the last, in place
+    on ``out`` (a layer's fresh output that autograd does not save) where that is exact: no residual, on CPU
+    (whose dropout ``_ReluDropout`` repeats), with rows. Saves the separate relu output, the float noise and
+    relu's saved copy: one bool mask instead. gcn/sage only (their layers' outputs are fresh sums no node
+    saves); the others take the two ops."""
+    p = spec.dropout if training else 0.0
+    plain = spec.kind in ("gcn", "sage") and not spec.has_residual(i)
+    if not plain or out.device.type != "cpu" or out.numel() == 0 or not torch.is_floating_point(out):
+        return dropout(spec, i + 1, activate(spec, i, out, h_in), training)
+    if p == 0.0:
+        return F.relu(out) if torch.is_grad_enabled() and out.requires_grad else out.relu_()
+    return _ReluDropout.apply(out, p)
+
+
 def forward_full(spec: ModelSpec, params: dict[str, Tensor], x: Tensor, aggregate, training: bool) -> Tensor:
     """The whole model on one worker's full graph (``aggregate``: the layer's normalised adjacency)."""
     h = x

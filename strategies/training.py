@@ -51,6 +51,59 @@ def rows_loss(logits: Tensor, label: Tensor, global_count: int) -> Tensor:
     return logits.sum() * 0.0
 
 
+def linear_rows_loss(h: Tensor, w: Tensor, b: Tensor, label: Tensor, global_count: int, block: int = 1 << 16) -> Tensor:
+    """``rows_loss((h @ w).add_(b), label, global_count)`` computed ``block`` rows at a time, saving only ``h``
+    for backward: neither the logits nor their log-softmax (each [rows, classes]) is made for all rows at
+    once nor kept; backward recomputes each block's logits (autograd's own log-softmax and nll gradients per
+    block, then ``grad_h`` = grad_logits @ w^T and the weight's and bias's gradients summed block by block).
+    Up to ``block`` rows it is ``rows_loss``'s loss and gradients bit for bit; beyond, the blocks' losses are
+    summed in float64 and the weight gradients by block (equal up to rounding). For an output layer whose
+    weight widens the rows (gcn h16 -> 47 classes) this is most of the loss's memory: on rmat-products P=4,
+    367K training rows per rank, 2 x 69 MB in forward and 3 x 69 MB at the backward's peak (P=2: twice)."""
+    if h.shape[0] == 0:
+        return rows_loss((h @ w).add_(b), label, global_count)
+    return _LinearCrossEntropy.apply(h, w, b, label, global_count, block)
+
+
+def linear_predictions(h: Tensor, w: Tensor, b: Tensor, block: int = 1 << 16) -> Tensor:
+    """``((h @ w).add_(b)).argmax(-1)`` computed ``block`` rows at a time: the classes without the [rows,
+    classes] logits (evaluation's output layer over every owned row)."""
+    pred = torch.empty(h.shape[0], dtype=torch.int64, device=h.device)
+    for lo in range(0, h.shape[0], block):
+        pred[lo:lo + block] = (h[lo:lo + block] @ w).add_(b).argmax(-1)
+    return pred
+
+
+class _LinearCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h: Tensor, w: Tensor, b: Tensor, label: Tensor, global_count: int, block: int) -> Tensor:  # noqa: D401
+        ctx.save_for_backward(h, w, b, label)
+        ctx.global_count, ctx.block = global_count, block
+        if h.shape[0] <= block:
+            return rows_loss((h @ w).add_(b), label, global_count)
+        total = torch.zeros((), dtype=torch.float64, device=h.device)
+        for lo in range(0, h.shape[0], block):
+            logits = (h[lo:lo + block] @ w).add_(b)
+            total += F.cross_entropy(logits, label[lo:lo + block], reduction="sum").to(torch.float64)
+        return total.to(h.dtype) / max(global_count, 1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        h, w, b, label = ctx.saved_tensors
+        g = grad / max(ctx.global_count, 1)  # the division's backward, then cross-entropy's per block
+        grad_h, grad_w, grad_b = torch.empty_like(h), torch.zeros_like(w), torch.zeros_like(b)
+        for lo in range(0, h.shape[0], ctx.block):
+            hb = h[lo:lo + ctx.block]
+            lsm = torch.log_softmax((hb @ w).add_(b), 1)
+            g_lsm = torch.zeros_like(lsm).scatter_(1, label[lo:lo + ctx.block, None], (-g).expand(hb.shape[0], 1))
+            g_logits = torch._log_softmax_backward_data(g_lsm, lsm, 1, lsm.dtype)
+            del lsm, g_lsm
+            torch.mm(g_logits, w.t(), out=grad_h[lo:lo + ctx.block])
+            grad_w.addmm_(hb.t(), g_logits)
+            grad_b.add_(g_logits.sum(0))
+        return grad_h, grad_w, grad_b, None, None, None
+
+
 def allreduce_grads(comm: Communicator, params: dict[str, Tensor], tag: str = tags.GRAD_ALLREDUCE) -> None:
     """Sum every parameter's gradient over ranks in one flat all_reduce (the NN phase is data-parallel)."""
     if comm.world_size == 1:
@@ -72,18 +125,18 @@ def global_sum(comm: Communicator, values: list[float], tag: str) -> list[float]
     return t.tolist()
 
 
-def accuracy_counts(logits: Tensor, label: Tensor, masks: list[Tensor]) -> list[float]:
-    """[correct, total] per mask, for rows this rank owns."""
-    pred = logits.argmax(-1)
+def accuracy_counts(logits: Tensor | None, label: Tensor, masks: list[Tensor], pred: Tensor | None = None) -> list[float]:
+    """[correct, total] per mask, for rows this rank owns (``pred``: the predicted classes, instead of logits)."""
+    pred = logits.argmax(-1) if pred is None else pred
     out: list[float] = []
     for m in masks:
         out += [float((pred[m] == label[m]).sum()), float(m.sum())]
     return out
 
 
-def global_accuracy(comm: Communicator, logits: Tensor, label: Tensor, masks: list[Tensor],
-                    tag: str = tags.EVAL_ACC) -> dict[str, float]:
-    """Train/val/test accuracy over all ranks' owned rows."""
-    c = global_sum(comm, accuracy_counts(logits, label, masks), tag)
+def global_accuracy(comm: Communicator, logits: Tensor | None, label: Tensor, masks: list[Tensor],
+                    tag: str = tags.EVAL_ACC, pred: Tensor | None = None) -> dict[str, float]:
+    """Train/val/test accuracy over all ranks' owned rows (from ``pred``, the predicted classes, where given)."""
+    c = global_sum(comm, accuracy_counts(logits, label, masks, pred), tag)
     names = ("train_acc", "val_acc", "test_acc")
     return {n: c[2 * i] / c[2 * i + 1] if c[2 * i + 1] else float("nan") for i, n in enumerate(names)}

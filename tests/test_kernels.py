@@ -36,3 +36,40 @@ def test_bipartite_aggregation_and_transposed_backward():
     torch.testing.assert_close(y, dense)
     y.sum().backward()
     torch.testing.assert_close(x.grad, dense.t() @ torch.ones(2, 3))
+
+
+@pytest.mark.parametrize("scipy_transpose", [False, True])
+@pytest.mark.parametrize("int32", [False, True])
+def test_split_matrix_equals_the_pair(scipy_transpose, int32):
+    """``SplitCSR`` (owned and halo columns apart): forward equal to the stacked product up to rounding,
+    backward the transposed pair's bits, whichever transposed product (SciPy's CSC view or MKL's CSR), from
+    int64 (``make_aggregator``) or int32 (``CSRMatrix.from_csr``) indices; a matrix with no halo columns too."""
+    from graphpar.strategies.kernels import CSRMatrix, SplitAggregator, SplitCSR
+    gen = torch.Generator().manual_seed(0)
+    for n_dst, n_own, n_halo, e in [(300, 300, 500, 6000), (40, 40, 0, 300), (50, 50, 7, 10)]:
+        n_src = n_own + n_halo
+        key = torch.unique(torch.randint(0, n_dst * n_src, (e,), generator=gen))
+        dst, src = key // n_src, key % n_src
+        agg = make_aggregator(src, dst, torch.rand(src.numel(), generator=gen), n_src, n_dst)
+        mat = agg.matrix
+        if int32:  # built without its transposed CSR where SciPy's product stands in for it
+            mat = CSRMatrix.from_csr(mat.fwd.crow_indices(), mat.fwd.col_indices(), mat.fwd.values(), n_src,
+                                     transpose=not scipy_transpose)
+            assert (mat.bwd is None) == scipy_transpose
+        split = SplitAggregator(SplitCSR(mat, n_own, scipy_transpose=scipy_transpose))
+        assert (split.split.bwd_o is None) == scipy_transpose
+        x = torch.randn(n_src, 16, generator=gen, requires_grad=True)
+        seed = torch.randn(n_dst, 16, generator=gen)
+        want, got = agg(x), split(x)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+        g_want, = torch.autograd.grad((want * seed).sum(), x)
+        g_got, = torch.autograd.grad((got * seed).sum(), x)
+        assert torch.equal(g_got, g_want)
+
+
+def test_split_matrix_without_transpose_needs_scipy():
+    from graphpar.strategies.kernels import SCIPY_TRANSPOSE_MIN_NNZ, CSRMatrix, SplitCSR
+    mat = CSRMatrix.from_csr(torch.tensor([0, 1, 2]), torch.tensor([0, 2]), torch.ones(2), 3, transpose=False)
+    with pytest.raises(ValueError, match="SciPy"):
+        SplitCSR(mat, 2, scipy_transpose=False)
+    assert SplitCSR.keeps_pair(SCIPY_TRANSPOSE_MIN_NNZ - 1) and not SplitCSR.keeps_pair(SCIPY_TRANSPOSE_MIN_NNZ)

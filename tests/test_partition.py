@@ -243,3 +243,39 @@ def test_stale_accuracy_on_coauthor_cs():
     ours = train_local(cfg, graph, keep_params=False)[0]["accuracy"]["test_acc"]
     gap = abs(ours - reference_test_accuracy(cfg, graph)) * 100
     assert gap <= 1.5, f"--stale 4 on Coauthor-CS: test accuracy {ours:.3f} is {gap:.2f} points from the reference"
+
+
+# -- the partition rank's memory-lean ops: the same bits as the plain ones -----------------------------
+def test_relu_dropout_in_place_is_relu_then_dropout():
+    """``activate_dropout`` (relu and the next layer's dropout in place, one bool mask saved) gives dropout's
+    values, draws the same random numbers and gives the same gradient as ``F.relu`` then ``F.dropout``."""
+    from graphpar.strategies.models import activate, activate_dropout, dropout
+    spec = replace(ModelSpec.build("gcn", 8, 16, 4, 2), dropout=0.5)
+    gen = torch.Generator().manual_seed(0)
+    x, seed = torch.randn(500, 16, generator=gen), torch.randn(500, 16, generator=gen)
+    runs = []
+    for fused in (False, True):
+        w = torch.randn(16, 16, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        torch.manual_seed(7)
+        z = x @ w
+        h = activate_dropout(spec, 0, z, x, True) if fused else dropout(spec, 1, activate(spec, 0, z, x), True)
+        runs.append((h.detach(), torch.autograd.grad((h * seed).sum(), w)[0], torch.rand(3)))
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("rows,block", [(1000, 1 << 16), (1000, 64), (0, 8)])
+def test_linear_rows_loss_is_the_loss_of_the_logits(rows, block):
+    """``linear_rows_loss`` (output weight, bias and cross-entropy by blocks of rows, saving only the input
+    rows): ``rows_loss``'s loss and gradients bit for bit in one block, equal up to rounding in several."""
+    from graphpar.strategies.training import linear_rows_loss, rows_loss
+    gen = torch.Generator().manual_seed(0)
+    h = torch.randn(rows, 16, generator=gen, requires_grad=True)
+    w = torch.randn(16, 47, generator=gen, requires_grad=True)
+    b = torch.randn(47, generator=gen, requires_grad=True)
+    label = torch.randint(0, 47, (rows,), generator=gen)
+    want = rows_loss((h @ w).add_(b), label, 3000)
+    got = linear_rows_loss(h, w, b, label, 3000, block)
+    assert got.item() == want.item() if block >= rows else got.item() == pytest.approx(want.item(), rel=1e-6)
+    for a, c in zip(torch.autograd.grad(want, (h, w, b)), torch.autograd.grad(got, (h, w, b))):
+        assert torch.equal(a, c) if block >= rows else torch.allclose(a, c, rtol=1e-5, atol=1e-7)

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from .. import attention, tags
 from ..comm import Communicator, all_to_all_autograd
-from ..kernels import make_aggregator
+from ..kernels import SplitCSR, _SplitSpMM, make_aggregator
 from ..models import ModelSpec, aggregation_edges, conv_layer, layer_param_names, multiplies_first
 
 
@@ -175,7 +175,7 @@ def halo_bytes(spec: ModelSpec, halo_rows: int, element_size: int = 4, projected
 
 
 def halo_layer(spec: ModelSpec, params: dict[str, Tensor], i: int, aggregate, h_owned: Tensor, exchange,
-               projected: bool = False, rows: Tensor | None = None) -> Tensor:
+               projected: bool = False, rows: Tensor | None = None, gather=None, before_weight: bool = False) -> Tensor:
     """Layer i on owned rows before activation; ``exchange`` completes owned rows with their halo rows
     (``halo_exchange`` or a stale history). gcn/sage exchange the layer input, or with ``projected`` where
     the layer multiplies first (``projects_halo``) each owner's projected rows z = h W: the same products
@@ -184,21 +184,27 @@ def halo_layer(spec: ModelSpec, params: dict[str, Tensor], i: int, aggregate, h_
     owned rows first and exchanges each row's projection and source attention term (z, el): the edge
     softmax stays local, because a vertex's in-edges all live with it. ``rows`` (gcn/sage): compute only these
     owned rows after the aggregation (the output layer in training: the rows the loss reads), so the
-    output-width products, the logits and their gradients are never made for the others."""
+    output-width products, the logits and their gradients are never made for the others. ``gather``
+    (gcn/sage): owned rows -> their aggregation over [owned; halo] rows in one step (``halo_aggregate``, no
+    stacked rows); by default ``aggregate(exchange(rows))``. ``before_weight`` (a gcn layer that aggregates
+    first, ``head_before_weight``): the aggregated rows, before the weight and bias (``linear_rows_loss``
+    applies them)."""
     pick = (lambda t: t) if rows is None else (lambda t: t.index_select(0, rows))  # noqa: E731
+    gather = gather or (lambda t: aggregate(exchange(t)))  # noqa: E731
     # the bias and self terms are added in place (the same additions; autograd saves none of these outputs)
     if spec.kind == "gcn":
         w, b = params[f"layers.{i}.weight"], params[f"layers.{i}.bias"]
         if projects_halo(spec, i, projected):
-            return pick(aggregate(exchange(h_owned @ w))).add_(b)
+            return pick(gather(h_owned @ w)).add_(b)
         if not multiplies_first(spec, i):
-            return (pick(aggregate(exchange(h_owned))) @ w).add_(b)
+            rows_in = pick(gather(h_owned))
+            return rows_in if before_weight else (rows_in @ w).add_(b)
     if spec.kind == "sage":
         wn, ws, b = (params[n] for n in layer_param_names(spec, i))
         if projects_halo(spec, i, projected):
-            return F.linear(pick(h_owned), ws, b).add_(pick(aggregate(exchange(h_owned @ wn.t()))))
+            return F.linear(pick(h_owned), ws, b).add_(pick(gather(h_owned @ wn.t())))
         if not multiplies_first(spec, i):
-            return F.linear(pick(h_owned), ws, b).add_(pick(aggregate(exchange(h_owned))) @ wn.t())
+            return F.linear(pick(h_owned), ws, b).add_(pick(gather(h_owned)) @ wn.t())
     if spec.kind != "gat":
         return pick(conv_layer(spec, params, i, aggregate, exchange(h_owned), h_owned))
     z = attention.project(params, i, h_owned)
@@ -207,6 +213,11 @@ def halo_layer(spec: ModelSpec, params: dict[str, Tensor], i: int, aggregate, h_
     width = z.shape[1]
     return pick(attention.aggregate_layer(params, i, i == spec.layers - 1, aggregate.edges, local[:, :width],
                                           local[:, width:], er))
+
+
+def head_before_weight(spec: ModelSpec) -> bool:
+    """Whether ``halo_layer(..., before_weight=True)`` applies to the output layer: gcn aggregating first."""
+    return spec.kind == "gcn" and not multiplies_first(spec, spec.layers - 1)
 
 
 def halo_exchange(comm: Communicator, view: LocalView, h_owned: Tensor, tag: str) -> Tensor:
@@ -219,6 +230,38 @@ def halo_exchange(comm: Communicator, view: LocalView, h_owned: Tensor, tag: str
     if comm.world_size == 1:
         return h_owned
     return _HaloExchange.apply(h_owned, comm, view, tag)
+
+
+def halo_aggregate(comm: Communicator, view: LocalView, split: SplitCSR, h_owned: Tensor, tag: str) -> Tensor:
+    """``A @ [h_owned; halo rows]`` without stacking them: ``halo_exchange`` then the aggregation, as
+    ``A_o @ h_owned + A_h @ halo`` over a ``SplitCSR``; the same exchange calls and bytes under the same tags.
+    Backward: the halo rows' gradient ``A_h^T g`` goes back to its owners and is added onto ``A_o^T g`` at the
+    rows it came from (the stacked path's numbers, bit for bit), with no [owned; halo] gradient buffer."""
+    if comm.world_size == 1:
+        return _SplitSpMM.apply(h_owned, split)
+    return _HaloAggregate.apply(h_owned, comm, view, split, tag)
+
+
+class _HaloAggregate(torch.autograd.Function):
+    """``halo_aggregate``'s autograd node: saves nothing of its input (the products' backward reads only the
+    matrix); at most the halo rows or their gradient live beside the owned ones."""
+
+    @staticmethod
+    def forward(ctx, h_owned: Tensor, comm: Communicator, view: LocalView, split: SplitCSR, tag: str) -> Tensor:  # noqa: D401
+        ctx.comm, ctx.view, ctx.split, ctx.tag = comm, view, split, tag
+        sent = h_owned.index_select(0, view.send_idx)
+        halo = comm.all_to_all(sent, view.send_counts, view.recv_counts, tag + tags.FWD)
+        del sent
+        x = h_owned if h_owned.is_contiguous() else h_owned.contiguous()
+        return split.forward(x, halo)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        view, split, grad = ctx.view, ctx.split, grad.contiguous()
+        halo_grad = split.mul_t_halo(grad)
+        back = ctx.comm.all_to_all(halo_grad, view.recv_counts, view.send_counts, ctx.tag + tags.BWD)
+        del halo_grad
+        return split.mul_t_own(grad).index_add_(0, view.send_idx, back), None, None, None, None
 
 
 class _HaloExchange(torch.autograd.Function):

@@ -200,12 +200,13 @@ class PartData:
         gat reads an edge list, dgl builds its own graph: those go through ``view``'s edges)."""
         return kind in ("gcn", "sage") and backend == "torch"
 
-    def aggregator(self, kind: str, device: torch.device | str = "cpu") -> MatrixAggregator:
+    def aggregator(self, kind: str, device: torch.device | str = "cpu", transpose: bool = True) -> MatrixAggregator:
         """gcn/sage's aggregation straight from the stored in-edge CSR: gcn's self-loop placed in each row at
         its column's place, the global-degree weights, int32 indices, the transpose by one stable sort; no
         (src, dst, weight) list and no int64 sort keys. The same matrix, bit for bit, as ``view(kind)``'s
         edges give ``make_aggregator`` (its CSR sorts each row by column; so is the stored one). Frees the
-        part's edge arrays (``drop_edges``) and sets ``local_edges``."""
+        part's edge arrays (``drop_edges``) and sets ``local_edges``. ``transpose=False``: no transposed CSR
+        (for a ``SplitCSR`` that does without it: setup then never holds nor builds it)."""
         n_o, indptr = self.owned.numel(), self.indptr
         deg = indptr[1:] - indptr[:-1]
         idx = torch.int32 if self.indices.numel() + n_o < 2**31 else torch.int64
@@ -232,7 +233,7 @@ class PartData:
             vals = out_inv.index_select(0, col).mul_((deg + 1).to(torch.float32).pow(-0.5).repeat_interleave(deg + 1))
             num_src = n_o + self.halo.numel()
         self.drop_edges()
-        return MatrixAggregator(CSRMatrix.from_csr(crow, col, vals, num_src, device))
+        return MatrixAggregator(CSRMatrix.from_csr(crow, col, vals, num_src, device, transpose))
 
     def view(self, kind: str, edges: bool = True) -> LocalView:
         """The LocalView ``build_local_view`` gives this rank for a model of ``kind``, bit for bit: the same

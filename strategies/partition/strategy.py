@@ -38,10 +38,20 @@ from torch import Tensor
 
 from .. import tags
 from ..base import ConfigError, Option, Strategy, TrainConfig, register
-from ..models import activate, dropout, init_params
+from ..kernels import CSRMatrix, SplitAggregator, SplitCSR
+from ..models import activate_dropout, init_params
 from ..staleness import StaleMonitor
-from ..training import global_accuracy, global_sum, rows_loss
-from .halo import StaleHalo, build_local_view, exchange_widths, halo_bytes, halo_exchange, halo_layer
+from ..training import global_accuracy, global_sum, linear_predictions, linear_rows_loss, rows_loss
+from .halo import (
+    StaleHalo,
+    build_local_view,
+    exchange_widths,
+    halo_aggregate,
+    halo_bytes,
+    halo_exchange,
+    halo_layer,
+    head_before_weight,
+)
 from .partitioner import PARTITION_OPTION, check_method, partition_stats, shared_partition
 from .parts_io import PartData, check_manifest, load_part
 
@@ -96,7 +106,8 @@ class GraphPartition(Strategy):
             self.part = g.partition()
             if g.direct_csr(kind, backend):  # the CSR straight from the stored one, no edge list
                 self.view = g.view(kind, edges=False).to(dev)
-                self.aggregate = g.aggregator(kind, dev)
+                nnz = g.indices.numel() + (g.owned.numel() if kind == "gcn" else 0)  # with gcn's self-loops
+                self.aggregate = g.aggregator(kind, dev, transpose=SplitCSR.keeps_pair(nnz, dev))
                 self.view.local_edges = g.local_edges
             else:
                 self.view = g.view(kind).to(dev)
@@ -112,6 +123,10 @@ class GraphPartition(Strategy):
             self.x, self.label, self.masks = self.rows_of(self.view.owned)
             self.n_train = int(g.train_mask.sum())
             self.aggregate = self.view.aggregator(backend, dev)
+        mat = getattr(self.aggregate, "matrix", None)
+        if kind in ("gcn", "sage") and isinstance(mat, CSRMatrix):  # owned and halo columns apart, the pair freed
+            self.aggregate = SplitAggregator(SplitCSR(mat, self.view.num_owned))
+        del mat
         self.train_rows = torch.nonzero(self.masks[0]).flatten()  # the rows the loss reads, ascending
         self.train_label = self.label.index_select(0, self.train_rows)
         self.init_model(init_params(self.spec, cfg.seed))
@@ -125,21 +140,31 @@ class GraphPartition(Strategy):
         else:
             self.quality = partition_stats(g.src, g.dst, self.part.part_id, self.num_parts)
 
-    def _forward(self, training: bool, refresh: bool = True, tag_prefix: str = "", rows: Tensor | None = None) -> Tensor:
+    def _forward(self, training: bool, refresh: bool = True, tag_prefix: str = "", rows: Tensor | None = None,
+                 before_weight: bool = False) -> Tensor:
         """The model on owned rows; each layer's input is completed with its halo rows first. ``rows``: the
-        output layer computes only these owned rows (training: the training rows, all the loss reads)."""
-        h = self.x
+        output layer computes only these owned rows (training: the training rows, all the loss reads).
+        With a split matrix (gcn/sage on torch) a fresh exchange and its aggregation are one step
+        (``halo_aggregate``: no [owned; halo] rows), and each hidden layer's relu and the next dropout run in
+        place on its output (``activate_dropout``). ``before_weight``: the output layer's rows before its
+        weight (``halo.head_before_weight``; the loss applies it)."""
+        h_in, split, last_layer = self.x, getattr(self.aggregate, "split", None), self.spec.layers - 1
         for i in range(self.spec.layers):
-            h_in = dropout(self.spec, i, h, training)
-            tag, hist = tags.halo(i, tag_prefix), self.history[i]
+            tag, hist, gather = tags.halo(i, tag_prefix), self.history[i], None
             if self.stale_k > 1 and training:
                 exchange = lambda rows, hist=hist, tag=tag: hist.exchange(self.comm, self.view, rows, tag, refresh)  # noqa: E731
             else:
                 exchange = lambda rows, tag=tag: halo_exchange(self.comm, self.view, rows, tag)  # noqa: E731
-            last = rows if i == self.spec.layers - 1 else None
-            out = halo_layer(self.spec, self.params, i, self.aggregate, h_in, exchange, self.projected, last)
-            h = activate(self.spec, i, out, h_in)
-        return h
+                if split is not None:
+                    gather = lambda rows, tag=tag: halo_aggregate(self.comm, self.view, split, rows, tag)  # noqa: E731
+            last = rows if i == last_layer else None
+            out = halo_layer(self.spec, self.params, i, self.aggregate, h_in, exchange, self.projected, last, gather,
+                             before_weight and i == last_layer)
+            if i == last_layer:
+                return out
+            h_in = activate_dropout(self.spec, i, out, h_in, training)
+            del out  # the layer's output is h_in now (in place) or freed
+        raise AssertionError("a model has at least one layer")
 
     def exchange_bytes(self) -> int:
         """Bytes this rank sends in one training epoch's halo exchanges (forward + backward), a refreshing one
@@ -151,8 +176,7 @@ class GraphPartition(Strategy):
 
     def train_epoch(self, epoch: int) -> float:
         refresh = self.stale_k == 1 or epoch % self.stale_k == 0
-        loss = self.data_parallel_step(lambda: rows_loss(self._forward(True, refresh, rows=self.train_rows),
-                                                         self.train_label, self.n_train))
+        loss = self.data_parallel_step(lambda: self._loss(refresh))
         if not refresh:
             self.stale_epochs += 1
             self.stale_saved_bytes += self.exchange_bytes()
@@ -163,8 +187,23 @@ class GraphPartition(Strategy):
             self.monitor.loss(total)
         return total
 
+    def _loss(self, refresh: bool) -> Tensor:
+        """This rank's share of the training loss over its training rows; a gcn output layer that aggregates
+        first hands its rows and weight to ``linear_rows_loss`` (no logits nor log-softmax kept for backward)."""
+        if head_before_weight(self.spec):
+            i = self.spec.layers - 1
+            h = self._forward(True, refresh, rows=self.train_rows, before_weight=True)
+            return linear_rows_loss(h, self.params[f"layers.{i}.weight"], self.params[f"layers.{i}.bias"],
+                                    self.train_label, self.n_train)
+        return rows_loss(self._forward(True, refresh, rows=self.train_rows), self.train_label, self.n_train)
+
     def evaluate(self) -> dict[str, float]:
         with torch.no_grad():
+            if head_before_weight(self.spec):  # the classes block by block, no [owned, classes] logits
+                i = self.spec.layers - 1
+                h = self._forward(False, tag_prefix=tags.EVAL, before_weight=True)
+                pred = linear_predictions(h, self.params[f"layers.{i}.weight"], self.params[f"layers.{i}.bias"])
+                return global_accuracy(self.comm, None, self.label, self.masks, pred=pred)
             logits = self._forward(False, tag_prefix=tags.EVAL)
         return global_accuracy(self.comm, logits, self.label, self.masks)
 

@@ -14,8 +14,10 @@ Float32 4 bytes, int64 8; E' = E + N aggregation edges for gcn/decoupled's self-
   exchanged widths (``exchange_widths``; halo bounded by min(N - N/P, E/P));
 - ``partition --partition-dir``: no graph, no global edges; per rank from the manifest (``part_estimate``):
   gcn/sage the larger of setup (the part's mapped in-edge indices E_r*8, the CSR pair being built,
-  E_r'*16 with int32 indices, up to 128 MiB of transpose transients) and training (the CSR pair, the owned
-  rows' features n_o*F*4, the activations over owned + halo rows at the exchanged widths); gat the part,
+  E_r'*16 with int32 indices, up to 128 MiB of transpose transients; from 4M entries only the forward CSR,
+  E_r'*8, whose transpose SciPy reads) and training (that CSR, the owned rows' features n_o*F*4, the
+  exchanged rows over owned + halo rows once per exchanged width, the hidden outputs twice over owned rows,
+  the output layer's logits for one block of 65,536 rows); gat the part,
   the view with self-loops (E_r'*20), the CSR build's transients (E_r'*24) and pair, activations, summed;
 - ``pipeline`` (``_pipeline_parts``, checked against measured peaks in the README): the relabelled copy of the
   graph (2*E*8 + N*11; stage 0 keeps its N*F*4 features), the aggregation edges (E'*20), the K per-chunk CSR
@@ -68,9 +70,11 @@ def part_estimate(part: dict[str, int], counts: dict[str, int], model: str = "gc
     gcn/sage (the CSR built straight from the stored one): ``total`` = base + the larger of ``setup`` (the
     part's small arrays, its mapped in-edge indices, the CSR pair being built: forward col + values,
     transposed col + values, int32/float32, and the blocked transpose's ~64 bytes per entry of a block of
-    2M entries: 128 MiB) and ``train``
-    (the small arrays, the CSR pair, the features, the activations: exchanged rows over owned + halo rows
-    twice per layer width exchanged, the layer outputs twice over owned rows): the two never coexist. gat
+    2M entries: 128 MiB; none of the transposed side where ``SplitCSR.keeps_pair`` says SciPy reads the
+    forward CSR instead) and ``train`` (the small arrays, the CSR(s), the features, the activations:
+    exchanged rows over owned + halo rows once per width exchanged (aggregated in place, no [owned; halo]
+    copy), the hidden layers' outputs twice over owned rows, one block of the output layer's logits and
+    their gradient): the two never coexist. gat
     (an edge list for attention) keeps the view, its CSR build and pair, summed as before."""
     o, h, e, f = part["owned"], part["halo"], part["in_edges"], counts["features"]
     ea = e + (o if model != "sage" else 0)
@@ -80,11 +84,18 @@ def part_estimate(part: dict[str, int], counts: dict[str, int], model: str = "gc
         from graphpar.strategies.models import ModelSpec  # noqa: PLC0415
         from graphpar.strategies.partition.halo import exchange_widths  # noqa: PLC0415
 
+        from graphpar.strategies.kernels import SplitCSR  # noqa: PLC0415
+
         spec = ModelSpec.build(model, f, hidden, counts["classes"], layers)
         sent = sum(w for w, _ in exchange_widths(spec))
-        csr = ea * 16 + (o + 1) * 4 + (o + h + 1) * 4
-        parts = {"base": BASE_BYTES, "setup": small + e * 8 + ea * 16 + min(ea, 1 << 21) * 64,
-                 "train": small + csr + o * f * 4 + 4 * (2 * (o + h) * sent + 2 * o * sum(dims[1:]))}
+        pair = SplitCSR.keeps_pair(ea)  # else the transposed products read the forward CSR (no pair, no transpose)
+        per_entry = 16 if pair else 8
+        csr = ea * per_entry + (o + 1) * 4 + (o + h + 1) * 4
+        block_logits = 2 * min(o, 1 << 16) * counts["classes"] * 4  # the output layer's loss by row blocks
+        parts = {"base": BASE_BYTES,
+                 "setup": small + e * 8 + ea * per_entry + (min(ea, 1 << 21) * 64 if pair else 0),
+                 "train": small + csr + o * f * 4 + block_logits
+                 + 4 * ((o + h) * sent + 2 * o * sum(dims[1:-1]))}
         parts["total"] = parts["base"] + max(parts["setup"], parts["train"])
         return parts
     parts = {"base": BASE_BYTES, "part": o * f * 4 + small + e * 8,

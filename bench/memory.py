@@ -81,10 +81,9 @@ def part_estimate(part: dict[str, int], counts: dict[str, int], model: str = "gc
     dims = _dims(counts, model, hidden, layers)
     small = (o + h) * 8 * 2 + h * 8 + (o + 1) * 8 + o * 11  # ids, degrees, send list, indptr, labels, masks
     if model in ("gcn", "sage"):
+        from graphpar.strategies.kernels import SplitCSR  # noqa: PLC0415
         from graphpar.strategies.models import ModelSpec  # noqa: PLC0415
         from graphpar.strategies.partition.halo import exchange_widths  # noqa: PLC0415
-
-        from graphpar.strategies.kernels import SplitCSR  # noqa: PLC0415
 
         spec = ModelSpec.build(model, f, hidden, counts["classes"], layers)
         sent = sum(w for w, _ in exchange_widths(spec))

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from graphpar.bench.harness import control, regress
 
@@ -132,12 +133,13 @@ def test_the_baselines_own_code_is_shown_not_gated():
 
 @pytest.mark.skipif(not IN_GIT, reason="needs the project's git history (a clone, not an unpacked archive)")
 def test_ab_gate_end_to_end_against_head(tmp_path):
-    """``graphpar regress --control HEAD``: the committed code rebuilt and run beside this tree, two
-    interleaved rounds on a small graph; unchanged (or unrelated) code passes and both sides ran."""
+    """``graphpar regress --control HEAD``: the committed code rebuilt and run beside this tree, one
+    round each on a small graph (the interleaving is the next test's); unchanged (or unrelated) code
+    passes and both sides ran."""
     spec = tmp_path / "ci.yaml"
     spec.write_text("strategies: [single]\nworkers: 2\ndatasets: ['rmat:nodes=400,edges=4000,feat=32,classes=4,"
                     "seed=2']\nmodels: [gcn]\nfixed: {epochs: 6, warmup_epochs: 1, hidden: 16, dropout: 0.0}\n"
-                    "rounds: 2\nmargin: 3.0\nthreads: 1\n")
+                    "rounds: 1\nmargin: 3.0\nthreads: 1\n")
     base = tmp_path / "base.json"
     cmd = [sys.executable, "-m", "graphpar", "regress", "--configs", str(spec), "--baseline", str(base)]
     env = {**os.environ, "OUTDATED_IGNORE": "1"}
@@ -146,6 +148,35 @@ def test_ab_gate_end_to_end_against_head(tmp_path):
     done = subprocess.run(cmd + ["--control", "HEAD", "--all"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "A/B against" in done.stdout and done.stdout.count("control code") == 2, done.stdout
+    assert "A/B against" in done.stdout and done.stdout.count("control code") == 1, done.stdout
     assert "bench-ci ok" in done.stdout and "vs control" in done.stdout, done.stdout
     assert json.loads((tmp_path / "base.proposed.json").read_text())["entries"]
+
+
+def test_ab_rounds_interleave_the_sides_in_fresh_processes(monkeypatch, tmp_path):
+    """Round i runs control then current when i is even, current then control when odd (ABBA...), each
+    side one round in its own process; the medians are per side; a side that fails is named."""
+    calls = []
+
+    def fake_side(spec_path, out_json, root, cwd, extra=None):
+        side = "control" if root is not None else "current"
+        calls.append(side)
+        assert yaml.safe_load(spec_path.read_text())["rounds"] == 1
+        return {"s@g@gcn@P2": _entry({"control": 2.0, "current": 2.0 + len(calls) / 100}[side])}
+
+    spec = tmp_path / "ci.yaml"
+    spec.write_text("datasets: [cora]\nrounds: 3\n")
+    monkeypatch.setattr(control, "run_side", fake_side)
+    current, ctl = regress.run_ab(spec, tmp_path, rounds=3, announce=lambda _: None)
+    assert calls == ["control", "current", "current", "control", "control", "current"]
+    assert ctl["s@g@gcn@P2"]["cpu_per_probe"] == 2.0 and len(current["s@g@gcn@P2"]["cpu_per_probe_rounds"]) == 3
+
+    def failing(spec_path, out_json, root, cwd, extra=None):
+        if root is None:
+            raise control.SideFailed("exit 1: boom")
+        return {}
+
+    monkeypatch.setattr(control, "run_side", failing)
+    with pytest.raises(control.SideFailed) as err:
+        regress.run_ab(spec, tmp_path, rounds=1, announce=lambda _: None)
+    assert err.value.side == "current" and "current code" in str(err.value)

@@ -7,7 +7,6 @@ and compute (the rest), and snapshots the per-tag byte counters per epoch.
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import resource
 import time
@@ -18,6 +17,7 @@ import torch
 from graphpar.strategies import Communicator, TrainConfig, get_strategy
 from graphpar.strategies.base import DEFAULT_TIMEOUT_S
 from graphpar.strategies.comm import COUNTERS
+from graphpar.strategies.libc import malloc_trim
 from graphpar.strategies.phases import TIMER, burn_cpu
 
 from .probe import probe_for
@@ -48,10 +48,7 @@ def current_rss_bytes() -> int:
 def release_free_memory() -> None:
     """Hand the heap's free pages back to the OS (glibc ``malloc_trim``): a setup's freed transients in
     allocations below mmap's threshold otherwise stay in the process's RSS, counted as if still in use."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass
+    malloc_trim()  # not glibc: nothing to trim
 
 
 def _inject_fault(rank: int, epoch: int) -> None:

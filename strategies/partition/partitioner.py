@@ -24,7 +24,6 @@ time (checked by tests/test_faults.py). Every record carries ``partition_hash``.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import hashlib
 import io
 import json
@@ -44,6 +43,7 @@ from graphpar.datasets.graph import atomic_save, load_cache
 from .. import tags
 from ..base import ConfigError, Option
 from ..kernels import default_backend
+from ..libc import M_PERTURB, mallopt
 from ..native_output import captured_native_output
 
 METHODS = ("metis", "random", "contiguous")
@@ -107,7 +107,7 @@ def random_partition(num_nodes: int, num_parts: int, seed: int = 0) -> Tensor:
     return part
 
 
-M_PERTURB, PERTURB_BYTE = -6, 0xA5  # glibc mallopt parameter; any fixed non-zero byte
+PERTURB_BYTE = 0xA5  # any fixed non-zero byte
 
 
 @contextlib.contextmanager
@@ -115,12 +115,9 @@ def _fixed_heap_bytes():
     """Fill fresh heap allocations with a fixed byte while METIS runs (glibc only; a no-op elsewhere).
 
     DGL's METIS reads memory it never initialised; with this, what it reads is the same every run."""
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
+    if not mallopt(M_PERTURB, PERTURB_BYTE):
         yield
         return
-    mallopt(M_PERTURB, PERTURB_BYTE)
     try:
         yield
     finally:

@@ -27,7 +27,6 @@ build's transients.
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import time
@@ -42,6 +41,7 @@ from graphpar.datasets.graph import atomic_save, load_cache
 
 from ..base import ConfigError
 from ..kernels import CSRMatrix, MatrixAggregator, add_self_loops
+from ..libc import M_MMAP_THRESHOLD, mallopt
 from .halo import LocalView, _view_from_edges
 from .partitioner import Partition, partition, partition_stats
 
@@ -262,10 +262,7 @@ def return_frees_to_os(threshold: int = 1 << 20) -> None:
     (glibc ``mallopt(M_MMAP_THRESHOLD)``; elsewhere nothing). glibc's default threshold grows up to 32 MB,
     and the 1-32 MB buffers a rank frees in setup and in every epoch then stay in its heap, fragmented:
     measured on rmat-products P=4, 0.10-0.17 GiB of a rank's peak RSS, and no slower epochs without them."""
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(-3, threshold)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
+    mallopt(M_MMAP_THRESHOLD, threshold)
 
 
 def load_part(folder: Path, rank: int, manifest: dict[str, Any] | None = None) -> PartData:

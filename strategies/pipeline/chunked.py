@@ -86,12 +86,14 @@ def chunk_of_rows(num_rows: int, k: int) -> Tensor:
 
 
 def build_chunks(src: Tensor, dst: Tensor, w: Tensor, num_rows: int, k: int, backend: str,
-                 device: torch.device, chunk_of: Tensor | None = None) -> list[ChunkGraph]:
+                 device: torch.device, chunk_of: Tensor | None = None,
+                 bounds: list[tuple[int, int]] | None = None) -> list[ChunkGraph]:
     """Per-chunk aggregators over the in-edges of each chunk's destination rows (global weights).
-    ``chunk_of``: the chunk of every source row (default: the destination chunks, sources = destinations)."""
+    ``chunk_of``: the chunk of every source row (default: the destination chunks, sources = destinations);
+    ``bounds``: the destination rows of each chunk (default ``chunk_bounds(num_rows, k)``)."""
     chunk_of = chunk_of_rows(num_rows, k) if chunk_of is None else chunk_of
     out = []
-    for c, (lo, hi) in enumerate(chunk_bounds(num_rows, k)):
+    for c, (lo, hi) in enumerate(chunk_bounds(num_rows, k) if bounds is None else bounds):
         sel = (dst >= lo) & (dst < hi)
         ids, inv = torch.unique(src[sel], return_inverse=True)
         agg = make_aggregator(inv, dst[sel] - lo, w[sel], int(ids.numel()), hi - lo, backend, device)
@@ -163,8 +165,12 @@ class ChunkedStage(Stage):
     def peer(self, stage: int) -> int:
         return stage
 
+    def bounds(self, k: int) -> list[tuple[int, int]]:
+        """The destination rows [lo, hi) of each of k chunks: equal contiguous ranges."""
+        return chunk_bounds(self.num_rows, k)
+
     def chunk_rows(self, c: int, k: int) -> int:
-        lo, hi = chunk_bounds(self.num_rows, k)[c]
+        lo, hi = self.bounds(k)[c]
         return hi - lo
 
     def chunk_of(self, k: int) -> Tensor:
@@ -173,7 +179,8 @@ class ChunkedStage(Stage):
 
     def chunks(self, k: int) -> list[ChunkGraph]:
         if k not in self._chunks:
-            self._chunks[k] = build_chunks(*self.edges, self.num_rows, k, self.backend, self.device, self.chunk_of(k))
+            self._chunks[k] = build_chunks(*self.edges, self.num_rows, k, self.backend, self.device, self.chunk_of(k),
+                                           self.bounds(k))
         return self._chunks[k]
 
     def sync_grads(self) -> None:

@@ -10,9 +10,14 @@ form a partition group (``comm.subgroup``); the stage's weight gradients are sum
 the group before every optimiser step (``grad/allreduce``). Stage to stage, rank (s, g) sends only part g's
 owned rows to rank (s + 1, g) (``pipe/cut{s}/fwd``, gradients back on ``pipe/cut{s}/bwd``).
 
-Chunks (``--staleness 1``, GNNPipe's hybrid mode): each part's owned vertices, ordered by ``--chunk-order``
-(a K-way METIS part of the whole graph, then vertex id), are cut into K chunks; chunk c of the stage is the
-union of every part's chunk c, and a vertex's chunk is the one its owner gives it. Before layer i of chunk c
+Chunks (``--staleness 1``, GNNPipe's hybrid mode): with ``--chunk-order metis`` (default) a vertex's chunk is
+its K-way METIS part of the whole graph (``chunk_order``), in whichever graph part owns it, so an edge inside a
+METIS part, across graph parts too, is read fresh; chunk sizes then differ between parts (falls back to equal
+cuts when a METIS part would leave a graph part an empty chunk). With 'contiguous'/'random' each part's owned
+vertices in that order are cut into K equal chunks. Chunk c of the stage is the union of every part's chunk c,
+and a vertex's chunk is the one its owner gives it. (Equal cuts of the METIS order split METIS parts over
+chunks: on amazon-computers, 2 parts x 4 chunks, 33 % of the rows read came from history against 25 %, and
+the 4-layer run at P=4 collapsed to ln 10 on every seed; notes/staleness.md section 8.) Before layer i of chunk c
 the group exchanges the halo rows of chunk c (``layer{i}/halo/fwd``: the owners' rows just written this
 epoch); the halo rows of later chunks are last epoch's (historical embeddings). In backward, after layer i
 of chunk c, each rank sends the gradient it holds for its halo rows of chunk c (this epoch's contributions of
@@ -54,6 +59,20 @@ def stage_groups(comm: Communicator, stages: int, parts: int) -> Communicator:
     return mine
 
 
+def chunk_order(comm: Communicator, graph, k: int, how: str, seed: int) -> tuple[Tensor | None, Tensor | None]:
+    """(``vertex_order``'s renaming, every renamed vertex's chunk or None: equal cuts of each part).
+
+    'metis' (k > 1): a vertex's chunk is its K-way METIS part of the whole graph, in every graph part, so
+    an edge inside a METIS part (across graph parts too) joins rows of one chunk: they are read fresh. Equal
+    cuts of each part's vertices in that order split METIS parts over chunks (amazon-computers, 2 parts x
+    4 chunks: 33 % of the rows read were historical against 25 %, and 4-layer training collapsed)."""
+    if how != "metis" or k == 1:
+        return vertex_order(comm, graph, k, how, seed), None
+    part = shared_partition(comm, graph, k, how, seed=seed, tag=tags.SETUP_CHUNK_ORDER)
+    order = torch.argsort(part.part_id, stable=True)
+    return order, part.part_id[order]
+
+
 def global_chunks(part_id: Tensor, parts: int, k: int) -> Tensor:
     """Every vertex's chunk: its part's vertices in id order cut into ``chunk_bounds(part size, k)``."""
     chunk = torch.empty_like(part_id)
@@ -75,15 +94,18 @@ class HybridStage(ChunkedStage):
         b, e = cut[stage]
         part = shared_partition(comm, graph, parts, opt.pipe_partition, seed=seed, tag=tags.SETUP_PARTITION)
         group = stage_groups(comm, len(cut), parts)
-        order = vertex_order(comm, graph, k, opt.chunk_order, seed)
+        order, chunk = chunk_order(comm, graph, k, opt.chunk_order, seed)
         src, dst, feat, label, masks = relabel(graph, order)
         part_id = part.part_id if order is None else part.part_id[order]
+        if chunk is not None and bool((torch.bincount(part_id * k + chunk, minlength=parts * k) == 0).any()):
+            chunk = None  # a METIS part inside one graph part: another part would stream an empty chunk
         edges = None if order is None else aggregation_edges(spec, src, dst, graph.num_nodes)
         view = build_local_view(graph, part_id, g, spec, parts, edges=edges)
         owned, local = view.owned, torch.cat([view.owned, view.halo])
         vsrc, vdst, w = view.src, view.dst, view.weight
         x = torch.zeros(view.num_local, spec.dims[0])
         x[:view.num_owned] = feat[owned]
+        x[view.num_owned:] = feat[view.halo]  # constant: no chunk's first epoch reads zeros for halo features
         st = cls(spec, b, e, params, (vsrc, vdst, w), view.num_owned, backend, device, x.to(device) if b == 0 else None,
                    label[owned].to(device), [m[owned].to(device) for m in masks], int(graph.train_mask.sum()),
                    num_src=view.num_local)
@@ -91,6 +113,7 @@ class HybridStage(ChunkedStage):
         st.part, st.part_id, st.local_ids = part, part_id, local
         st.halo_rows = partition_stats(graph.src, graph.dst, part.part_id, parts)["halo_vertices"]
         st._plans = {}
+        st.chunk_label, st.label_k = (None, 0) if chunk is None else (chunk[local], k)  # local rows' METIS chunks
         st.monitor = StaleMonitor() if k > 1 else None
         return st
 
@@ -99,7 +122,16 @@ class HybridStage(ChunkedStage):
 
     def chunk_of(self, k: int) -> Tensor:
         """Local rows' chunks: an owned row's own, a halo row's at its owner."""
+        if k == self.label_k:
+            return self.chunk_label
         return global_chunks(self.part_id, self.parts, k)[self.local_ids]
+
+    def bounds(self, k: int) -> list[tuple[int, int]]:
+        """Owned rows of each chunk: contiguous (sorted by chunk); sizes differ when chunks are METIS parts."""
+        if k != self.label_k:
+            return super().bounds(k)
+        ends = torch.cumsum(torch.bincount(self.chunk_label[:self.num_rows], minlength=k), 0).tolist()
+        return list(zip([0] + ends[:-1], ends))
 
     def _plan(self, k: int) -> list[tuple[Tensor, list[int], Tensor, list[int]]]:
         """Per chunk: (owned rows sent, rows per peer, halo rows received, rows per peer) of its halo exchange."""

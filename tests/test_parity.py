@@ -127,16 +127,20 @@ def reference_cache(tmp_path_factory):
 @pytest.mark.parametrize("mode", list(STALE_MODES))
 @pytest.mark.parametrize("dataset", GRAPHS)
 def test_stale_modes_keep_the_reference_accuracy(tmp_path, capsys, reference_cache, dataset, mode, workers):
-    """GCN, default recipe, 200 epochs, seeds 0-3: mean no more than 1.5 points below the reference and no seed
+    """GCN, default recipe, 200 epochs, seeds 0-3 (0-7 at 4 layers): mean no more than 1.5 points below the reference and no seed
     more than 5 points below the reference's worst (pipeline and hybrid at P=4 run 4 layers, their reference too).
     Select a case by its id, e.g. ``tests/test_parity.py::test_stale_modes_keep_the_reference_accuracy[cora-partition-2]``,
     or a subset with ``-k "cora and pipeline"``; CPU per case measured (notes/staleness.md section 6,
     references included): cora 1-3.5 min, amazon-computers 3-7 min; one 200-epoch reference run costs ~2.5 CPU
     min on facebook-page-page, so ~20 CPU min a case there and on coauthor-cs, about three times that on
     coauthor-physics (estimated). A loaded machine multiplies the wall time by 5-10."""
-    layers = ["--layers", "4"] if mode != "partition" and workers == 4 else []
+    deep = mode != "partition" and workers == 4
+    layers = ["--layers", "4"] if deep else []
+    # 4 layers: 8 seeds. The 4-layer recipe's seeds spread 2.4-3.6 points, so 4 seeds cannot resolve 1.5: the
+    # exact pipeline (only its dropout masks differ) missed by 1.6 on Cora over 4 (notes/staleness.md 7, 9)
+    seeds = "8" if deep else "4"
     argv = ["parity", *STALE_MODES[mode], "--dataset", dataset, "--workers",
-            str(workers), "--seeds", "4", "--eval-every", "20", "--out-dir", str(tmp_path), *layers,
+            str(workers), "--seeds", seeds, "--eval-every", "20", "--out-dir", str(tmp_path), *layers,
             "--reuse-reference", str(reference_cache)]
     rc = main(argv)
     out = capsys.readouterr().out

@@ -51,6 +51,8 @@ def test_validate_names_the_fix(small_directed):
         cls.validate(cfg_for(small_directed, 2, 2, chunks=0), summary)
     with pytest.raises(ConfigError, match="--model"):
         cls.validate(cfg_for(small_directed, 2, 2, model="decoupled"), summary)
+    with pytest.raises(ConfigError, match="--pipe-cooldown -2"):
+        cls.validate(cfg_for(small_directed, 2, 2, pipe_cooldown=-2), summary)
 
 
 def _epoch_grads(graph, model: str, opts: dict, epochs: int) -> tuple[list[float], dict]:
@@ -91,6 +93,24 @@ def test_warmup_seeds_the_historical_gradients(small_directed, model):
     assert stale_losses == pytest.approx(exact_losses, rel=1e-5)
     for n, g in exact.items():
         torch.testing.assert_close(stale[n], g, rtol=1e-4, atol=1e-6)
+
+
+def test_cooldown_ends_on_whole_graph_epochs(small_directed):
+    """``--pipe-cooldown N``: the last N epochs run one chunk (no historical reads); with fixed weights the
+    buffers are exact by then, so those epochs give the exact pipeline's loss and gradients, the stale
+    epochs before them do not."""
+    exact_losses, exact = _epoch_grads(small_directed, "gcn", {"staleness": 0}, 6)
+    cool_losses, cool = _epoch_grads(small_directed, "gcn", {"chunks": 4, "pipe_cooldown": 2, "epochs": 6}, 6)
+    assert cool_losses[0] != pytest.approx(exact_losses[0], rel=1e-4)
+    assert cool_losses[4:] == pytest.approx(exact_losses[4:], rel=1e-5)
+    for n, g in exact.items():
+        torch.testing.assert_close(cool[n], g, rtol=1e-4, atol=1e-6)
+    cfg = cfg_for(small_directed, 1, 3, chunks=4, pipe_cooldown=2, epochs=5)
+    strat = get_strategy("pipeline")(cfg, small_directed, Communicator(), torch.device("cpu"))
+    strat.setup()
+    for e in range(cfg.epochs):
+        strat.train_epoch(e)
+    assert [t["chunks"] for t in strat.worker_stats()["stage_epochs"]] == [4, 4, 4, 1, 1]
 
 
 def test_staleness_statistics(small_directed):

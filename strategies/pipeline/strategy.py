@@ -10,7 +10,9 @@ edges cross chunks and few reads are historical); chunk c's rows go stage to sta
 send/recv (tags ``pipe/cut{s}/fwd``, gradients back under ``pipe/cut{s}/bwd``) in a one-forward-one-
 backward order, with an epoch barrier. ``--staleness 1``: a chunk reads last epoch's rows (and
 gradients) of chunks not yet done this epoch; ``--pipe-warmup N`` runs N whole-graph epochs first, the last
-of which seeds the historical gradients; ``staleness`` in the record counts the historical reads, the drift
+of which seeds the historical gradients; ``--pipe-cooldown N`` (default a fifth of the epochs) runs the last N
+epochs on the whole graph: a stale forward differs from the exact one evaluation runs and the weights adapt
+to it (notes/staleness.md section 9); ``staleness`` in the record counts the historical reads, the drift
 of those rows and whether the loss diverged (``staleness.StaleMonitor``). Each rank draws its own dropout masks.
 ``--staleness 0``: one chunk = the whole graph: plain
 layer-wise model parallelism, equal to the reference. ``--pipe-update chunk`` steps each stage's
@@ -95,6 +97,8 @@ class LayerPipeline(Strategy):
                old_name="--chunks"),
         Option("--staleness", int, 1, "pipeline: 1 = historical embeddings of later chunks, 0 = exact", (0, 1)),
         Option("--pipe-warmup", int, 0, "pipeline: first N epochs without staleness (one chunk)"),
+        Option("--pipe-cooldown", int, -1, "pipeline: last N epochs without staleness (one chunk), so the weights "
+               "end fitted to the exact forward that evaluation runs; -1: a fifth of --epochs, 0: none"),
         Option("--grad-clip", float, 0.0, "pipeline: clamp weight gradients elementwise to +-V (0: off)"),
         Option("--chunk-order", str, "metis", "pipeline: vertices into chunks by K-way 'metis' parts (fewest "
                "historical reads), 'contiguous' id ranges or a 'random' permutation", ("metis", "contiguous", "random")),
@@ -130,8 +134,9 @@ class LayerPipeline(Strategy):
         if o.staleness not in (0, 1):
             raise ConfigError(f"--staleness {o.staleness} must be 0 (exact) or 1 (historical embeddings)")
         check_method("--chunk-order", o.chunk_order, bool(o.staleness) and o.pipe_chunks > 1)
-        if o.pipe_warmup < 0 or o.grad_clip < 0:
-            raise ConfigError(f"--pipe-warmup {o.pipe_warmup} and --grad-clip {o.grad_clip} must be >= 0")
+        if o.pipe_warmup < 0 or o.pipe_cooldown < -1 or o.grad_clip < 0:
+            raise ConfigError(f"--pipe-warmup {o.pipe_warmup}, --pipe-cooldown {o.pipe_cooldown} and --grad-clip "
+                              f"{o.grad_clip} must be >= 0 (--pipe-cooldown -1: a fifth of --epochs)")
 
     def setup(self) -> None:
         g, dev, cfg, comm = self.graph, self.device, self.cfg, self.comm
@@ -149,6 +154,8 @@ class LayerPipeline(Strategy):
         self.times: list[dict[str, float]] = []
         self.gathered: dict[str, Tensor] = {}
         self.k = 1 if self.opt.staleness == 0 else self.opt.pipe_chunks
+        cool = self.opt.pipe_cooldown
+        self.cooldown = (cfg.epochs // 5 if cool < 0 else cool) if self.k > 1 else 0  # whole-graph epochs at the end
         kind = HybridStage if self.parts > 1 else ChunkedStage
         self.engine: Stage = kind.build(comm, self.spec, g, self.cut, self.params, self.opt, cfg.seed, self.k,
                                         self.kernel_name(), dev)
@@ -162,8 +169,8 @@ class LayerPipeline(Strategy):
         return x
 
     def train_epoch(self, epoch: int) -> float:
-        warm = self.opt.pipe_warmup
-        k = 1 if epoch < warm else self.k
+        warm, cool = self.opt.pipe_warmup, self.cooldown
+        k = 1 if epoch < warm or (cool and epoch >= self.cfg.epochs - cool) else self.k
         seed_k = self.k if k == 1 < self.k and epoch == warm - 1 else 0  # last warm-up epoch seeds the history
         per_chunk = self.opt.pipe_update == "chunk"
         s, eng, dims = self.stage, self.engine, self.spec.dims
@@ -271,7 +278,8 @@ class LayerPipeline(Strategy):
         return {"stages": s, "cut": [list(c) for c in self.cut], "stage_cost": [sum(self.costs[b:e]) for b, e in
                                                                                   self.cut],
                 "layer_cost": self.costs, "chunks": self.k, "staleness": self.opt.staleness,
-                "pipe_update": self.opt.pipe_update,
+                "pipe_update": self.opt.pipe_update, "pipe_warmup": self.opt.pipe_warmup,
+                "pipe_cooldown": self.cooldown,
                 "cut_bytes_per_epoch": sum(2 * n * h[b] * 4 for b, _ in self.cut[1:]),
                 "ideal_bubble_fraction": (s - 1) / (self.k + s - 1),
                 "chunk_order": self.opt.chunk_order if self.k > 1 else "contiguous", **self._staleness(),

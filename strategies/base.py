@@ -89,6 +89,9 @@ class TrainConfig:
     layers: int = setting(2, "GNN layers L")
     hidden: int = setting(16, "hidden width")
     dropout: float = setting(0.5, "dropout rate in [0, 1)")
+    dropout_masks: str = setting("stream", "dropout noise: 'stream' (each rank's torch generator) or 'keyed' (a "
+                                 "hash of seed, epoch, layer, vertex, column: every strategy drops what the "
+                                 "reference drops)", choices=("stream", "keyed"))
     lr: float = setting(0.01, "Adam learning rate")
     weight_decay: float = setting(5e-4, "Adam weight decay")
     epochs: int = setting(200, "training epochs")
@@ -163,7 +166,7 @@ class TrainConfig:
 
     def model_spec(self, in_dim: int, out_dim: int) -> ModelSpec:
         return ModelSpec.build(self.model, in_dim, self.hidden, out_dim, self.layers, self.dropout,
-                               self.residual, self.prop_steps, self.heads, self.out_heads)
+                               self.residual, self.prop_steps, self.heads, self.out_heads, self.dropout_masks)
 
 
 class Strategy(ABC):

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import attention
+from . import attention, dropmask
 from .kernels import add_self_loops, gcn_weights, mean_weights
 
 MODELS = ("gcn", "sage", "gat", "decoupled")
@@ -39,11 +39,12 @@ class ModelSpec:
     prop_steps: int = 0
     heads: int = 1  # gat: heads of every hidden layer (concatenated)
     out_heads: int = 1  # gat: heads of the output layer (averaged)
+    dropout_masks: str = "stream"  # 'keyed': every strategy draws the reference's masks (dropmask.py)
 
     @classmethod
     def build(cls, kind: str, in_dim: int, hidden: int, out_dim: int, layers: int, dropout: float = 0.0,
               residual: bool = False, prop_steps: int | None = None, heads: int = 1,
-              out_heads: int = 1) -> "ModelSpec":
+              out_heads: int = 1, dropout_masks: str = "stream") -> "ModelSpec":
         if kind not in MODELS:
             raise ValueError(f"unknown model {kind!r}; choose one of {', '.join(MODELS)}")
         if layers < 1:
@@ -54,7 +55,9 @@ class ModelSpec:
             heads = out_heads = 1
         elif layers > 1 and hidden % heads:
             raise ValueError(f"--hidden {hidden} must be a multiple of --heads {heads} (gat concatenates the heads)")
-        return cls(kind, dims, dropout, residual, steps, heads, out_heads)
+        if dropout_masks not in dropmask.MASKS:
+            raise ValueError(f"--dropout-masks {dropout_masks!r}: choose one of {', '.join(dropmask.MASKS)}")
+        return cls(kind, dims, dropout, residual, steps, heads, out_heads, dropout_masks)
 
     @property
     def layers(self) -> int:
@@ -153,10 +156,14 @@ def activate(spec: ModelSpec, i: int, out: Tensor, h_in: Tensor) -> Tensor:
     return out + h_in if spec.has_residual(i) else out
 
 
-def dropout(spec: ModelSpec, i: int, h: Tensor, training: bool) -> Tensor:
-    """Dropout on layer i's input, for every layer but the first."""
-    if i == 0 or spec.dropout == 0.0:
+def dropout(spec: ModelSpec, i: int, h: Tensor, training: bool, rows: Tensor | None = None,
+            first_col: int = 0) -> Tensor:
+    """Dropout on layer i's input, for every layer but the first. ``rows``: the global vertex ids of h's rows
+    (None: the whole graph in id order) and ``first_col`` its first column, read by keyed masks only."""
+    if i == 0 or spec.dropout == 0.0 or not training:
         return h
+    if spec.dropout_masks == "keyed":
+        return h * dropmask.keyed_noise(spec.dropout, i, rows, h.shape[0], h.shape[1], first_col, h.device, h.dtype)
     return F.dropout(h, spec.dropout, training)
 
 
@@ -185,7 +192,8 @@ class _ReluDropout(torch.autograd.Function):
         return grad.mul(ctx.scale.to(grad.device)).masked_fill_(drop, 0.0), None
 
 
-def activate_dropout(spec: ModelSpec, i: int, out: Tensor, h_in: Tensor, training: bool) -> Tensor:
+def activate_dropout(spec: ModelSpec, i: int, out: Tensor, h_in: Tensor, training: bool,
+                     rows: Tensor | None = None) -> Tensor:
     """``dropout(spec, i + 1, activate(spec, i, out, h_in), training)`` for a layer i below the last, in place
     on ``out`` (a layer's fresh output that autograd does not save) where that is exact: no residual, on CPU
     (whose dropout ``_ReluDropout`` repeats), with rows. Saves the separate relu output, the float noise and
@@ -193,8 +201,9 @@ def activate_dropout(spec: ModelSpec, i: int, out: Tensor, h_in: Tensor, trainin
     saves); the others take the two ops."""
     p = spec.dropout if training else 0.0
     plain = spec.kind in ("gcn", "sage") and not spec.has_residual(i)
-    if not plain or out.device.type != "cpu" or out.numel() == 0 or not torch.is_floating_point(out):
-        return dropout(spec, i + 1, activate(spec, i, out, h_in), training)
+    if (not plain or out.device.type != "cpu" or out.numel() == 0 or not torch.is_floating_point(out)
+            or (spec.dropout_masks == "keyed" and p > 0.0)):
+        return dropout(spec, i + 1, activate(spec, i, out, h_in), training, rows)
     if p == 0.0:
         return F.relu(out) if torch.is_grad_enabled() and out.requires_grad else out.relu_()
     return _ReluDropout.apply(out, p)

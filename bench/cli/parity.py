@@ -68,7 +68,9 @@ def add_command(sub, commands: dict) -> None:
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     training_args(p)
-    p.set_defaults(timeout_s=1800.0)  # a whole 200-epoch run must finish within it (and + 60 s)
+    # a whole 200-epoch run must finish within the timeout (and + 60 s); keyed dropout masks: the strategy drops
+    # what the reference drops, so the two runs of a seed differ by the strategy alone (strategies/dropmask.py)
+    p.set_defaults(timeout_s=1800.0, dropout_masks="keyed")
     p.add_argument("--seeds", type=at_least_one, default=4, help="seeds --seed, --seed+1, ... (default 4)")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help="points the strategy's mean may fall below the reference's (default 1.5)")

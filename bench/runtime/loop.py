@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from graphpar.strategies import Communicator, TrainConfig, get_strategy
+from graphpar.strategies import Communicator, TrainConfig, dropmask, get_strategy
 from graphpar.strategies.base import DEFAULT_TIMEOUT_S
 from graphpar.strategies.comm import COUNTERS
 from graphpar.strategies.libc import malloc_trim
@@ -104,6 +104,7 @@ def train_rank(comm: Communicator, cfg: TrainConfig, graph, keep_params: bool = 
         start, start_cpu = time.perf_counter(), time.process_time()
         TIMER.start()
         _inject_fault(comm.rank_global(), epoch)
+        dropmask.begin_epoch(cfg.seed, epoch, graph.num_nodes)  # keyed dropout masks: this epoch's key
         loss = strategy.train_epoch(epoch)
         if device.type == "cuda":
             torch.cuda.synchronize(device)

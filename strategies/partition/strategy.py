@@ -162,7 +162,7 @@ class GraphPartition(Strategy):
                              before_weight and i == last_layer)
             if i == last_layer:
                 return out
-            h_in = activate_dropout(self.spec, i, out, h_in, training)
+            h_in = activate_dropout(self.spec, i, out, h_in, training, self.view.owned)
             del out  # the layer's output is h_in now (in place) or freed
         raise AssertionError("a model has at least one layer")
 

@@ -144,6 +144,7 @@ class ChunkedStage(Stage):
         self.stash_stashed = 0  # weight copies made (for the record)
         self.monitor = None  # a staleness.StaleMonitor (set by the strategy when chunks read history)
         self.keep_history = True  # False (every epoch one chunk): whole-graph layers skip the row buffers
+        self.vertex_ids: Tensor | None = None  # each row's global vertex id (keyed dropout); None: the row's index
         self._dirty = {"fresh": False, "late": False, "hist": False}  # which gradient buffers hold non-zeros
 
     @classmethod
@@ -151,13 +152,15 @@ class ChunkedStage(Stage):
               seed: int, k: int, backend: str, device: torch.device) -> "ChunkedStage":
         """Rank ``comm.rank``'s stage of ``cut`` on the whole graph, vertices renumbered by ``--chunk-order``."""
         b, e = cut[comm.rank]
-        src, dst, feat, label, masks = relabel(graph, vertex_order(comm, graph, k, opt.chunk_order, seed))
+        order = vertex_order(comm, graph, k, opt.chunk_order, seed)
+        src, dst, feat, label, masks = relabel(graph, order)
         edges = aggregation_edges(spec, src, dst, graph.num_nodes)
         stage = cls(spec, b, e, params, edges, graph.num_nodes, backend, device, feat.to(device) if b == 0 else None,
                     label.to(device), [m.to(device) for m in masks], int(graph.train_mask.sum()))
         stage.stage = comm.rank
         stage.monitor = StaleMonitor() if k > 1 else None
         stage.keep_history = k > 1  # one chunk every epoch: no historical rows to keep
+        stage.vertex_ids = None if order is None else order.to(device)
         return stage
 
     stage = 0  # this stage's index (its rank)
@@ -214,10 +217,11 @@ class ChunkedStage(Stage):
         # evaluation writes into scratch buffers: the training history (post-dropout rows) stays intact
         X = self.X if training else {i: (t if i == 0 else torch.empty_like(t)) for i, t in self.X.items()}
         watch = self.monitor if training and k > 1 else None
+        ids = self.vertex_ids[cg.lo:cg.hi] if self.vertex_ids is not None else torch.arange(cg.lo, cg.hi)
         with torch.set_grad_enabled(training):
             if self.b > 0:
                 r = x_in.requires_grad_(training)
-                xb = dropout(spec, self.b, r, training)
+                xb = dropout(spec, self.b, r, training, ids)
                 self._write(X[self.b], cg, xb.detach(), watch)
                 ctx.entry = (r, xb)
             carry = None  # whole-graph chunk without history: the previous layer's output, no buffer copy
@@ -236,7 +240,7 @@ class ChunkedStage(Stage):
                 ctx.pre.append(z)
                 y = activate(spec, i, z, xd)
                 if i + 1 < self.e:
-                    y = dropout(spec, i + 1, y, training)
+                    y = dropout(spec, i + 1, y, training, ids)
                     if cg.whole and not (self.keep_history and training):
                         carry = y
                     else:

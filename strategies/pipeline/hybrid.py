@@ -115,6 +115,7 @@ class HybridStage(ChunkedStage):
         st._plans = {}
         st.chunk_label, st.label_k = (None, 0) if chunk is None else (chunk[local], k)  # local rows' METIS chunks
         st.monitor = StaleMonitor() if k > 1 else None
+        st.vertex_ids = (owned if order is None else order[owned]).to(device)  # owned rows' global ids
         return st
 
     def peer(self, stage: int) -> int:

@@ -151,7 +151,7 @@ class Sampling(Strategy):
     def _forward_blocks(self, blocks: list[Block], x: Tensor, training: bool) -> Tensor:
         h = x
         for i, blk in enumerate(blocks):
-            h_in = dropout(self.spec, i, h, training)
+            h_in = dropout(self.spec, i, h, training, blk.src_nodes)
             h = activate(self.spec, i, self._layer(i, blk, h_in), h_in[:blk.num_dst])
         return h
 

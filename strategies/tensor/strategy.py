@@ -169,6 +169,7 @@ class TensorParallel(Strategy):
         self.init_model(init_params(spec, self.cfg.seed))
         rows = slice(self.lo, self.hi)
         self.x_rows = g.feat[rows].to(dev)
+        self.owned_ids = torch.arange(self.lo, self.hi)  # global vertex ids of the owned rows (keyed dropout)
         if self.mode == "naive":  # the input's column slice comes straight from the dataset: no comm
             a, b = self.layout.col_range(g.num_features)
             self.x_slice = g.feat[:, a:b].contiguous().to(dev)
@@ -217,9 +218,9 @@ class TensorParallel(Strategy):
         return attention.finish(self.params, i, out, i == self.spec.layers - 1)
 
     def _forward_naive(self, training: bool, prefix: str) -> Tensor:
-        spec, h = self.spec, self.x_rows
+        spec, h, ids = self.spec, self.x_rows, self.owned_ids
         for i in range(spec.layers):
-            h_in = dropout(spec, i, h, training)
+            h_in = dropout(spec, i, h, training, ids)
             if spec.kind == "gat":
                 out = self._gat_layer(i, h_in, prefix)
             else:
@@ -228,9 +229,9 @@ class TensorParallel(Strategy):
         return h
 
     def _forward_decoupled(self, training: bool, prefix: str) -> Tensor:
-        spec, h = self.spec, self.x_rows
+        spec, h, ids = self.spec, self.x_rows, self.owned_ids
         for i in range(spec.layers):
-            h = activate(spec, i, mlp_layer(spec, self.params, i, dropout(spec, i, h, training)), h)
+            h = activate(spec, i, mlp_layer(spec, self.params, i, dropout(spec, i, h, training, ids)), h)
         if spec.prop_steps == 0:
             return h
         return DecoupledPropagate.apply(h, self.comm, self.layout, self.adj, spec.prop_steps, prefix)

@@ -40,10 +40,11 @@ class CheckResult:
 
 
 def check_config(cfg: TrainConfig) -> TrainConfig:
-    """The configuration a check trains: the user's, with dropout off and the strategy's exact options
+    """The configuration a check trains: the user's, with keyed dropout masks (the strategy drops what the
+    reference drops, so dropout stays on and its placement is checked too) and the strategy's exact options
     filling whatever the user left unset."""
     options = {**get_strategy(cfg.strategy).exact_options(), **cfg.options}
-    return replace(cfg, dropout=0.0, options=options)
+    return replace(cfg, dropout_masks="keyed", options=options)
 
 
 def reference_config(cfg: TrainConfig) -> TrainConfig:

@@ -291,6 +291,7 @@ def test_parity_figure_uses_the_shared_style_and_does_not_collide(tmp_path, monk
         fig.canvas.draw()
         seen["collisions"] = figlayout.collisions(fig)
         seen["colors"] = {line.get_color() for line in fig.axes[0].get_lines()}
+        seen["fig"] = fig
         return real_save(fig, path, formats)
 
     monkeypatch.setattr(figstyle, "save", checking_save)
@@ -300,3 +301,10 @@ def test_parity_figure_uses_the_shared_style_and_does_not_collide(tmp_path, monk
     assert seen["collisions"] == []
     assert figstyle.strategy_color("single") in seen["colors"]
     assert figstyle.strategy_color("partition", "stale") in seen["colors"]
+    # a stale pipeline's cool-down (its whole-graph epochs) is shaded and named in the legend
+    for r in runs["strategy"]:
+        r["whole_graph_epochs"] = [(160, 199)]
+    parity.plot_parity(runs, title.replace("partition --stale 4", "pipeline"), tmp_path / "cool.png", "pipeline")
+    assert seen["collisions"] == [] and (tmp_path / "cool.png").is_file()
+    labels = [t.get_text() for t in seen["fig"].legends[0].get_texts()]
+    assert any(label.startswith("whole-graph epochs") for label in labels), labels

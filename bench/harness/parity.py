@@ -70,9 +70,17 @@ class Verdict:
 
 def _final(ranks: list[dict[str, Any]]) -> dict[str, Any]:
     r0 = ranks[0]
+    stale = combine([r.get("staleness") for r in ranks])
     return {"test_acc": r0["accuracy"]["test_acc"], "losses": [e["loss"] for e in r0["epochs"]],
-            "curve": [(a["epoch"], a["test_acc"]) for a in r0["accuracy_curve"]],
-            "staleness": combine([r.get("staleness") for r in ranks])}
+            "curve": [(a["epoch"], a["test_acc"]) for a in r0["accuracy_curve"]], "staleness": stale,
+            "whole_graph_epochs": _whole_graph_epochs(r0.get("info") or {}, len(r0["epochs"])) if stale else []}
+
+
+def _whole_graph_epochs(info: dict[str, Any], epochs: int) -> list[tuple[int, int]]:
+    """[first, last] epoch ranges a stale pipeline ran as one whole-graph chunk (its warm-up and cool-down)."""
+    warm, cool = int(info.get("pipe_warmup") or 0), int(info.get("pipe_cooldown") or 0)
+    spans = [(0, min(warm, epochs) - 1)] if warm > 0 else []
+    return spans + ([(max(epochs - cool, 0), epochs - 1)] if cool > 0 else [])
 
 
 def _train(cfg, graph, timeout_s: float) -> dict[str, Any]:
@@ -163,6 +171,10 @@ def plot_parity(runs: dict[str, Any], title: str, path: Path, strategy: str = ""
             for i, r in enumerate(runs[key]):
                 xs, ys = zip(*r["curve"])
                 ax.plot(xs, ys, color=colors[key], lw=1, alpha=0.8, label=names[key] if i == 0 else None)
+        spans = runs["strategy"][0].get("whole_graph_epochs", []) if runs["strategy"] else []
+        for j, (lo, hi) in enumerate(spans):  # where the stale curves jump: the exact forward again
+            ax.axvspan(lo, hi, color="0.85", zorder=0, lw=0,
+                       label="whole-graph epochs (no history: warm-up, cool-down)" if j == 0 else None)
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy")
         figlayout.legend_below(fig, *ax.get_legend_handles_labels())

@@ -77,19 +77,21 @@ def test_history_equals_fresh_when_weights_do_not_move(small_directed, model):
     i on (epoch 0 reads zeros), the gradients L epochs later; then K=4 chunks with history give the exact
     loss and gradients of the 4-layer model."""
     exact_losses, exact = _epoch_grads(small_directed, model, {"staleness": 0}, 8)
-    stale_losses, stale = _epoch_grads(small_directed, model, {"chunks": 4}, 8)
+    stale_losses, stale = _epoch_grads(small_directed, model, {"chunks": 4, "pipe_warmup": 0}, 8)
     assert stale_losses[0] != pytest.approx(exact_losses[0], rel=1e-4)
     assert stale_losses[4:] == pytest.approx(exact_losses[4:], rel=1e-5)
     for n, g in exact.items():
         torch.testing.assert_close(stale[n], g, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("warmup", [{"pipe_warmup": 4}, {}])
 @pytest.mark.parametrize("model", ["gcn", "sage", "gat"])
-def test_warmup_seeds_the_historical_gradients(small_directed, model):
-    """After whole-graph warm-up epochs every buffer is exact (fixed weights), and the last warm-up epoch
-    records the contributions K chunks deliver late: the first stale epoch is already exact."""
+def test_warmup_seeds_the_historical_gradients(small_directed, model, warmup):
+    """After whole-graph warm-up epochs (the default: one) every buffer is exact (fixed weights), and the last
+    warm-up epoch records the contributions K chunks deliver late: the first stale epoch is already exact, so
+    Adam's first steps never see the zero rows and missing late gradients of an unseeded history."""
     exact_losses, exact = _epoch_grads(small_directed, model, {"staleness": 0}, 5)
-    stale_losses, stale = _epoch_grads(small_directed, model, {"chunks": 4, "pipe_warmup": 4}, 5)
+    stale_losses, stale = _epoch_grads(small_directed, model, {"chunks": 4, **warmup}, 5)
     assert stale_losses == pytest.approx(exact_losses, rel=1e-5)
     for n, g in exact.items():
         torch.testing.assert_close(stale[n], g, rtol=1e-4, atol=1e-6)
@@ -100,8 +102,10 @@ def test_cooldown_ends_on_whole_graph_epochs(small_directed):
     pipeline's loss and gradients from their first epoch on (fixed weights), before the 4-layer history would
     have settled (epoch 4, test_history_equals_fresh_when_weights_do_not_move); the stale epochs before differ."""
     exact_losses, exact = _epoch_grads(small_directed, "gcn", {"staleness": 0}, 6)
-    cool_losses, cool = _epoch_grads(small_directed, "gcn", {"chunks": 4, "pipe_cooldown": 4, "epochs": 6}, 6)
-    stale_losses, _ = _epoch_grads(small_directed, "gcn", {"chunks": 4, "pipe_cooldown": 0, "epochs": 6}, 6)
+    cool_losses, cool = _epoch_grads(small_directed, "gcn", {"chunks": 4, "pipe_cooldown": 4, "epochs": 6,
+                                                             "pipe_warmup": 0}, 6)
+    stale_losses, _ = _epoch_grads(small_directed, "gcn", {"chunks": 4, "pipe_cooldown": 0, "epochs": 6,
+                                                           "pipe_warmup": 0}, 6)
     assert cool_losses[:2] == stale_losses[:2] and cool_losses[0] != pytest.approx(exact_losses[0], rel=1e-4)
     assert cool_losses[2:] == pytest.approx(exact_losses[2:], rel=1e-7)
     assert stale_losses[2] != pytest.approx(exact_losses[2], rel=1e-7)  # history still settling (~1e-6)
@@ -112,7 +116,7 @@ def test_cooldown_ends_on_whole_graph_epochs(small_directed):
     strat.setup()
     for e in range(cfg.epochs):
         strat.train_epoch(e)
-    assert [t["chunks"] for t in strat.worker_stats()["stage_epochs"]] == [4, 4, 4, 1, 1]
+    assert [t["chunks"] for t in strat.worker_stats()["stage_epochs"]] == [1, 4, 4, 1, 1]  # default warm-up: 1
 
 
 def test_staleness_statistics(small_directed):
@@ -151,12 +155,13 @@ def test_bytes_per_epoch_match_formula(small_directed):
     per cut and direction, whatever the chunking; plus an 8-byte loss sum per rank."""
     g, p, h = small_directed, 3, 8
     results = train_local(cfg_for(g, p, 3, chunks=3, epochs=2, hidden=h), g, keep_params=False)
-    for epoch in range(2):
+    for epoch, k in enumerate((1, 3)):  # the default warm-up epoch runs the whole graph as one chunk
         per_tag: dict[str, int] = {}
         for r in results:
+            assert r["stage_epochs"][epoch]["chunks"] == k
             for tag, st in r["epochs"][epoch]["comm"].items():
                 per_tag[tag] = per_tag.get(tag, 0) + st["sent_bytes"]
-                assert st["sent_bytes"] == 0 or st["calls"] == (3 if tag.startswith("pipe/cut") else 1)
+                assert st["sent_bytes"] == 0 or st["calls"] == (k if tag.startswith("pipe/cut") else 1)
         expected = {f"pipe/cut{s}/{d}": g.num_nodes * h * 4 for s in range(1, p) for d in ("fwd", "bwd")}
         expected["pipe/loss"] = 8 * p
         assert per_tag == expected
@@ -269,16 +274,18 @@ def test_hybrid_history_equals_fresh_when_weights_do_not_move(small_directed):
     so after a few epochs the hybrid with K=4 chunks gives the exact hybrid's loss; the first epoch differs."""
     fixed = dict(epochs=8, dropout=0.0, lr=0.0, hidden=8)
     exact = train_local(cfg_for(small_directed, 4, 4, **fixed, **HYBRID), small_directed, keep_params=False)
-    stale = train_local(cfg_for(small_directed, 4, 4, **fixed, **dict(HYBRID, staleness=1, chunks=4)),
+    stale = train_local(cfg_for(small_directed, 4, 4, **fixed, **dict(HYBRID, staleness=1, chunks=4, pipe_warmup=0)),
                         small_directed, keep_params=False)
     exact_losses = [e["loss"] for e in exact[0]["epochs"]]
     stale_losses = [e["loss"] for e in stale[0]["epochs"]]
     assert stale_losses[0] != pytest.approx(exact_losses[0], rel=1e-4)
     assert stale_losses[5:] == pytest.approx(exact_losses[5:], rel=1e-5)
-    # whole-graph warm-up epochs: rows exact from the first stale epoch on (the late-gradient seeding runs too)
-    warm = train_local(cfg_for(small_directed, 4, 4, **fixed, **dict(HYBRID, staleness=1, chunks=4, pipe_warmup=4)),
-                       small_directed, keep_params=False)
-    assert [e["loss"] for e in warm[0]["epochs"]] == pytest.approx(exact_losses, rel=1e-5)
+    # whole-graph warm-up epochs (the default: one): rows exact from the first stale epoch on (the late-gradient
+    # seeding runs too)
+    for warmup in ({"pipe_warmup": 4}, {}):
+        warm = train_local(cfg_for(small_directed, 4, 4, **fixed, **dict(HYBRID, staleness=1, chunks=4, **warmup)),
+                           small_directed, keep_params=False)
+        assert [e["loss"] for e in warm[0]["epochs"]] == pytest.approx(exact_losses, rel=1e-5)
 
 
 def _accuracy(graph, cfg: TrainConfig) -> float:

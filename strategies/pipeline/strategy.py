@@ -9,11 +9,15 @@ Vertices are cut into K = ``--pipe-chunks`` chunks (``--chunk-order``: K-way MET
 edges cross chunks and few reads are historical); chunk c's rows go stage to stage by
 send/recv (tags ``pipe/cut{s}/fwd``, gradients back under ``pipe/cut{s}/bwd``) in a one-forward-one-
 backward order, with an epoch barrier. ``--staleness 1``: a chunk reads last epoch's rows (and
-gradients) of chunks not yet done this epoch; ``--pipe-warmup N`` runs N whole-graph epochs first, the last
-of which seeds the historical gradients; ``--pipe-cooldown N`` (default a fifth of the epochs) runs the last N
+gradients) of chunks not yet done this epoch; ``--pipe-warmup N`` (default 1) runs N whole-graph epochs first,
+the last of which seeds the history (rows and late gradients): without it the first stale epoch reads zero rows
+and misses the late gradients, and Adam's first step (and its second-moment estimate, remembered for ~1000
+steps) takes that wrong gradient, which sank 4-layer seeds for good (notes/staleness.md section 10);
+``--pipe-cooldown N`` (default a fifth of the epochs) runs the last N
 epochs on the whole graph: a stale forward differs from the exact one evaluation runs and the weights adapt
 to it (notes/staleness.md section 9); ``staleness`` in the record counts the historical reads, the drift
-of those rows and whether the loss diverged (``staleness.StaleMonitor``). Each rank draws its own dropout masks.
+of those rows and whether the loss diverged (``staleness.StaleMonitor``). Dropout masks: ``--dropout-masks``
+(``dropmask.py``).
 ``--staleness 0``: one chunk = the whole graph: plain
 layer-wise model parallelism, equal to the reference. ``--pipe-update chunk`` steps each stage's
 optimiser after every chunk's backward (weight stashing keeps each chunk's backward on the weights its
@@ -96,7 +100,8 @@ class LayerPipeline(Strategy):
         Option("--pipe-chunks", int, 4, "pipeline: vertex chunks K streamed through the stages",
                old_name="--chunks"),
         Option("--staleness", int, 1, "pipeline: 1 = historical embeddings of later chunks, 0 = exact", (0, 1)),
-        Option("--pipe-warmup", int, 0, "pipeline: first N epochs without staleness (one chunk)"),
+        Option("--pipe-warmup", int, 1, "pipeline: first N epochs without staleness (one chunk); the last one "
+               "seeds the history, so the first stale step is not taken on zero rows"),
         Option("--pipe-cooldown", int, -1, "pipeline: last N epochs without staleness (one chunk), so the weights "
                "end fitted to the exact forward that evaluation runs; -1: a fifth of --epochs, 0: none"),
         Option("--grad-clip", float, 0.0, "pipeline: clamp weight gradients elementwise to +-V (0: off)"),
@@ -156,6 +161,7 @@ class LayerPipeline(Strategy):
         self.k = 1 if self.opt.staleness == 0 else self.opt.pipe_chunks
         cool = self.opt.pipe_cooldown
         self.cooldown = (cfg.epochs // 5 if cool < 0 else cool) if self.k > 1 else 0  # whole-graph epochs at the end
+        self.warmup = self.opt.pipe_warmup if self.k > 1 else 0  # ... and at the start
         kind = HybridStage if self.parts > 1 else ChunkedStage
         self.engine: Stage = kind.build(comm, self.spec, g, self.cut, self.params, self.opt, cfg.seed, self.k,
                                         self.kernel_name(), dev)
@@ -169,7 +175,7 @@ class LayerPipeline(Strategy):
         return x
 
     def train_epoch(self, epoch: int) -> float:
-        warm, cool = self.opt.pipe_warmup, self.cooldown
+        warm, cool = self.warmup, self.cooldown
         k = 1 if epoch < warm or (cool and epoch >= self.cfg.epochs - cool) else self.k
         seed_k = self.k if k == 1 < self.k and epoch == warm - 1 else 0  # last warm-up epoch seeds the history
         per_chunk = self.opt.pipe_update == "chunk"
@@ -278,7 +284,7 @@ class LayerPipeline(Strategy):
         return {"stages": s, "cut": [list(c) for c in self.cut], "stage_cost": [sum(self.costs[b:e]) for b, e in
                                                                                   self.cut],
                 "layer_cost": self.costs, "chunks": self.k, "staleness": self.opt.staleness,
-                "pipe_update": self.opt.pipe_update, "pipe_warmup": self.opt.pipe_warmup,
+                "pipe_update": self.opt.pipe_update, "pipe_warmup": self.warmup,
                 "pipe_cooldown": self.cooldown,
                 "cut_bytes_per_epoch": sum(2 * n * h[b] * 4 for b, _ in self.cut[1:]),
                 "ideal_bubble_fraction": (s - 1) / (self.k + s - 1),

@@ -156,14 +156,13 @@ def activate(spec: ModelSpec, i: int, out: Tensor, h_in: Tensor) -> Tensor:
     return out + h_in if spec.has_residual(i) else out
 
 
-def dropout(spec: ModelSpec, i: int, h: Tensor, training: bool, rows: Tensor | None = None,
-            first_col: int = 0) -> Tensor:
+def dropout(spec: ModelSpec, i: int, h: Tensor, training: bool, rows: Tensor | None = None) -> Tensor:
     """Dropout on layer i's input, for every layer but the first. ``rows``: the global vertex ids of h's rows
-    (None: the whole graph in id order) and ``first_col`` its first column, read by keyed masks only."""
+    (None: the whole graph in id order), read by keyed masks only (``dropmask``)."""
     if i == 0 or spec.dropout == 0.0 or not training:
         return h
     if spec.dropout_masks == "keyed":
-        return h * dropmask.keyed_noise(spec.dropout, i, rows, h.shape[0], h.shape[1], first_col, h.device, h.dtype)
+        return h * dropmask.keyed_noise(spec.dropout, i, rows, h.shape[0], h.shape[1], device=h.device, dtype=h.dtype)
     return F.dropout(h, spec.dropout, training)
 
 

@@ -173,7 +173,7 @@ def plot_parity(runs: dict[str, Any], title: str, path: Path, strategy: str = ""
                 ax.plot(xs, ys, color=colors[key], lw=1, alpha=0.8, label=names[key] if i == 0 else None)
         spans = runs["strategy"][0].get("whole_graph_epochs", []) if runs["strategy"] else []
         for j, (lo, hi) in enumerate(spans):  # where the stale curves jump: the exact forward again
-            ax.axvspan(lo, hi, color="0.85", zorder=0, lw=0,
+            ax.axvspan(lo - 0.5, hi + 0.5, color="0.85", zorder=0, lw=0,  # each epoch one unit wide
                        label="whole-graph epochs (no history: warm-up, cool-down)" if j == 0 else None)
         ax.set_xlabel("epoch")
         ax.set_ylabel("test accuracy")

@@ -134,7 +134,7 @@ def test_stale_modes_keep_the_reference_accuracy(tmp_path, capsys, reference_cac
     references included): cora 1-3.5 min, amazon-computers 3-7 min; one 200-epoch reference run costs ~2.5 CPU
     min on facebook-page-page, so 12-24 CPU min a 2-layer case there and on coauthor-cs, 48-53 a 4-layer one
     (measured, notes/staleness.md section 11), 45-63 a 2-layer case on coauthor-physics (measured, section 12) and
-    an estimated 2.5-3 CPU hours a 4-layer one there. A loaded machine multiplies the wall time by 5-10."""
+    134-141 a 4-layer one there (measured, section 13). A loaded machine multiplies the wall time by 5-10."""
     deep = mode != "partition" and workers == 4
     layers = ["--layers", "4"] if deep else []
     # 4 layers: 8 seeds. The 4-layer recipe's seeds spread 2.4-4.8 points and a stale seed can differ from its

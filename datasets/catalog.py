@@ -1,11 +1,13 @@
-"""Dataset names and specs -> GraphData, cached on disk as plain tensors.
+"""Dataset names and specs -> GraphData, cached on disk as safetensors files (``tensorfile``).
 
     graphpar datasets        (what is available here and why not)
 
 A spec is a catalog name (``cora``, ``coauthor-cs``, ``ogbn-arxiv``, ``rmat-arxiv``...), or
 ``rmat:...``, ``npz:PATH``, ``planetoid:DIR/NAME``, ``dgl:PATH`` (a ``dgl.save_graphs`` file) or
 ``edgelist:PATH[,feat=F][,label=L][,directed=1]``. The first load builds the graph and writes
-``$GRAPHPAR_DATA/cache/<key>.pt``; later loads read that file with torch only (no DGL, no ogb).
+``$GRAPHPAR_DATA/cache/<key>.v<format>.safetensors``; later loads read that file (no DGL, no ogb, no
+pickle: nothing in a cache file can run code). A cache that cannot be written (read-only or full folder) is
+one warning, and the run goes on uncached.
 
 Real graphs are looked up in the folder this package carries (``datasets/data/<name>/``), then in
 ``$GRAPHPAR_DATA/<name>/``; a graph found in neither is downloaded there when online (download.py).
@@ -16,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -150,7 +153,7 @@ def validate_spec(spec: str) -> None:
 
 
 def cache_path(spec: str) -> Path:
-    return data_root() / "cache" / f"{_cache_key(spec)}.v{CACHE_FORMAT_VERSION}.pt"
+    return data_root() / "cache" / f"{_cache_key(spec)}.v{CACHE_FORMAT_VERSION}.safetensors"
 
 
 def load_dataset(spec: str, use_cache: bool = True) -> GraphData:
@@ -169,7 +172,11 @@ def load_dataset(spec: str, use_cache: bool = True) -> GraphData:
     graph.validate()
     graph.content_hash()
     if use_cache and not file_backed:
-        graph.save(path)
+        try:
+            graph.save(path)
+        except OSError as e:
+            print(f"graphpar: warning: cannot write the dataset cache {path} ({e.strerror or e}); running "
+                  f"uncached (make $GRAPHPAR_DATA writable to keep it)", file=sys.stderr)
     return graph
 
 

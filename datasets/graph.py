@@ -12,9 +12,6 @@ Conventions (documented in the README):
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +20,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-CACHE_FORMAT_VERSION = 4  # bump when a loader changes what it builds (3: tensors + JSON header; 4: npz rows L2-normalised)
+from .tensorfile import read_tensors, write_tensors
+
+CACHE_FORMAT_VERSION = 5  # bump when a loader changes what it builds or how it is stored
+# (3: tensors + JSON header; 4: npz rows L2-normalised; 5: safetensors files, hash over every header field)
 
 
 @dataclass
@@ -41,6 +41,7 @@ class GraphData:
     test_mask: Tensor  # bool [N]
     num_classes: int
     meta: dict[str, Any] = field(default_factory=dict)
+    _hash: str | None = field(default=None, init=False, repr=False, compare=False)  # memo, never read from a file
 
     @property
     def num_edges(self) -> int:
@@ -65,18 +66,17 @@ class GraphData:
         }
 
     def content_hash(self) -> str:
-        """sha256 over every tensor's bytes: same hash, same graph, bit for bit."""
-        cached = self.meta.get("_hash")
-        if cached:
-            return cached
+        """sha256 over every tensor's bytes: same hash, same graph, bit for bit (computed, never taken from
+        ``meta`` or a file; memoised on the object, so tensors must not change after the first call)."""
+        if self._hash:
+            return self._hash
         h = hashlib.sha256()
         h.update(f"{self.num_nodes}:{self.num_classes}".encode())
         for t in (self.src, self.dst, self.feat, self.label, self.train_mask, self.val_mask, self.test_mask):
             h.update(str(tuple(t.shape)).encode())
             h.update(memoryview(t.contiguous().numpy()).cast("B"))  # no copy; same bytes as tobytes()
-        digest = h.hexdigest()[:16]
-        self.meta["_hash"] = digest
-        return digest
+        self._hash = h.hexdigest()[:16]
+        return self._hash
 
     def validate_layout(self) -> None:
         """Raise ValueError when a tensor has the wrong type, dtype or shape (cheap: no pass over the data)."""
@@ -140,27 +140,26 @@ class GraphData:
 
     # -- cache -----------------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        """Plain tensors + JSON metadata (no pickled objects), written atomically (temp file + rename)."""
-        meta = {k: v for k, v in self.meta.items() if k != "_hash"}
+        """A safetensors file with a JSON header (``tensorfile``), written atomically."""
         header = {"format": CACHE_FORMAT_VERSION, "name": self.name, "num_nodes": self.num_nodes,
-                  "num_classes": self.num_classes, "hash": self.content_hash(), "meta": meta}
-        payload = {"header": json.dumps(header, default=str), **{k: getattr(self, k) for k in TENSORS}}
-        atomic_save(payload, path)
+                  "num_classes": self.num_classes, "hash": self.content_hash(), "meta": self.meta}
+        write_tensors(path, {k: getattr(self, k) for k in TENSORS}, header)
 
     @classmethod
     def load(cls, path: Path) -> "GraphData | None":
         """The cached graph, or None (with one line on stderr) when the file is damaged, stale or edited.
 
-        Read with ``torch.load(weights_only=True)``: tensors, strings and numbers only, never code. The
-        content hash is recomputed and must equal the one stored at build time."""
-        payload, header, why = load_cache(path, CACHE_FORMAT_VERSION)
+        The file holds tensors and JSON only (``tensorfile``: nothing in it can run code); its own hash over
+        every tensor and header field is checked, and the graph's content hash is recomputed from the
+        tensors and must equal the one stored at build time."""
+        payload, header, why = read_tensors(path, CACHE_FORMAT_VERSION)
         if payload is None:
             return _stale(path, why)
         try:
-            graph = cls(name=header["name"], num_nodes=int(header["num_nodes"]),
+            graph = cls(name=str(header["name"]), num_nodes=int(header["num_nodes"]),
                         num_classes=int(header["num_classes"]), meta=dict(header["meta"]),
                         **{k: payload[k] for k in TENSORS})
-            graph.validate(values=False)  # the rest was validated at build time; the hash below vouches for it
+            graph.validate(values=False)  # the rest was validated at build time; the hashes vouch for it
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             return _stale(path, f"{type(e).__name__}: {e}")
         if graph.content_hash() != header.get("hash"):
@@ -174,65 +173,6 @@ TENSORS = ("src", "dst", "feat", "label", "train_mask", "val_mask", "test_mask")
 def _stale(path: Path, why: str) -> None:
     print(f"graphpar: dataset cache {path} is unusable ({why}); rebuilding it", file=sys.stderr)
     return None
-
-
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
-
-
-def _remove_orphans(folder: Path) -> None:
-    """Delete temp files left by a process of this host that was killed mid-write (its pid is gone)."""
-    host = socket.gethostname()
-    for tmp in folder.glob(f".*.{host}.*.tmp"):
-        try:
-            os.kill(int(tmp.name.rsplit(".", 2)[-2]), 0)
-        except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
-        except (ValueError, PermissionError, OSError):
-            continue
-
-
-def atomic_save(payload: dict, path: Path) -> None:
-    """torch.save to a temp file beside ``path`` and rename it into place; the temp file never outlives a
-    failure, and temp files of killed writers on this host are removed on the next write."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_orphans(path.parent)
-    tmp = _tmp_name(path)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def load_cache(path: Path, version: int, mmap: bool = False) -> tuple[dict | None, dict | None, str]:
-    """(payload, header, "") of a cache file written as plain tensors plus a JSON ``header`` of format
-    ``version``, or (None, None, why) when it is unreadable, has no header or is of another format.
-    ``mmap``: the tensors are views of the file mapped read-only-private (pages read when touched)."""
-    payload, why = safe_load(path, mmap)
-    if payload is None:
-        return None, None, why
-    if "header" not in payload:
-        return None, None, "written by an older graphpar (no header)"
-    try:
-        header = json.loads(payload["header"])
-    except (TypeError, ValueError) as e:
-        return None, None, f"{type(e).__name__}: {e}"
-    if not isinstance(header, dict) or header.get("format") != version:
-        got = header.get("format") if isinstance(header, dict) else None
-        return None, None, f"cache format {got}, expected {version}"
-    return payload, header, ""
-
-
-def safe_load(path: Path, mmap: bool = False) -> tuple[dict | None, str]:
-    """(payload, "") from ``torch.load(weights_only=True)``, or (None, why) when unreadable or not a dict."""
-    try:
-        payload = torch.load(str(path), weights_only=True, mmap=True) if mmap else torch.load(path, weights_only=True)
-    except Exception as e:  # noqa: BLE001  (truncated, garbled, emptied, or holding objects: all mean rebuild)
-        return None, f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else 'unreadable'}"
-    if not isinstance(payload, dict):
-        return None, f"holds a {type(payload).__name__}, not a dict of tensors"
-    return payload, ""
 
 
 def canonical_edges(src: Tensor, dst: Tensor, num_nodes: int, symmetrize: bool) -> tuple[Tensor, Tensor]:

@@ -102,26 +102,54 @@ def test_planetoid_payload_is_refused(tmp_path, marker):
         load_dataset(f"planetoid:{folder}/cora")
 
 
-def test_dataset_cache_payload_is_not_run_and_is_rebuilt(data_root, marker, capsys):
+def _torchscript_archive(path: Path) -> None:
+    """A TorchScript archive: torch < 2.6's torch.load hands such a file to torch.jit.load, whatever
+    weights_only says (the published CVE)."""
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
+
+
+def _pickle_payload(marker: Path):
+    return lambda path: path.write_bytes(pickle.dumps({"header": "{}", "src": Payload(marker)}))
+
+
+def _torch_save_payload(marker: Path):
+    return lambda path: torch.save({"header": "{}", "part_id": Payload(marker)}, path)
+
+
+@pytest.mark.parametrize("plant", ["torchscript", "pickle", "torch.save"])
+def test_dataset_cache_payload_is_not_run_and_is_rebuilt(data_root, marker, capsys, plant):
     fresh = load_dataset(SPEC)
     path = dataset_cache_path(SPEC)
-    torch.save({"header": "{}", "src": Payload(marker)}, path)
-    again = load_dataset(SPEC)
+    writer = {"torchscript": _torchscript_archive, "pickle": _pickle_payload(marker),
+              "torch.save": _torch_save_payload(marker)}[plant]
+    writer(path)
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as mp:
+        for owner, name in ((torch, "load"), (torch.jit, "load"), (pickle, "load")):
+            mp.setattr(owner, name, lambda *_a, **_k: pytest.fail("torch.load/jit.load/pickle reached"))
+        again = load_dataset(SPEC)
     assert again.content_hash() == fresh.content_hash()
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "rebuilding" in err[0]
+    assert len(err) == 1 and "rebuilding" in err[0], err
 
 
-def test_partition_cache_payload_is_not_run_and_is_recomputed(data_root, marker, capsys):
+@pytest.mark.parametrize("plant", ["torchscript", "torch.save"])
+def test_partition_cache_payload_is_not_run_and_is_recomputed(data_root, marker, capsys, plant):
     from graphpar.strategies.partition.partitioner import cache_path, partition
 
     g = load_dataset(SPEC)
     first = partition(g, 3, "metis")
     path = cache_path(g.content_hash(), 3, "metis")
-    torch.save({"header": "{}", "part_id": Payload(marker)}, path)
+    {"torchscript": _torchscript_archive, "torch.save": _torch_save_payload(marker)}[plant](path)
     capsys.readouterr()
-    again = partition(g, 3, "metis")
-    assert torch.equal(again.part_id, first.part_id) and not again.cached
+    with pytest.MonkeyPatch.context() as mp:
+        for owner, name in ((torch, "load"), (torch.jit, "load"), (pickle, "load")):
+            mp.setattr(owner, name, lambda *_a, **_k: pytest.fail("torch.load/jit.load/pickle reached"))
+        again = partition(g, 3, "metis")
+    # recomputed: a valid partition of this graph (METIS in a long-lived pytest process can pick another of
+    # equal quality, as in test_bad_partition_cache_is_recomputed)
+    assert not again.cached and again.part_id.shape == first.part_id.shape
+    assert int(again.part_id.min()) >= 0 and int(again.part_id.max()) < 3
     assert "recomputing" in capsys.readouterr().err
 
 
@@ -161,18 +189,42 @@ def _garble(p: Path):
     p.write_bytes(bytes(data))
 
 
-def _edit_feature(p: Path):
-    payload = torch.load(p, weights_only=True)
-    payload["feat"][0, 0] += 1.0  # loadable, plausible, wrong
-    torch.save(payload, p)
+def _rewrite(p: Path, edit) -> None:
+    """Read a tensor file, let ``edit(tensors, header)`` change it, write it back with a matching file hash:
+    what someone who knows the format would do."""
+    from graphpar.datasets.tensorfile import read_tensors, write_tensors
+
+    tensors, header, why = read_tensors(p)
+    assert tensors is not None, why
+    edit(tensors, header)
+    write_tensors(p, tensors, header)
+
+
+def _edit_feature(p: Path):  # loadable, plausible, wrong; the file hash recomputed: the graph's hash catches it
+    _rewrite(p, lambda t, h: t["feat"].__setitem__((0, 0), t["feat"][0, 0] + 1.0))
+
+
+def _edit_labels_claim_old_hash(p: Path):  # the header keeps the original graph hash, meta carries a memo
+    def edit(t, h):
+        t["label"][:] = (t["label"] + 1) % h["num_classes"]
+        h["meta"]["_hash"] = h["hash"]
+    _rewrite(p, edit)
+
+
+def _flip_byte(p: Path):  # one byte of the features, file hash not updated
+    data = bytearray(p.read_bytes())
+    data[-7] ^= 0x10
+    p.write_bytes(bytes(data))
 
 
 def _old_format(p: Path):
-    torch.save({"format": 2, "src": torch.zeros(3, dtype=torch.int64)}, p)
+    _rewrite(p, lambda t, h: h.__setitem__("format", 2))
 
 
-@pytest.mark.parametrize("damage", [_truncate, _garble, _edit_feature, _old_format, lambda p: p.write_bytes(b"")],
-                         ids=["truncated", "garbled", "edited", "old-format", "emptied"])
+@pytest.mark.parametrize("damage", [_truncate, _garble, _edit_feature, _edit_labels_claim_old_hash, _flip_byte,
+                                    _old_format, lambda p: p.write_bytes(b"")],
+                         ids=["truncated", "garbled", "edited", "edited-labels-old-hash", "flipped-byte", "old-format",
+                              "emptied"])
 def test_damaged_dataset_cache_is_rebuilt_with_one_line(data_root, capsys, damage):
     fresh = load_dataset(SPEC)
     path = dataset_cache_path(SPEC)
@@ -186,24 +238,22 @@ def test_damaged_dataset_cache_is_rebuilt_with_one_line(data_root, capsys, damag
     assert not list(path.parent.glob("*.tmp"))
 
 
-def _ids_out_of_range(payload):
+def _ids_out_of_range(payload, header):
     payload["part_id"][0] = 7
 
 
-def _wrong_size(payload):
-    payload["part_id"] = payload["part_id"][:-1]
+def _wrong_size(payload, header):
+    payload["part_id"] = payload["part_id"][:-1].clone()
 
 
-def _edited_ids(payload):  # ids in range, sizes right: only the stored hash tells
+def _edited_ids(payload, header):  # ids in range, sizes right: only the stored assignment hash tells
     part = payload["part_id"]
     other = int((part != part[0]).nonzero()[0])
     part[[0, other]] = part[[other, 0]].clone()
 
 
-def _other_graph(payload):
-    header = json.loads(payload["header"])
+def _other_graph(payload, header):
     header["graph_hash"] = "0" * 16
-    payload["header"] = json.dumps(header)
 
 
 @pytest.mark.parametrize("damage", [_ids_out_of_range, _wrong_size, _edited_ids, _other_graph])
@@ -213,9 +263,7 @@ def test_bad_partition_cache_is_recomputed(data_root, capsys, damage):
     g = load_dataset(SPEC)
     first = partition(g, 3, "metis")
     path = cache_path(g.content_hash(), 3, "metis")
-    payload = torch.load(path, weights_only=True)
-    damage(payload)
-    torch.save(payload, path)
+    _rewrite(path, damage)
     capsys.readouterr()
     again = partition(g, 3, "metis")
     assert "recomputing" in capsys.readouterr().err
@@ -229,7 +277,7 @@ def test_orphan_temp_files_of_dead_writers_are_removed(data_root):
 
     load_dataset(SPEC)
     folder = dataset_cache_path(SPEC).parent
-    orphan = folder / f".x.pt.{socket.gethostname()}.{2**22 + 12345}.tmp"  # above pid_max: no such process
+    orphan = folder / f".x.safetensors.{socket.gethostname()}.{2**22 + 12345}.abc123.tmp"  # pid above pid_max
     orphan.write_bytes(b"half a cache")
     load_dataset("rmat:nodes=300,edges=900,feat=4,classes=3,seed=9")  # any cache write sweeps the folder
     assert not orphan.exists()

@@ -116,7 +116,7 @@ def test_cli_partition_and_its_bad_input(tmp_path, capsys):
     out = tmp_path / "cora-p2"
     assert main(["partition", "cora", "--parts", "2", "--method", "random", "--out", str(out)]) == 0
     assert "--partition-dir" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "part-0.pt", "part-1.pt"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "part-0.safetensors", "part-1.safetensors"]
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import resource
 import sys
 import time
@@ -38,7 +37,7 @@ import torch
 from torch import Tensor
 
 from graphpar.datasets.catalog import data_root
-from graphpar.datasets.graph import atomic_save, load_cache
+from graphpar.datasets.tensorfile import read_tensors, write_tensors
 
 from .. import tags
 from ..base import ConfigError, Option
@@ -59,7 +58,7 @@ def check_method(flag: str, method: str, computed: bool = True) -> None:
     if computed and method == "metis" and default_backend() != "dgl":
         raise ConfigError(f"{flag} metis needs DGL (dgl.metis_partition_assignment), which does not import here; "
                           f"pass {flag} random or contiguous")
-CACHE_FORMAT_VERSION = 2  # 2: part_id tensor + JSON header, hash-checked
+CACHE_FORMAT_VERSION = 3  # 2: part_id tensor + JSON header, hash-checked; 3: a safetensors file (tensorfile)
 
 
 @dataclass
@@ -162,18 +161,18 @@ def compute_partition(src: Tensor, dst: Tensor, num_nodes: int, num_parts: int, 
 
 def cache_path(graph_hash: str, num_parts: int, method: str, balance_edges: bool = False, seed: int = 0,
                root: Path | None = None) -> Path:
-    """``$GRAPHPAR_DATA/partitions/<hash>-p<P>-<method>[-edges][-s<seed>].pt``."""
+    """``$GRAPHPAR_DATA/partitions/<hash>-p<P>-<method>[-edges][-s<seed>].safetensors``."""
     if root is None:
         root = data_root()
     suffix = ("-edges" if balance_edges and method == "metis" else "") + (f"-s{seed}" if method == "random" else "")
-    return Path(root) / "partitions" / f"{graph_hash}-p{num_parts}-{method}{suffix}.pt"
+    return Path(root) / "partitions" / f"{graph_hash}-p{num_parts}-{method}{suffix}.safetensors"
 
 
 def _save(part: Partition, path: Path, graph_hash: str) -> None:
     header = {k: v for k, v in asdict(part).items() if k not in ("part_id", "cached", "load_s")}
     header.update(format=CACHE_FORMAT_VERSION, graph_hash=graph_hash, num_nodes=int(part.part_id.numel()),
                   part_hash=part_hash(part.part_id))
-    atomic_save({"header": json.dumps(header), "part_id": part.part_id.to(torch.int64).contiguous()}, path)
+    write_tensors(path, {"part_id": part.part_id.to(torch.int64).contiguous()}, header)
 
 
 def check_partition(part_id: Tensor, num_nodes: int, num_parts: int) -> str:
@@ -195,7 +194,7 @@ def _load(path: Path, num_nodes: int, num_parts: int, method: str, balance_edges
           graph_hash: str) -> Partition | None:
     """The cached partition, or None (one line on stderr) when damaged, edited or not this graph's."""
     start = time.perf_counter()
-    payload, header, why = load_cache(path, CACHE_FORMAT_VERSION)
+    payload, header, why = read_tensors(path, CACHE_FORMAT_VERSION)
     if payload is None:
         return _stale(path, why)
     try:
@@ -234,7 +233,11 @@ def partition(graph, num_parts: int, method: str = "metis", balance_edges: bool 
     why = check_partition(part.part_id, graph.num_nodes, num_parts)
     if why:
         raise RuntimeError(f"{method} partitioner returned a bad assignment: {why}")
-    _save(part, path, graph_hash)
+    try:
+        _save(part, path, graph_hash)
+    except OSError as e:
+        print(f"graphpar: warning: cannot write the partition cache {path} ({e.strerror or e}); running uncached "
+              f"(make $GRAPHPAR_DATA writable to keep it)", file=sys.stderr)
     return part
 
 

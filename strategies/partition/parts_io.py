@@ -11,8 +11,9 @@ builds, so both paths train the same numbers and send the same bytes. A folder h
 - ``manifest.json``: format, dataset name and graph summary (with its content hash), method, seed, parts,
   the partition's record fields and quality (edge cut, halo sizes), and per part its file, sizes and bytes;
   written last, so a folder without one is incomplete.
-- ``part-<r>.pt``: plain tensors read with ``torch.load(weights_only=True)`` (no DGL, nothing unpickled
-  but tensors, numbers and strings) and a JSON ``header`` (format, graph hash, rank, parts):
+- ``part-<r>.safetensors``: a tensor file (``graphpar.datasets.tensorfile``: safetensors layout, no pickle,
+  nothing in it can run code, one hash over every tensor and header field checked on read) whose JSON
+  header gives format, graph hash, rank, parts and the partition's hash; tensors:
   ``owned`` int64 [n_o] global ids ascending; ``halo`` int64 [n_h] global ids grouped by owner (the halo
   map: ``recv_counts[q]`` rows come from rank q); ``indptr`` [n_o + 1] and ``indices`` [E_r] int64, the CSR
   of the owned vertices' in-edges by local destination (sources local, in [0, n_o + n_h), halo included);
@@ -20,7 +21,7 @@ builds, so both paths train the same numbers and send the same bytes. A folder h
   ``send_counts`` (the rows this rank sends each peer); ``feat`` float32 [n_o, F], ``label`` int64 [n_o],
   ``masks`` bool [3, n_o] (train, val, test).
 
-A rank maps its file (``torch.load(..., weights_only=True, mmap=True)``) rather than reading it whole: the edge arrays are read
+A rank maps its file copy-on-write (``read_tensors(..., mmap=True)``) rather than reading it whole: the edge arrays are read
 once into the aggregation CSR (``PartData.aggregator``) and dropped with their mapping; the features are
 mapped again on first read (``PartData.feat``), so setup's peak never holds the features beside the CSR
 build's transients.
@@ -28,7 +29,6 @@ build's transients.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +37,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from graphpar.datasets.graph import atomic_save, load_cache
+from graphpar.datasets.atomicfile import write_atomic
+from graphpar.datasets.tensorfile import read_header, read_tensors, write_tensors
 
 from ..base import ConfigError
 from ..kernels import CSRMatrix, MatrixAggregator, add_self_loops
@@ -45,12 +46,12 @@ from ..libc import M_MMAP_THRESHOLD, mallopt
 from .halo import LocalView, _view_from_edges
 from .partitioner import Partition, partition, partition_stats
 
-FORMAT = 1
+FORMAT = 2  # 1: torch.save files; 2: safetensors part files
 MANIFEST = "manifest.json"
 
 
 def part_file(rank: int) -> str:
-    return f"part-{rank}.pt"
+    return f"part-{rank}.safetensors"
 
 
 def write_parts(graph, dataset: str, num_parts: int, method: str, out: Path, seed: int = 0,
@@ -75,7 +76,7 @@ def write_parts(graph, dataset: str, num_parts: int, method: str, out: Path, see
         indptr[1:] = torch.cumsum(torch.bincount(v.dst, minlength=v.num_owned), 0)
         header = {"format": FORMAT, "graph_hash": graph.content_hash(), "rank": r, "parts": num_parts,
                   "partition_hash": part.info()["partition_hash"]}
-        payload = {"header": json.dumps(header), "owned": v.owned, "halo": v.halo, "indptr": indptr,
+        payload = {"owned": v.owned, "halo": v.halo, "indptr": indptr,
                    "indices": v.src[order].contiguous(),
                    "out_degree": out_degree[torch.cat([v.owned, v.halo])],
                    "send_idx": v.send_idx, "send_counts": torch.tensor(v.send_counts, dtype=torch.int64),
@@ -84,7 +85,7 @@ def write_parts(graph, dataset: str, num_parts: int, method: str, out: Path, see
                    "masks": torch.stack([graph.train_mask[v.owned], graph.val_mask[v.owned],
                                          graph.test_mask[v.owned]])}
         path = out / part_file(r)
-        atomic_save(payload, path)
+        write_tensors(path, payload, header)
         files.append({"file": path.name, "owned": v.num_owned, "halo": v.num_halo, "in_edges": v.num_edges,
                       "bytes": path.stat().st_size})
         say(f"part {r}: {v.num_owned:,} owned, {v.num_halo:,} halo, {v.num_edges:,} in-edges, "
@@ -96,9 +97,7 @@ def write_parts(graph, dataset: str, num_parts: int, method: str, out: Path, see
                 "partition": part.info(), "quality": quality, "files": files,
                 "write_s": time.perf_counter() - start,
                 "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    tmp = out / (MANIFEST + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-    os.replace(tmp, out / MANIFEST)
+    write_atomic(out / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
     return manifest
 
 
@@ -135,7 +134,31 @@ def check_manifest(folder: Path, dataset: str, workers: int, method: str | None 
     missing = [f["file"] for f in m.get("files", []) if not (Path(folder) / f["file"]).is_file()]
     if missing or len(m.get("files", [])) != workers:
         raise ConfigError(f"{flag} {folder} lacks part files {missing or 'for every rank'}; partition again with {redo}")
+    for rank, entry in enumerate(m["files"]):
+        why = _part_disagrees(Path(folder), rank, entry, m)
+        if why:
+            raise ConfigError(f"{flag} {folder}: {entry.get('file')} {why}; partition again with {redo}")
     return m
+
+
+def _part_disagrees(folder: Path, rank: int, entry: dict[str, Any], m: dict[str, Any]) -> str:
+    """Why part file ``entry`` does not belong to manifest ``m`` as rank ``rank``'s ("" when it does):
+    its header (read alone, no tensor) against the manifest's graph, parts and partition, its size
+    against the manifest's. The full hash is checked when the rank reads it."""
+    if entry.get("file") != part_file(rank):
+        return f"is listed for rank {rank}, expected {part_file(rank)}"
+    path = folder / part_file(rank)
+    header = read_header(path)
+    if header is None:
+        return "is not a graphpar part file (unreadable or damaged header)"
+    want = {"format": FORMAT, "graph_hash": (m.get("graph") or {}).get("hash"), "rank": rank, "parts": m.get("parts"),
+            "partition_hash": (m.get("partition") or {}).get("partition_hash")}
+    wrong = {k: header.get(k) for k, v in want.items() if header.get(k) != v}
+    if wrong:
+        return f"was written for {wrong}, the manifest says {({k: want[k] for k in wrong})}"
+    if path.stat().st_size != entry.get("bytes"):
+        return f"holds {path.stat().st_size} bytes, the manifest says {entry.get('bytes')}"
+    return ""
 
 
 @dataclass
@@ -182,7 +205,7 @@ class PartData:
         second mapping, so the first one (the edge arrays ``aggregator`` reads once and drops) is unmapped
         by then and its pages leave the rank's memory; nothing of the file is read twice into memory."""
         if self._feat is None:
-            payload, _, why = load_cache(self.path, FORMAT, mmap=True)
+            payload, _, why = read_tensors(self.path, FORMAT, mmap=True)
             if payload is None:
                 raise ConfigError(f"--partition-dir: {self.path.name} became unusable ({why}); partition again")
             self._feat = payload["feat"]
@@ -271,7 +294,7 @@ def load_part(folder: Path, rank: int, manifest: dict[str, Any] | None = None) -
     return_frees_to_os()
     m = manifest or read_manifest(folder)
     path = Path(folder) / part_file(rank)
-    payload, header, why = load_cache(path, FORMAT, mmap=True)  # pages are read as the arrays are touched
+    payload, header, why = read_tensors(path, FORMAT, mmap=True)  # pages are read as the arrays are touched
     if payload is None:
         raise ConfigError(f"--partition-dir {folder}: {path.name} is unusable ({why}); partition again")
     want = {"graph_hash": m["graph"]["hash"], "rank": rank, "parts": m["parts"]}

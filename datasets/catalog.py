@@ -195,12 +195,9 @@ def availability() -> list[dict]:
         rows.append({"name": name, "kind": "real", "available": where is not None, "where": why,
                      "counts": REAL[name].counts})
     for name in OGB_GRAPHS:
-        try:
-            missing = missing_ogb_files(data_root(), name)
-            why = "" if not missing else (f"downloads through ogb on first use into {data_root() / 'ogb'} "
-                                          f"(offline: unzip it there, {len(missing)} files missing)")
-        except Exception as e:  # ogb not installed (GPU machines)
-            missing, why = ["?"], f"ogb not importable: {e.__class__.__name__}"
+        missing = missing_ogb_files(data_root(), name)
+        why = "" if not missing else (f"downloads from OGB on first use into {data_root() / 'ogb'} "
+                                      f"(offline: unzip it there, {len(missing)} files missing)")
         cached = cache_path(name).exists()
         rows.append({"name": name, "kind": "ogb", "available": cached or not missing,
                      "where": "cached" if cached else why or str(data_root() / "ogb"), "counts": ""})

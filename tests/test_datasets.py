@@ -109,7 +109,7 @@ def test_ogb_missing_files_error_names_directory(tmp_path, monkeypatch):
 
 
 def test_ogb_loader_reads_ogb_on_disk_layout(tmp_path, monkeypatch):
-    """A tiny ogbn-arxiv in OGB's own layout goes through ogb's DGL loader (the real code path)."""
+    """A tiny ogbn-arxiv in OGB's own layout (what OGB's zip unpacks to) loads."""
     monkeypatch.setenv("GRAPHPAR_DATA", str(tmp_path))
     n, edges = 12, [None] * _tiny_arxiv(tmp_path / "ogb" / "ogbn_arxiv")
     g = load_dataset("ogbn-arxiv")
@@ -133,11 +133,10 @@ def _tiny_arxiv(root: Path) -> int:
     return len(edges)
 
 
-def test_ogb_downloads_through_ogb_when_online(tmp_path, monkeypatch):
-    """Files missing + server reachable: ogb's own loader downloads (here a zip in ogb's layout) and loads."""
+def test_ogb_downloads_when_online(tmp_path, monkeypatch):
+    """Files missing + server reachable: OGB's zip is downloaded (here a zip in OGB's layout), unpacked,
+    renamed as ogb names the folder, and read."""
     import zipfile
-
-    import ogb.nodeproppred.dataset_dgl as ogb_dgl
 
     from graphpar.datasets import ogb_loader
 
@@ -146,20 +145,76 @@ def test_ogb_downloads_through_ogb_when_online(tmp_path, monkeypatch):
     num_edges = _tiny_arxiv(tmp_path / "src" / "arxiv")
     fetched = []
 
-    def fake_download(url, folder, log=True):
+    def fake_download(url, dest):
         fetched.append(url)
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        path = Path(folder) / "arxiv.zip"
-        with zipfile.ZipFile(path, "w") as z:
+        with zipfile.ZipFile(dest, "w") as z:
             for f in (tmp_path / "src").rglob("*"):
                 z.write(f, f.relative_to(tmp_path / "src"))
-        return str(path)
 
     monkeypatch.setattr(ogb_loader, "_reachable", lambda url, timeout=5.0: True)
-    monkeypatch.setattr(ogb_dgl, "download_url", fake_download)
+    monkeypatch.setattr(ogb_loader, "_download", fake_download)
     g = load_dataset("ogbn-arxiv", use_cache=False)
     assert fetched == ["http://snap.stanford.edu/ogb/data/nodeproppred/arxiv.zip"]
     assert g.num_nodes == 12 and g.num_edges == 2 * num_edges
+    assert not [p for p in (tmp_path / "data" / "ogb").iterdir() if p.name != "ogbn_arxiv"]  # no leftovers
+
+
+def test_ogb_zip_members_outside_the_folder_are_refused(tmp_path, monkeypatch):
+    import zipfile
+
+    from graphpar.datasets import ogb_loader
+
+    monkeypatch.setenv("GRAPHPAR_DATA", str(tmp_path / "data"))
+    monkeypatch.delenv("GRAPHPAR_OFFLINE", raising=False)
+
+    def evil_download(url, dest):
+        with zipfile.ZipFile(dest, "w") as z:
+            z.writestr("../../../escaped.txt", "x")
+
+    monkeypatch.setattr(ogb_loader, "_reachable", lambda url, timeout=5.0: True)
+    monkeypatch.setattr(ogb_loader, "_download", evil_download)
+    with pytest.raises(DatasetError, match="outside"):
+        load_dataset("ogbn-arxiv", use_cache=False)
+    assert not list(tmp_path.rglob("escaped.txt"))
+
+
+class _Payload:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_ogb_split_dict_payload_is_never_read(tmp_path, monkeypatch):
+    """ogb's get_idx_split unpickles split/<kind>/split_dict.pt when present; we read the CSV split only."""
+    import pickle
+
+    monkeypatch.setenv("GRAPHPAR_DATA", str(tmp_path))
+    folder = tmp_path / "ogb" / "ogbn_arxiv"
+    _tiny_arxiv(folder)
+    marker = tmp_path / "PAYLOAD_RAN"
+    (folder / "split" / "time" / "split_dict.pt").write_bytes(pickle.dumps({"train": _Payload(marker)}))
+    torch.save({"train": _Payload(marker)}, folder / "split" / "time" / "split_dict.pt")
+    g = load_dataset("ogbn-arxiv", use_cache=False)
+    assert not marker.exists() and int(g.train_mask.sum()) == 6
+
+
+def test_ogb_folder_without_release_marker_is_one_line_never_a_prompt(tmp_path, monkeypatch):
+    """ogb asks 'Will you update the dataset now? (y/N)' on stdin (and deletes the folder on y); we say
+    what to do in one line and touch nothing."""
+    import builtins
+
+    monkeypatch.setenv("GRAPHPAR_DATA", str(tmp_path))
+    folder = tmp_path / "ogb" / "ogbn_arxiv"
+    _tiny_arxiv(folder)
+    (folder / "RELEASE_v1.txt").unlink()
+    monkeypatch.setattr(builtins, "input", lambda *_a: pytest.fail("prompted"))
+    with pytest.raises(DatasetError) as err:
+        load_dataset("ogbn-arxiv", use_cache=False)
+    assert "RELEASE_v1.txt" in str(err.value) and "\n" not in str(err.value)
+    assert (folder / "raw" / "edge.csv.gz").is_file()
 
 
 def test_carried_graphs_match_their_pinned_checksums():

@@ -107,8 +107,11 @@ def test_cooldown_ends_on_whole_graph_epochs(small_directed):
     stale_losses, _ = _epoch_grads(small_directed, "gcn", {"chunks": 4, "pipe_cooldown": 0, "epochs": 6,
                                                            "pipe_warmup": 0}, 6)
     assert cool_losses[:2] == stale_losses[:2] and cool_losses[0] != pytest.approx(exact_losses[0], rel=1e-4)
-    assert cool_losses[2:] == pytest.approx(exact_losses[2:], rel=1e-7)
-    assert stale_losses[2] != pytest.approx(exact_losses[2], rel=1e-7)  # history still settling (~1e-6)
+    # the whole-graph epochs sum the same terms as the exact pipeline in another order (other kernels, other
+    # CPUs): equal within a few float32 ulps of the loss (1 ulp seen here), not bit for bit
+    ulps = 4 * torch.finfo(torch.float32).eps
+    assert cool_losses[2:] == pytest.approx(exact_losses[2:], rel=ulps)
+    assert stale_losses[2] != pytest.approx(exact_losses[2], rel=ulps)  # history still settling (~7 ulps)
     for n, g in exact.items():
         torch.testing.assert_close(cool[n], g, rtol=1e-4, atol=1e-6)
     cfg = cfg_for(small_directed, 1, 3, chunks=4, pipe_cooldown=2, epochs=5)

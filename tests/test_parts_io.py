@@ -4,6 +4,8 @@ that does not fit the run is one line before anything starts."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -110,6 +112,51 @@ def test_a_part_of_another_graph_is_refused(folders, cora, small_directed, tmp_p
     with pytest.raises(ConfigError, match="written for"):
         load_part(bad, 0)
     assert isinstance(load_part(folder, 0), PartData)
+
+
+def _copy_parts(folder: Path, to: Path) -> dict:
+    to.mkdir()
+    m = json.loads((folder / MANIFEST).read_text())
+    for f in m["files"]:
+        (to / f["file"]).write_bytes((folder / f["file"]).read_bytes())
+    (to / MANIFEST).write_text(json.dumps(m))
+    return m
+
+
+def _swap_parts(d: Path, m: dict) -> None:
+    a, b = (d / "part-0.safetensors").read_bytes(), (d / "part-1.safetensors").read_bytes()
+    (d / "part-0.safetensors").write_bytes(b)
+    (d / "part-1.safetensors").write_bytes(a)
+
+
+def _other_graph_in_manifest(d: Path, m: dict) -> None:
+    m["graph"]["hash"] = "0" * 16
+    (d / MANIFEST).write_text(json.dumps(m))
+
+
+def _size_in_manifest(d: Path, m: dict) -> None:
+    m["files"][1]["bytes"] += 8
+    (d / MANIFEST).write_text(json.dumps(m))
+
+
+def _torchscript_part(d: Path, m: dict) -> None:
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(d / "part-1.safetensors"))
+
+
+@pytest.mark.parametrize("damage, words", [(_swap_parts, "written for {'rank'"), (_other_graph_in_manifest, "graph_hash"),
+                                           (_size_in_manifest, "bytes, the manifest says"),
+                                           (_torchscript_part, "not a graphpar part file")],
+                         ids=["swapped", "other-graph", "size", "torchscript"])
+def test_manifest_and_parts_that_disagree_are_one_line_before_any_process(folders, cora, tmp_path, monkeypatch,
+                                                                         damage, words):
+    """Every part's header and size are checked against the manifest in ``prepare`` (before the launcher):
+    one ConfigError line, not a traceback from every rank."""
+    bad = tmp_path / "bad"
+    damage(bad, _copy_parts(folders[(cora.name, 2)], bad))
+    monkeypatch.setattr("graphpar.bench.api.load_graph", lambda *_: pytest.fail("prepare loaded the graph"))
+    with pytest.raises(ConfigError, match=re.escape(words)) as err:
+        prepare(config("partition", "cora", 2, options={"partition_dir": str(bad)}))
+    assert "\n" not in str(err.value) and "partition again" in str(err.value)
 
 
 def test_cli_partition_and_its_bad_input(tmp_path, capsys):

@@ -21,12 +21,13 @@ is never followed), flushed, then renamed into place.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import mmap as _mmap
 import os
 import struct
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Callable
 
 import numpy as np
 import torch
@@ -79,6 +80,31 @@ def write_tensors(path: Path, tensors: dict[str, Tensor], header: dict[str, Any]
     """Write ``tensors`` and the JSON-able ``header`` to ``path`` atomically (exclusive temp file + rename).
 
     Raises OSError when the folder cannot be written (read-only, full disk); no temp file is left."""
+    write_with(Path(path), _writer(tensors, header))
+
+
+def tensors_to_bytes(tensors: dict[str, Tensor], header: dict[str, Any]) -> bytes:
+    """The bytes ``write_tensors`` would write (for messages between processes)."""
+    buf = io.BytesIO()
+    _writer(tensors, header)(buf)
+    return buf.getvalue()
+
+
+def tensors_from_bytes(data: bytes) -> tuple[dict[str, Tensor] | None, dict[str, Any] | None, str]:
+    """``read_tensors`` for bytes in memory (tensors are copies)."""
+    view = memoryview(data)
+
+    def read(n: int, offset: int) -> bytes:
+        return bytes(view[offset:offset + n])
+
+    try:
+        return (*_decode(read, len(data), None, lambda: bytearray(data), copy=False)[:2], "")
+    except TensorFileError as e:
+        return None, None, str(e)
+
+
+def _writer(tensors: dict[str, Tensor], header: dict[str, Any]) -> Callable[[IO[bytes]], None]:
+    """A function writing the file's bytes to a binary stream."""
     for name, t in tensors.items():
         if not isinstance(t, Tensor) or t.dtype not in _NAMES:
             raise TypeError(f"tensor file entry {name!r}: {getattr(t, 'dtype', type(t))} is not storable")
@@ -107,18 +133,21 @@ def write_tensors(path: Path, tensors: dict[str, Tensor], header: dict[str, Any]
         for name in order:
             f.write(_bytes_of(tensors[name]))
 
-    write_with(Path(path), fill)
+    return fill
 
 
-def _parse_layout(fd: int, size: int) -> tuple[dict[str, Any], int]:
+Reader = Callable[[int, int], bytes]  # (length, offset) -> bytes
+
+
+def _parse_layout(read: Reader, size: int) -> tuple[dict[str, Any], int]:
     """(entries, data_start) of a safetensors file, every entry checked against the file's size."""
     if size < 8:
         raise TensorFileError("shorter than a safetensors header")
-    (n,) = struct.unpack("<Q", os.pread(fd, 8, 0))
+    (n,) = struct.unpack("<Q", read(8, 0))
     if n > MAX_HEADER_BYTES or 8 + n > size:
         raise TensorFileError(f"header length {n} does not fit the file ({size} bytes)")
     try:
-        entries = json.loads(os.pread(fd, n, 8).decode("utf-8"))
+        entries = json.loads(read(n, 8).decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as e:
         raise TensorFileError(f"header is not JSON ({type(e).__name__})") from None
     if not isinstance(entries, dict):
@@ -145,14 +174,14 @@ def _parse_layout(fd: int, size: int) -> tuple[dict[str, Any], int]:
     return entries, data_start
 
 
-def _hash_of(fd: int, entries: dict[str, Any], data_start: int, header_json: str) -> str:
+def _hash_of(read: Reader, entries: dict[str, Any], data_start: int, header_json: str) -> str:
     digest = _digest_start(header_json)
     for name in sorted(k for k in entries if k != "__metadata__"):
         e = entries[name]
         digest.update(_tensor_tag(name, e["dtype"], e["shape"]))
         pos, end = data_start + e["data_offsets"][0], data_start + e["data_offsets"][1]
         while pos < end:
-            chunk = os.pread(fd, min(_CHUNK, end - pos), pos)
+            chunk = read(min(_CHUNK, end - pos), pos)
             if not chunk:
                 raise TensorFileError("file shrank while being read")
             digest.update(chunk)
@@ -184,28 +213,14 @@ def read_tensors(path: Path, version: int | None = None,
         return None, None, f"{type(e).__name__}: {e.strerror}"
     try:
         size = os.fstat(fd).st_size
-        entries, data_start = _parse_layout(fd, size)
-        meta = entries.get("__metadata__")
-        if not isinstance(meta, dict) or not isinstance(meta.get(META_HEADER), str) or META_HASH not in meta:
-            raise TensorFileError("not a graphpar tensor file (no graphpar header)")
-        header_json = meta[META_HEADER]
-        try:
-            header = json.loads(header_json)
-        except ValueError:
-            raise TensorFileError("graphpar header is not JSON") from None
-        if not isinstance(header, dict):
-            raise TensorFileError("graphpar header is not a JSON object")
-        if version is not None and header.get("format") != version:
-            raise TensorFileError(f"format {header.get('format')!r}, expected {version}")
-        stored = meta[META_HASH]
-        actual = _hash_of(fd, entries, data_start, header_json)
-        if actual != stored:
-            raise TensorFileError(f"content hash {actual[:16]} differs from the stored {str(stored)[:16]}")
-        if size == data_start:
-            buf: Any = b""
-        else:
-            buf = _mmap.mmap(fd, size, flags=_mmap.MAP_PRIVATE, prot=_mmap.PROT_READ | _mmap.PROT_WRITE)
-        tensors = {k: _tensor_from(buf, e, data_start, copy=not mmap) for k, e in entries.items() if k != "__metadata__"}
+
+        def read(n: int, offset: int) -> bytes:
+            return os.pread(fd, n, offset)
+
+        def mapping() -> Any:
+            return _mmap.mmap(fd, size, flags=_mmap.MAP_PRIVATE, prot=_mmap.PROT_READ | _mmap.PROT_WRITE)
+
+        tensors, header, buf = _decode(read, size, version, mapping, copy=not mmap)
         if not mmap and isinstance(buf, _mmap.mmap):
             try:
                 buf.close()
@@ -220,6 +235,31 @@ def read_tensors(path: Path, version: int | None = None,
         os.close(fd)
 
 
+def _decode(read: Reader, size: int, version: int | None, mapping: Callable[[], Any],
+            copy: bool) -> tuple[dict[str, Tensor], dict[str, Any], Any]:
+    """(tensors, header, buffer) after every check; raises TensorFileError."""
+    entries, data_start = _parse_layout(read, size)
+    meta = entries.get("__metadata__")
+    if not isinstance(meta, dict) or not isinstance(meta.get(META_HEADER), str) or META_HASH not in meta:
+        raise TensorFileError("not a graphpar tensor file (no graphpar header)")
+    header_json = meta[META_HEADER]
+    try:
+        header = json.loads(header_json)
+    except ValueError:
+        raise TensorFileError("graphpar header is not JSON") from None
+    if not isinstance(header, dict):
+        raise TensorFileError("graphpar header is not a JSON object")
+    if version is not None and header.get("format") != version:
+        raise TensorFileError(f"format {header.get('format')!r}, expected {version}")
+    stored = meta[META_HASH]
+    actual = _hash_of(read, entries, data_start, header_json)
+    if actual != stored:
+        raise TensorFileError(f"content hash {actual[:16]} differs from the stored {str(stored)[:16]}")
+    buf = b"" if size == data_start else mapping()
+    tensors = {k: _tensor_from(buf, e, data_start, copy) for k, e in entries.items() if k != "__metadata__"}
+    return tensors, header, buf
+
+
 def read_header(path: Path) -> dict[str, Any] | None:
     """Only the graphpar header of a tensor file (no tensor read, no hash checked), or None when unreadable.
 
@@ -230,7 +270,7 @@ def read_header(path: Path) -> dict[str, Any] | None:
     except OSError:
         return None
     try:
-        entries, _ = _parse_layout(fd, os.fstat(fd).st_size)
+        entries, _ = _parse_layout(lambda n, offset: os.pread(fd, n, offset), os.fstat(fd).st_size)
         header = json.loads(entries.get("__metadata__", {}).get(META_HEADER, "null"))
         return header if isinstance(header, dict) else None
     except (TensorFileError, OSError, ValueError, AttributeError, TypeError):

@@ -158,11 +158,36 @@ def _spmd_payload(comm, marker):
 
 
 def test_peer_results_cannot_carry_code(marker):
-    """What ranks send back is read with weights_only=True: an object that would run code is refused."""
+    """What ranks send back is data only (``wire``): an object that would run code is refused by the sender."""
     from graphpar.bench.runtime.spmd import run_spmd
 
-    with pytest.raises(Exception, match="(?i)weights_only|unsupported|global"):
+    with pytest.raises(Exception, match="cannot send a Payload"):
         run_spmd(_spmd_payload, 1, (marker,), timeout_s=60)
+
+
+def test_messages_round_trip_and_code_carrying_bytes_are_refused(tmp_path, marker, monkeypatch):
+    """``wire.unpack`` gives back containers, numbers (NaN and infinities too), strings and tensors; bytes of a
+    pickle, a torch.save zip or a TorchScript archive are one ValueError, without torch.load or pickle."""
+    import math
+
+    from graphpar.bench.runtime.wire import pack, unpack
+
+    obj = {"loss": [0.5, float("nan"), float("inf")], "n": 3, "ok": True, "none": None, "s": "x",
+           "t": torch.arange(4), "nested": {"pair": (1, "a"), 2: [torch.ones(2, 2)]}, "np": np.float32(1.5)}
+    got = unpack(pack(obj))
+    assert got["n"] == 3 and got["ok"] is True and got["none"] is None and got["s"] == "x" and got["np"] == 1.5
+    assert got["loss"][0] == 0.5 and math.isnan(got["loss"][1]) and got["loss"][2] == math.inf
+    assert torch.equal(got["t"], obj["t"]) and got["nested"]["pair"] == (1, "a")
+    assert torch.equal(got["nested"][2][0], torch.ones(2, 2))
+    script = tmp_path / "s.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(script))
+    saved = io.BytesIO()
+    torch.save({"x": Payload(marker)}, saved)
+    for owner, name in ((torch, "load"), (torch.jit, "load"), (pickle, "load"), (pickle, "loads")):
+        monkeypatch.setattr(owner, name, lambda *_a, **_k: pytest.fail("torch.load/jit.load/pickle reached"))
+    for blob in (script.read_bytes(), saved.getvalue(), b"\x80\x04junk", b""):
+        with pytest.raises(ValueError, match="not a graphpar message"):
+            unpack(blob)
 
 
 def test_plot_names_from_records_stay_in_the_figures_folder(tmp_path):

@@ -6,7 +6,6 @@ Used by tests to exercise strategies across real processes without the launcher'
 """
 from __future__ import annotations
 
-import io
 import os
 import socket
 import traceback
@@ -20,6 +19,7 @@ import torch.multiprocessing as mp
 from graphpar.strategies.comm import Communicator
 
 from .dist import destroy
+from .wire import pack, unpack
 
 
 def _free_port() -> int:
@@ -36,10 +36,9 @@ def _entry(rank: int, world_size: int, port: int, fn: Callable, args: tuple, que
     try:
         dist.init_process_group("gloo", rank=rank, world_size=world_size, timeout=timedelta(seconds=timeout_s))
         result = fn(Communicator(timeout_s=timeout_s), *args)
-        buffer = io.BytesIO()
-        torch.save(result, buffer)  # bytes, not shared-memory tensors: the rank may exit before the parent reads
+        data = pack(result)  # bytes, not shared-memory tensors: the rank may exit before the parent reads
         dist.barrier()
-        queue.put((rank, True, buffer.getvalue()))
+        queue.put((rank, True, data))
     except BaseException:  # noqa: BLE001  (report every failure to the parent)
         queue.put((rank, False, traceback.format_exc()))
         return  # peers may be stuck in a collective: no teardown handshake, the parent reaps us
@@ -63,7 +62,7 @@ def run_spmd(fn: Callable, world_size: int, args: tuple = (), timeout_s: float =
         for _ in range(world_size):
             rank, ok, value = queue.get(timeout=timeout_s + 60)
             if ok:
-                results[rank] = torch.load(io.BytesIO(value), weights_only=True)
+                results[rank] = unpack(value)
             else:
                 errors.append(f"rank {rank} failed:\n{value}")
                 break

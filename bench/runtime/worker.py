@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-import io
 import os
 import signal
 import time
@@ -19,6 +18,7 @@ from graphpar.strategies import Communicator, TrainConfig, get_strategy
 
 from .dist import destroy, init, peer_died
 from .loop import current_rss_bytes, train_rank
+from .wire import pack, unpack
 
 
 @record
@@ -54,13 +54,11 @@ def worker_main(cfg_dict: dict[str, Any], keep_params: bool = False) -> Any:
 
 
 def gather_results(result: Any) -> list[Any] | None:
-    """Every rank's result on rank 0 (None elsewhere), sent as ``torch.save`` bytes and read back with
-    ``weights_only=True``: tensors, numbers, strings and containers only, so a peer cannot send code
-    (``gather_object`` would unpickle whatever arrives)."""
+    """Every rank's result on rank 0 (None elsewhere), sent as ``wire.pack`` bytes (JSON and a tensor file:
+    data only, never unpickled nor ``torch.load``-ed, so a peer cannot send code; ``gather_object`` would
+    unpickle whatever arrives)."""
     device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
-    buffer = io.BytesIO()
-    torch.save(result, buffer)
-    data = torch.frombuffer(bytearray(buffer.getvalue()), dtype=torch.uint8)
+    data = torch.frombuffer(bytearray(pack(result)), dtype=torch.uint8)
     world = dist.get_world_size()
     sizes = [torch.zeros(1, dtype=torch.int64, device=device) for _ in range(world)]
     dist.all_gather(sizes, torch.tensor([data.numel()], dtype=torch.int64, device=device))
@@ -71,5 +69,4 @@ def gather_results(result: Any) -> list[Any] | None:
     dist.all_gather(blobs, padded)
     if dist.get_rank() != 0:
         return None
-    return [torch.load(io.BytesIO(blob[:int(size)].cpu().numpy().tobytes()), weights_only=True)
-            for blob, size in zip(blobs, sizes)]
+    return [unpack(blob[:int(size)].cpu().numpy().tobytes()) for blob, size in zip(blobs, sizes)]

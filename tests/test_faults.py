@@ -609,3 +609,22 @@ def test_sweep_stops_on_ctrl_c_keeps_finished_records_and_resumes(tmp_path, monk
                             progress=False)
     assert len(again.resumed) == 1 and len(again.ran) == 2
     assert [r["config"]["dataset"] for r in read_records(out)] == ["g1", "g2", "g3"]
+
+
+def test_no_product_code_reads_files_through_a_code_running_loader():
+    """The readers that can run code from their input are gone from the product: torch.load (TorchScript
+    archives run in torch < 2.6 even with weights_only=True), torch.jit.load, plain pickle, numpy's
+    allow_pickle=True. Pickled data files go through datasets/safeload.py's restricted unpickler only."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    banned = re.compile(r"torch\.load\(|torch\.jit\.load\(|pickle\.loads?\(|allow_pickle\s*=\s*True|"
+                        r"Unpickler\(|torch\.serialization\.load")
+    offenders = []
+    for folder in ("bench", "strategies", "datasets", "graphpar"):
+        for path in (root / folder).rglob("*.py"):
+            for i, line in enumerate(path.read_text().splitlines(), 1):
+                code = line.split("#")[0]
+                if banned.search(code) and not (path.name == "safeload.py" and "Unpickler(" in code):
+                    offenders.append(f"{path.relative_to(root)}:{i}: {line.strip()}")
+    assert offenders == [], offenders

@@ -250,3 +250,24 @@ def test_blocked_transpose_is_a_stable_sort():
                                            n_src, chunk=chunk)
         assert torch.equal(t_crow, ref.bwd.crow_indices()) and torch.equal(t_col.long(), ref.bwd.col_indices())
         assert torch.equal(t_vals, ref.bwd.values())
+
+
+def test_partition_on_a_full_disk_is_one_line_exit_1_and_no_manifest(tmp_path):
+    """RLIMIT_FSIZE (SIGXFSZ ignored) stands in for a full disk: write() fails with EFBIG midway."""
+    import subprocess
+    import sys
+
+    code = ("import resource, signal, sys\n"
+            "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+            "from graphpar.bench.cli import main\n"
+            "from graphpar.datasets import load_dataset\n"
+            "load_dataset('cora')\n"
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (200000, 200000))\n"
+            "sys.exit(main(['partition', 'cora', '--parts', '2', '--method', 'random', '--out', sys.argv[1]]))\n")
+    out = tmp_path / "parts"
+    res = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "GRAPHPAR_DATA": str(tmp_path / "data")})
+    errors = [line for line in res.stderr.splitlines() if "error" in line]
+    assert res.returncode == 1 and len(errors) == 1 and "cannot write" in errors[0], res.stderr
+    assert "Traceback" not in res.stderr and not (out / MANIFEST).exists()
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]

@@ -5,7 +5,8 @@
     graphpar run --strategy partition --dataset cora --workers 3 --partition-dir parts/cora-p3
 
 Bad input (unknown method, METIS without DGL, --parts out of range, a dataset that does not load, an --out
-that is a file or a folder of something else) is one line, exit 2, nothing written.
+that is a file or a folder of something else) is one line, exit 2, nothing written. A disk that fills while
+the parts are written is one line, exit 1, and the folder has no manifest (never mistaken for a partition).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from graphpar.strategies.partition.partitioner import METHODS, check_method
 from graphpar.strategies.partition.parts_io import MANIFEST, write_parts
 
 from ..api import check_out_dir, load_graph
-from ..errors import EXIT_OK, UsageError
+from ..errors import EXIT_FAIL, EXIT_OK, UsageError
 
 
 def default_out(dataset: str, parts: int, method: str) -> Path:
@@ -38,8 +39,13 @@ def cmd_partition(args: argparse.Namespace) -> int:
     graph = load_graph(args.dataset)
     if args.parts > graph.num_nodes:
         raise UsageError(f"--parts {args.parts} exceeds the graph's {graph.num_nodes} vertices")
-    m = write_parts(graph, args.dataset, args.parts, args.method, out, args.seed, bool(args.balance_edges),
-                    log=lambda line: print(line, file=sys.stderr))
+    try:
+        m = write_parts(graph, args.dataset, args.parts, args.method, out, args.seed, bool(args.balance_edges),
+                        log=lambda line: print(line, file=sys.stderr))
+    except OSError as e:  # a full disk or a folder that became unwritable: no manifest, so never used half-written
+        print(f"graphpar: error: cannot write {out} ({e.strerror or e}); free space or pass another --out, and run "
+              "again", file=sys.stderr)
+        return EXIT_FAIL
     q = m["quality"]
     print(f"{args.dataset}: {args.parts} parts by {args.method} in {out} (edge cut {q['edge_cut_fraction']:.1%}, "
           f"replication {q['replication_factor']:.2f}, {sum(f['bytes'] for f in m['files']) / 2**20:.1f} MiB)")

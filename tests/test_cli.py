@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from graphpar.bench import notices
+
 GRAPHPAR = [sys.executable, "-m", "graphpar.bench.cli"]
 
 
@@ -101,6 +103,8 @@ def test_chunks_flags_reach_their_strategy_and_the_old_spelling_maps_to_them(cap
     assert cfg.options == {key: 3} and capsys.readouterr().err == ""
     old = _config(base + ["--chunks", "3"])
     assert old.options == cfg.options  # the same value reaches the strategy: the same run, the same bytes
+    assert capsys.readouterr().err == ""  # deferred until the command's input is known good
+    notices.flush()
     (line,) = capsys.readouterr().err.splitlines()
     assert "deprecated" in line and "--tp-chunks (tensor)" in line and "--pipe-chunks (pipeline)" in line
     assert get_strategy(strategy).options_of(old)[key] == 3
@@ -136,8 +140,18 @@ def test_sweep_options_accept_the_new_keys_and_map_the_old_one(tmp_path, capsys)
                                                        "single": {}}
     assert capsys.readouterr().err == ""
     assert grid("{chunks: 2}") == {"tensor": {"tp_chunks": 2}, "pipeline": {"pipe_chunks": 2}, "single": {}}
+    notices.flush()
     (line,) = capsys.readouterr().err.splitlines()
     assert "options.chunks is deprecated" in line and "--pipe-chunks (pipeline)" in line
+
+
+def test_a_refused_command_with_a_deprecated_spelling_is_one_line(capsys):
+    """The deprecation notice waits for the input to be good: a refused command prints its error alone."""
+    from graphpar.bench.cli import main
+
+    assert main(["run", "--strategy", "tensor", "--dataset", "cora", "--epochs", "1", "--chunks", "0"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "--tp-chunks 0 must be" in line
 
 
 # -- one place for defaults: the training flags are generated from TrainConfig's fields ---------------------------

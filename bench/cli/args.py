@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 import socket
-import sys
 import typing
 from typing import Any
 
 from graphpar.strategies import TrainConfig, get_strategy
 from graphpar.strategies.base import all_options, deprecation_line, flag_key, registered
 
+from .. import notices
 from ..api import MAX_LOCAL_PROCESSES
 from ..errors import EXIT_USAGE, UsageError
 from ..runtime.launcher import Cluster
@@ -108,9 +108,7 @@ def config_from_args(args: argparse.Namespace, strategy: str | None = None, work
         if options.setdefault(new.key, value) != value:
             raise UsageError(f"{old} {value} and {new.name} {options[new.key]}: {old} is the deprecated spelling "
                              f"of {new.name}; pass only {new.name}")
-        if not getattr(args, "_deprecation_said", False):  # once per command, however many configs it makes
-            print(deprecation_line(flag_key(old)), file=sys.stderr)
-            args._deprecation_said = True
+        notices.defer(deprecation_line(flag_key(old)))  # once per command, printed as it ends
     values = {f: getattr(args, f) for f in TrainConfig.settings() if f != "strategy"}
     return TrainConfig(**{**values, "strategy": name, "workers": workers or args.workers, "options": options})
 

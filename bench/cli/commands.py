@@ -24,6 +24,7 @@ from graphpar import __version__
 from graphpar.datasets import DatasetError, availability, data_root, load_dataset
 from graphpar.strategies import ConfigError, TrainConfig, get_strategy, registered
 
+from .. import notices
 from ..api import check_out, check_processes, load_graph, prepare, run_one
 from ..check import DEFAULT_TOLERANCE, check_config, compare, run_reference
 from ..errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError
@@ -209,11 +210,15 @@ def main(argv: list[str] | None = None) -> int:
     args._argv = argv  # which flags were given (check --parity keeps parity's own default epochs)
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        return args._commands[args.command](args)
+        code = args._commands[args.command](args)
+        notices.flush()
+        return code
     except (UsageError, ConfigError, DatasetError) as e:
+        notices.discard()  # the error is the one line
         print(f"graphpar: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except RunFailed as e:
+        notices.flush()
         print(f"graphpar: run failed: {e}", file=sys.stderr)
         return EXIT_FAIL
     except KeyboardInterrupt as e:  # Ctrl-C (SIGINT) or SIGTERM: workers stopped, no record of this run

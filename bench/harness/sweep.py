@@ -38,6 +38,7 @@ from graphpar.datasets import DatasetError
 from graphpar.strategies import ConfigError, TrainConfig, get_strategy, registered
 from graphpar.strategies.base import deprecated_keys, deprecation_line, renamed_options
 
+from .. import notices
 from ..api import prepare, run_one
 from ..errors import UsageError
 from ..record import append_record, failed_record, git_sha, read_records
@@ -80,7 +81,7 @@ def expand(spec: dict[str, Any]) -> list[dict[str, Any]]:
         raise ValueError(f"unknown configuration fields {sorted(bad)}; known: {sorted(names)}")
     old = sorted({k for v in axes["options"] for k in deprecated_keys(v or {})})
     for key in old:  # options.chunks: each strategy's own name for it (tp_chunks, pipe_chunks)
-        print(deprecation_line(key), file=sys.stderr)
+        notices.defer(deprecation_line(key))
     out = []
     for strategy in strategies:
         cls = get_strategy(strategy)

@@ -122,7 +122,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                   f"{c['options'] or ''}")
         print(f"{len(configs)} configurations")
         return 0
-    outcome = sweep.run_sweep(configs, out, force=args.force, repeat=args.repeat)
+    ignore = args.ignore_memory_check
+    outcome = sweep.run_sweep(configs, out, force=args.force, repeat=args.repeat,
+                              runner=lambda c, path: sweep._default_runner(c, path, ignore),
+                              validator=lambda c: sweep._validate(c, ignore))
     keys = {config_key(c) for c in configs}
     mine = [r for r in read_records(out) if r.get("status") == "ok" and config_key(r["config"]) in keys]
     if mine:  # repeats of a configuration pool into one row (metrics.repeats)
@@ -384,6 +387,8 @@ def add_commands(sub, commands: dict[str, Callable[[argparse.Namespace], int]]) 
     p.add_argument("--repeat", type=at_least_one, default=1,
                    help="runs per configuration, interleaved over the grid (tables: median and min-max)")
     p.add_argument("--dry-run", action="store_true", help="list the configurations and stop")
+    p.add_argument("--ignore-memory-check", action="store_true",
+                   help="run a configuration even when its ranks' estimated memory exceeds what this host has")
     commands["sweep"] = cmd_sweep
 
     p = sub.add_parser("plot", help="figures (PNG, PDF, SVG) from recorded runs")

@@ -112,13 +112,13 @@ def rejected_summary(skipped: list[str]) -> str:
         f"{n} x {reason}" if n > 1 else reason for reason, n in reasons.most_common())
 
 
-def _default_runner(cfg_dict: dict[str, Any], out: Path) -> dict | None:
+def _default_runner(cfg_dict: dict[str, Any], out: Path, ignore_memory: bool = False) -> dict | None:
     cfg = TrainConfig.from_dict(cfg_dict)
-    return run_one(cfg, prepare(cfg), out)
+    return run_one(cfg, prepare(cfg, ignore_memory=ignore_memory), out)
 
 
-def _validate(cfg_dict: dict[str, Any]) -> None:
-    prepare(TrainConfig.from_dict(cfg_dict))
+def _validate(cfg_dict: dict[str, Any], ignore_memory: bool = False) -> None:
+    prepare(TrainConfig.from_dict(cfg_dict), ignore_memory=ignore_memory)
 
 
 def run_sweep(configs: list[dict[str, Any]], out: Path, force: bool = False,

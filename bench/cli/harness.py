@@ -108,12 +108,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise UsageError(f"--options: not JSON ({e.msg}); e.g. --options '{{\"pipe_chunks\": 4}}'") from None
     if args.epochs is not None:
         spec["fixed"]["epochs"] = args.epochs
-    validate_sweep(spec, "command line" if not args.config else args.config)
+    where = "command line" if not args.config else args.config
+    validate_sweep(spec, where)
     if "dataset" not in grid:
         raise UsageError("a sweep needs datasets: --datasets cora,... or dataset: [...] under grid: in the file")
+    sweep.check_grid_size(spec, where)  # sized from the axes, before anything is expanded or opened
     out = Path(args.out or spec.get("out") or DEFAULT_RESULTS)
     check_out(out)
-    configs = sweep.expand(spec)
+    configs = sweep.expand(spec, where)
     for c in configs:  # a value out of range is bad input whatever the strategy (not a rejected combination)
         TrainConfig.from_dict(c).check()
     if args.dry_run:

@@ -6,7 +6,8 @@
     graphpar datasets
 
 Bad input (unknown strategy/dataset/model, a worker count the strategy or graph cannot take, missing
-data, a malformed spec, a value out of range, an unwritable --out) prints one line naming the fix and
+data, a malformed spec, a value out of range, an unwritable --out, ranks whose estimated memory exceeds
+what this host has available: ``--ignore-memory-check`` runs anyway) prints one line naming the fix and
 exits 2 before any worker starts, without writing a record. SIGINT/SIGTERM print one line and exit
 130/143, without a record for the unfinished run.
 """

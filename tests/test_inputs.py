@@ -160,7 +160,7 @@ def test_ignore_memory_check_starts_the_run(tmp_path, monkeypatch, capsys):
 
     started = []
     monkeypatch.setattr(api, "launch", lambda cfg, cluster=None: started.append(cfg.hidden))
-    monkeypatch.setattr(sweep, "_default_runner", lambda cfg, out, ignore: started.append((cfg["hidden"], ignore)))
+    monkeypatch.setattr(sweep, "_default_runner", lambda cfg, out, ignore_memory: started.append((cfg["hidden"], ignore_memory)))
     monkeypatch.setenv("GRAPHPAR_MEM_AVAILABLE", "1M")
     monkeypatch.chdir(tmp_path)
     argv = RUN + ["--out", str(tmp_path / "runs.jsonl")]

@@ -124,10 +124,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                   f"{c['options'] or ''}")
         print(f"{len(configs)} configurations")
         return 0
-    ignore = args.ignore_memory_check
-    outcome = sweep.run_sweep(configs, out, force=args.force, repeat=args.repeat,
-                              runner=lambda c, path: sweep._default_runner(c, path, ignore),
-                              validator=lambda c: sweep._validate(c, ignore))
+    past_memory = {"runner": lambda c, path: sweep._default_runner(c, path, ignore_memory=True),
+                   "validator": lambda c: sweep._validate(c, ignore_memory=True)} if args.ignore_memory_check else {}
+    outcome = sweep.run_sweep(configs, out, force=args.force, repeat=args.repeat, **past_memory)
     keys = {config_key(c) for c in configs}
     mine = [r for r in read_records(out) if r.get("status") == "ok" and config_key(r["config"]) in keys]
     if mine:  # repeats of a configuration pool into one row (metrics.repeats)

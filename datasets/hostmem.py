@@ -1,6 +1,7 @@
 """This host's memory available now, for the checks that refuse work before anything is allocated.
 
     have = available_bytes()      # bytes, or None where the OS does not say
+    check_fits(need, "its arrays", "pass a smaller graph")   # ValueError: one line with both figures
     f"{gib(have)}"                # '23.1 GiB'
 
 ``available_bytes`` is /proc/meminfo's MemAvailable, lowered to a cgroup v2 limit's headroom (memory.max
@@ -58,6 +59,14 @@ def available_bytes() -> int | None:
         return parse_size(override)
     found = [b for b in (_meminfo_available(), _cgroup_headroom()) if b is not None]
     return min(found) if found else None
+
+
+def check_fits(need: int, what: str, fix: str, available: int | None = None) -> None:
+    """ValueError ``"{what} need about X GiB, Y GiB is available; {fix}"`` when ``need`` bytes exceed the
+    memory available now (``available`` if given); nothing where the host does not say."""
+    have = available_bytes() if available is None else available
+    if have is not None and need > have:
+        raise ValueError(f"{what} need about {gib(need)}, {gib(have)} is available; {fix}")
 
 
 def gib(n: float) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .graph import GraphData, canonical_edges, random_split, split_per_class
-from .hostmem import available_bytes, gib
+from .hostmem import check_fits
 from .real import synthetic_node_data
 from .synthetic import MAX_NODES
 
@@ -111,11 +111,8 @@ def check_edgelist_size(path: Path, n: int, edges: int, features: int, symmetriz
     fix = "number the vertices 0..N-1 (an id is a row index, so the largest id sets N)"
     if n > MAX_NODES:
         raise ValueError(f"edgelist {path}: {n:,} vertices implied, above the {MAX_NODES:,} graphpar takes; {fix}")
-    need = edgelist_bytes(n, edges, features, symmetrize, synthetic)
-    have = available_bytes() if available is None else available
-    if have is not None and need > have:
-        raise ValueError(f"edgelist {path}: {n:,} vertices and {edges:,} edges need about {gib(need)} to load, "
-                         f"{gib(have)} is available; {fix}, or load it on a larger host")
+    check_fits(edgelist_bytes(n, edges, features, symmetrize, synthetic),
+               f"edgelist {path}: {n:,} vertices and {edges:,} edges", f"{fix}, or load it on a larger host", available)
 
 
 def load_edgelist(spec: str) -> GraphData:

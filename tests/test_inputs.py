@@ -1,10 +1,11 @@
 """Every input is checked before work (issue #28): a sweep grid is sized before it is expanded, a sweep or CI
 file that is not UTF-8 is named by line, the ranks' memory is compared with what the host has before any
 process starts (``--ignore-memory-check`` runs anyway), worker counts far beyond the cores are refused,
-GRAPHPAR_THREADS and GRAPHPAR_MEM_AVAILABLE are checked, an edge list cannot imply arrays the host cannot
-hold, and the Slurm template passes every value as one argument. Each bad input: one stderr line, exit 2,
-nothing written, no process started. ``GRAPHPAR_MEM_AVAILABLE`` pins "available memory", so every verdict
-is the same on any host; nothing here allocates more than a small graph.
+GRAPHPAR_THREADS and GRAPHPAR_MEM_AVAILABLE are checked, neither an edge list's largest id nor an npz file's
+sparse shape can imply arrays the host cannot hold, class ids are bounded, and the Slurm template passes
+every value as one argument. Each bad input: one stderr line, exit 2, nothing written, no process started.
+``GRAPHPAR_MEM_AVAILABLE`` pins "available memory", so every verdict is the same on any host; nothing here
+allocates more than a small graph.
 """
 import os
 import subprocess
@@ -51,6 +52,18 @@ def _plant(tmp: Path) -> None:
     np.save(tmp / "feat.npy", np.ones((3, 4), np.float32))
     raw = (tmp / "feat.npy").read_bytes()
     (tmp / "lying.npy").write_bytes(raw.replace(b"'shape': (3, 4)", b"'shape': (99999, 4)"))  # header > file
+    import scipy.sparse as sp
+
+    def npz(name: str, n: int, attr: dict, labels) -> None:
+        adj = sp.csr_matrix((np.ones(1), ([0], [1])), shape=(n, n))
+        np.savez_compressed(tmp / name, adj_data=adj.data, adj_indices=adj.indices, adj_indptr=adj.indptr,
+                            adj_shape=adj.shape, labels=labels, **attr)
+
+    n = 1_000_000  # a 25 kB file whose sparse attr_shape densifies to 372 GiB
+    npz("bomb.npz", n, {"attr_data": np.ones(1, np.float32), "attr_indices": np.array([0]),
+                        "attr_indptr": np.r_[0, np.ones(n, np.int64)], "attr_shape": np.array([n, 100_000])},
+        np.zeros(n, np.int64))
+    npz("big_label.npz", 50, {"attr_matrix": np.ones((50, 3), np.float32)}, np.r_[np.zeros(49, np.int64), 10**9])
 
 
 RUN = ["run", "--strategy", "tensor", "--dataset", "cora", "--epochs", "1"]
@@ -81,6 +94,9 @@ CASES = [  # (argv, environment, expected part of the one line)
      "50,000,000 vertices and 1 edges need about"),
     (EDGES + ["edgelist:{tmp}/edges.txt,label={tmp}/big_label.txt"], {}, "class 1000000000"),
     (EDGES + ["edgelist:{tmp}/edges.txt,feat={tmp}/lying.npy"], {}, "lying.npy is not a readable .npy array"),
+    (EDGES + ["npz:{tmp}/bomb.npz"], {"GRAPHPAR_MEM_AVAILABLE": "24G"}, "1,000,000 x 100,000 dense features need "
+     "about 372.5 GiB, 24.0 GiB is available"),
+    (EDGES + ["npz:{tmp}/big_label.npz"], {}, "label 1000000000; labels are class ids 0..C-1 with C <= 50"),
 ]
 
 

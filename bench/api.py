@@ -17,19 +17,25 @@ from graphpar.datasets import load_dataset
 from graphpar.strategies import get_strategy
 
 from .errors import UsageError
+from .hostcheck import check_memory, check_threads_env
 from .record import append_record, build_record
 from .runtime.launcher import launch
 
 MAX_LOCAL_PROCESSES = 64  # worker processes on one host beyond which a run needs --force
 OVERSUBSCRIBE = 4  # a warning past cores x this many processes on one host
+MAX_PER_CORE = 8  # an error (unless --force) past cores x this many: a typo, not a measurement
 
 
 def check_processes(local_workers: int, force: bool = False, warn: bool = True) -> None:
-    """P against this host's cores: a warning past cores x OVERSUBSCRIBE, an error past MAX_LOCAL_PROCESSES."""
+    """P against this host's cores: a warning past cores x OVERSUBSCRIBE; an error, unless ``force``, past
+    MAX_LOCAL_PROCESSES or cores x MAX_PER_CORE (each rank is a whole interpreter: memory runs out too)."""
     cores = os.cpu_count() or 1
     if local_workers > MAX_LOCAL_PROCESSES and not force:
         raise UsageError(f"{local_workers} worker processes on this host ({cores} cores) exceeds the limit of "
                          f"{MAX_LOCAL_PROCESSES}; use fewer --workers, more --nnodes, or --force")
+    if local_workers > cores * MAX_PER_CORE and not force:
+        raise UsageError(f"{local_workers} worker processes on this host exceeds {MAX_PER_CORE} per core ({cores} "
+                         f"cores: at most {cores * MAX_PER_CORE}); use fewer --workers, more --nnodes, or --force")
     if warn and local_workers > cores * OVERSUBSCRIBE:
         print(f"graphpar: warning: {local_workers} worker processes on {cores} cores (over {OVERSUBSCRIBE} per core): "
               "timings will mostly measure oversubscription", file=sys.stderr)
@@ -84,10 +90,13 @@ def load_graph(dataset: str):
                          "permissions") from None
 
 
-def prepare(cfg, local_workers: int | None = None, force: bool = False) -> dict[str, Any]:
-    """Validate everything up front (ranges, strategy, dataset, model, P, device); returns the graph summary."""
+def prepare(cfg, local_workers: int | None = None, force: bool = False,
+            ignore_memory: bool = False) -> dict[str, Any]:
+    """Validate everything up front (ranges, strategy, dataset, model, P, device, this host's memory unless
+    ``ignore_memory``, GRAPHPAR_THREADS); returns the graph summary."""
     cls = get_strategy(cfg.strategy)
     cfg.check()
+    check_threads_env()
     local_workers = cfg.workers if local_workers is None else local_workers
     check_processes(local_workers, force, warn=False)
     if cfg.device == "cuda":
@@ -97,6 +106,7 @@ def prepare(cfg, local_workers: int | None = None, force: bool = False) -> dict[
     if summary is None:
         summary = load_graph(cfg.dataset).summary()
     cls.validate(cfg, summary)
+    check_memory(cfg.as_dict(), summary, local_workers, ignore_memory)
     check_processes(local_workers, force)  # the oversubscription warning, once everything else holds
     return summary
 

@@ -54,11 +54,25 @@ def load_yaml(path: str | Path, what: str) -> dict[str, Any]:
     if not path.is_file():
         raise SpecError(f"{path}: no such {what} file")
     try:
-        doc = yaml.safe_load(path.read_text())
+        raw = path.read_bytes()
+    except OSError as e:
+        raise SpecError(f"{path}: cannot be read ({e.strerror}); check its permissions") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise SpecError(f"{path}: line {line} is not UTF-8 text (byte 0x{raw[e.start]:02x}); save the file as "
+                        "UTF-8") from None
+    try:
+        doc = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise SpecError(f"{path}: not valid YAML{where} ({getattr(e, 'problem', None) or type(e).__name__})") from None
+        if mark is None and isinstance(getattr(e, "position", None), int):  # yaml.reader.ReaderError
+            where = f" at line {text[:e.position].count(chr(10)) + 1}"
+        else:
+            where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or getattr(e, "reason", None) or type(e).__name__
+        raise SpecError(f"{path}: not valid YAML{where} ({problem})") from None
     if doc is None:
         return {}
     if not isinstance(doc, dict):

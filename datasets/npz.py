@@ -18,7 +18,9 @@ import numpy as np
 import torch
 
 from .graph import GraphData, canonical_edges, split_per_class
+from .hostmem import check_fits
 from .safeload import restricted_load
+from .user_graphs import MAX_CLASSES
 
 LAYOUT = ("keys adj_matrix, node_attr, node_label (scipy matrices) or adj_data, adj_indices, adj_indptr, "
           "adj_shape, attr_*, labels (plain arrays)")
@@ -79,12 +81,17 @@ def load_npz(path: Path, name: str | None = None, split_seed: int = 0) -> GraphD
     if not hasattr(adj, "tocoo") or len(getattr(adj, "shape", ())) != 2 or adj.shape[0] != adj.shape[1]:
         raise ValueError(f"{path}: the adjacency must be a square sparse matrix")
     n = adj.shape[0]
+    if hasattr(attr, "todense") and len(attr.shape) == 2:  # a sparse shape in a small file: check before densifying
+        check_fits(4 * n * int(attr.shape[1]), f"{path}: {n:,} x {attr.shape[1]:,} dense features",
+                   "pass a graph whose attr_shape fits this host")
     adj = adj.tocoo()
     feat_np = np.asarray(attr.todense() if hasattr(attr, "todense") else attr, dtype=np.float32)
     if feat_np.ndim != 2 or feat_np.shape[0] != n or label_np.shape != (n,) or label_np.dtype.kind not in "iu":
         raise ValueError(f"{path}: need {n} feature rows and {n} integer labels, got features "
                          f"{feat_np.shape} and labels {label_np.shape} {label_np.dtype}")
     label = torch.from_numpy(label_np.astype(np.int64))
+    if n and int(label.max()) >= min(n, MAX_CLASSES):  # the per-class split visits every class id up to the largest
+        raise ValueError(f"{path}: label {int(label.max())}; labels are class ids 0..C-1 with C <= {min(n, MAX_CLASSES):,}")
     src, dst = canonical_edges(torch.from_numpy(adj.row.astype(np.int64)),
                                torch.from_numpy(adj.col.astype(np.int64)), n, symmetrize=True)
     num_classes = int(label.max()) + 1 if n else 0

@@ -20,11 +20,14 @@ import numpy as np
 import torch
 
 from .graph import GraphData, canonical_edges, random_split, split_per_class
+from .hostmem import check_fits
 from .real import synthetic_node_data
+from .synthetic import MAX_NODES
 
 EDGELIST_KEYS = ("feat", "label", "directed")
 _INT = re.compile(r"[+-]?[0-9]+")
 SYNTHETIC_FEATURES, SYNTHETIC_CLASSES = 64, 8
+MAX_CLASSES = 10_000  # the per-class split visits every class: a label of 10**9 would never finish
 
 
 def load_dgl_file(path: Path) -> GraphData:
@@ -79,11 +82,37 @@ def parse_edgelist_spec(spec: str) -> dict:
 
 
 def _read_array(path: Path, what: str) -> np.ndarray:
+    """A ``.npy`` memory-mapped (its header's shape is checked against the file, nothing is read yet), or a
+    text matrix/vector (as large in memory as the file is on disk)."""
     if not path.is_file():
         raise FileNotFoundError(f"edgelist {what}: {path} does not exist")
     if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False)
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as e:  # a header claiming more than the file holds, an object array
+            raise ValueError(f"edgelist {what}: {path} is not a readable .npy array ({str(e).splitlines()[0]})") \
+                from None
     return np.loadtxt(path, delimiter="," if path.suffix == ".csv" else None, ndmin=1)
+
+
+def edgelist_bytes(n: int, edges: int, features: int, symmetrize: bool, synthetic_features: bool) -> int:
+    """Peak bytes of loading an edge-list graph of ``n`` vertices: the features (three n x F float32
+    arrays while synthetic ones are drawn, else the float32 copy), the synthetic labels' vote table, labels,
+    masks, and the edges' canonicalisation (about five int64 copies of the stored, symmetrized, edges)."""
+    per_vertex = 4 * features * (3 if synthetic_features else 1) + 4 * SYNTHETIC_CLASSES + 3 * 8 + 3
+    return n * per_vertex + 5 * 8 * edges * (2 if symmetrize else 1)
+
+
+def check_edgelist_size(path: Path, n: int, edges: int, features: int, symmetrize: bool, synthetic: bool,
+                        available: int | None = None) -> None:
+    """Refuse (ValueError) an edge list whose implied vertex count ``n`` (its largest id + 1, or the rows
+    of its node files) is beyond MAX_NODES or whose arrays would not fit in the memory available now
+    (``available`` bytes if given, else ``hostmem.available_bytes()``)."""
+    fix = "number the vertices 0..N-1 (an id is a row index, so the largest id sets N)"
+    if n > MAX_NODES:
+        raise ValueError(f"edgelist {path}: {n:,} vertices implied, above the {MAX_NODES:,} graphpar takes; {fix}")
+    check_fits(edgelist_bytes(n, edges, features, symmetrize, synthetic),
+               f"edgelist {path}: {n:,} vertices and {edges:,} edges", f"{fix}, or load it on a larger host", available)
 
 
 def load_edgelist(spec: str) -> GraphData:
@@ -105,20 +134,28 @@ def load_edgelist(spec: str) -> GraphData:
     if edges.size == 0 or edges.shape[1] != 2 or edges.min() < 0:
         raise ValueError(f"edgelist {path}: need at least one line of two non-negative integer ids")
     feat = _read_array(parts["feat"], "feat") if parts["feat"] else None
-    label = _read_array(parts["label"], "label").astype(np.int64).reshape(-1) if parts["label"] else None
+    label = _read_array(parts["label"], "label").reshape(-1) if parts["label"] else None
     n = int(edges.max()) + 1
     for what, arr in (("feat", feat), ("label", label)):
         if arr is not None:
             if len(arr) < n:
                 raise ValueError(f"edgelist {what}: {len(arr)} rows but the edges name vertex {n - 1}")
             n = len(arr)
+    width = SYNTHETIC_FEATURES if feat is None else int(np.prod(feat.shape[1:], dtype=np.int64))
+    check_edgelist_size(path, n, len(edges), width, not parts["directed"], feat is None)
+    if label is not None:
+        label = np.asarray(label, dtype=np.int64)
+        if label.max(initial=-1) >= min(n, MAX_CLASSES):
+            raise ValueError(f"edgelist label: class {int(label.max())} in {parts['label']}; labels are class "
+                             f"ids 0..C-1 (-1: unlabelled) with C <= {min(n, MAX_CLASSES):,} (vertices, and at "
+                             f"most {MAX_CLASSES:,})")
     src, dst = canonical_edges(torch.from_numpy(edges[:, 0].copy()), torch.from_numpy(edges[:, 1].copy()), n,
                                symmetrize=not parts["directed"])
     notes = []
     if feat is None or label is None:
         syn_feat, syn_label = synthetic_node_data(src, dst, n, SYNTHETIC_FEATURES, SYNTHETIC_CLASSES)
         notes.append(f"synthetic {' and '.join(w for w, a in (('features', feat), ('labels', label)) if a is None)}")
-    feat_t = torch.as_tensor(np.asarray(feat, dtype=np.float32)).reshape(n, -1) if feat is not None else syn_feat
+    feat_t = torch.from_numpy(np.array(feat, dtype=np.float32)).reshape(n, -1) if feat is not None else syn_feat
     label_t = torch.from_numpy(label) if label is not None else syn_label
     num_classes = int(label_t.max()) + 1
     if label is not None:

@@ -10,7 +10,7 @@ from graphpar.strategies import TrainConfig, get_strategy
 from graphpar.strategies.base import all_options, deprecation_line, flag_key, registered
 
 from .. import notices
-from ..api import MAX_LOCAL_PROCESSES
+from ..api import MAX_LOCAL_PROCESSES, MAX_PER_CORE
 from ..errors import EXIT_USAGE, UsageError
 from ..runtime.launcher import Cluster
 
@@ -55,7 +55,9 @@ def training_args(p: argparse.ArgumentParser, strategy_required: bool = True) ->
     p.add_argument("--master-addr", default="127.0.0.1")
     p.add_argument("--master-port", type=int, default=29500)
     p.add_argument("--force", action="store_true",
-                   help=f"allow more than {MAX_LOCAL_PROCESSES} worker processes on this host")
+                   help=f"allow more than {MAX_LOCAL_PROCESSES} worker processes on this host (or {MAX_PER_CORE} per core)")
+    p.add_argument("--ignore-memory-check", action="store_true",
+                   help="start even when the ranks' estimated memory exceeds what this host has available")
     for flag, (opt, owners) in all_options().items():
         kwargs: dict[str, Any] = {"default": None, "help": f"[{', '.join(owners)}] {opt.help} (default {opt.default})"}
         if opt.type is bool:

@@ -6,7 +6,8 @@
     graphpar datasets
 
 Bad input (unknown strategy/dataset/model, a worker count the strategy or graph cannot take, missing
-data, a malformed spec, a value out of range, an unwritable --out) prints one line naming the fix and
+data, a malformed spec, a value out of range, an unwritable --out, ranks whose estimated memory exceeds
+what this host has available: ``--ignore-memory-check`` runs anyway) prints one line naming the fix and
 exits 2 before any worker starts, without writing a record. SIGINT/SIGTERM print one line and exit
 130/143, without a record for the unfinished run.
 """
@@ -43,7 +44,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     check_cluster(args, [cfg.workers])
     check_out(Path(args.out))
-    summary = prepare(cfg, cfg.workers // args.nnodes, args.force)
+    summary = prepare(cfg, cfg.workers // args.nnodes, args.force, args.ignore_memory_check)
 
     records = [run_one(cfg, summary, Path(args.out), cluster_of(args)) for _ in range(args.repeat)]
     records = [r for r in records if r is not None]
@@ -65,7 +66,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.tolerance is not None and not (math.isfinite(args.tolerance) and args.tolerance > 0):
         raise UsageError(f"--tolerance {args.tolerance}: pass a finite number > 0 (default {DEFAULT_TOLERANCE})")
     check_cluster(args, [cfg.workers])
-    prepare(cfg, cfg.workers // args.nnodes, args.force)
+    prepare(cfg, cfg.workers // args.nnodes, args.force, args.ignore_memory_check)
     ranks = launch(cfg, cluster_of(args), keep_params=True)
     if ranks is None:
         return EXIT_OK
@@ -114,11 +115,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     configs = [config_from_args(args, strategy=name, workers=p).as_dict() for name in names for p in workers]
 
     def validator(cfg: dict) -> None:
-        prepare(TrainConfig.from_dict(cfg), cfg["workers"] // args.nnodes, args.force)
+        prepare(TrainConfig.from_dict(cfg), cfg["workers"] // args.nnodes, args.force, args.ignore_memory_check)
 
     def runner(cfg: dict, path: Path) -> dict | None:
         c = TrainConfig.from_dict(cfg)
-        return run_one(c, prepare(c, c.workers // args.nnodes, args.force), path)
+        return run_one(c, prepare(c, c.workers // args.nnodes, args.force, args.ignore_memory_check), path)
 
     outcome = run_sweep(configs, out, force=True, runner=runner, validator=validator, repeat=args.repeat)
     print(bench_table(outcome.ran))

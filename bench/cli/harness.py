@@ -108,12 +108,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             raise UsageError(f"--options: not JSON ({e.msg}); e.g. --options '{{\"pipe_chunks\": 4}}'") from None
     if args.epochs is not None:
         spec["fixed"]["epochs"] = args.epochs
-    validate_sweep(spec, "command line" if not args.config else args.config)
+    where = "command line" if not args.config else args.config
+    validate_sweep(spec, where)
     if "dataset" not in grid:
         raise UsageError("a sweep needs datasets: --datasets cora,... or dataset: [...] under grid: in the file")
+    sweep.check_grid_size(spec, where)  # sized from the axes, before anything is expanded or opened
     out = Path(args.out or spec.get("out") or DEFAULT_RESULTS)
     check_out(out)
-    configs = sweep.expand(spec)
+    configs = sweep.expand(spec, where)
     for c in configs:  # a value out of range is bad input whatever the strategy (not a rejected combination)
         TrainConfig.from_dict(c).check()
     if args.dry_run:
@@ -122,7 +124,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                   f"{c['options'] or ''}")
         print(f"{len(configs)} configurations")
         return 0
-    outcome = sweep.run_sweep(configs, out, force=args.force, repeat=args.repeat)
+    past_memory = {"runner": lambda c, path: sweep._default_runner(c, path, ignore_memory=True),
+                   "validator": lambda c: sweep._validate(c, ignore_memory=True)} if args.ignore_memory_check else {}
+    outcome = sweep.run_sweep(configs, out, force=args.force, repeat=args.repeat, **past_memory)
     keys = {config_key(c) for c in configs}
     mine = [r for r in read_records(out) if r.get("status") == "ok" and config_key(r["config"]) in keys]
     if mine:  # repeats of a configuration pool into one row (metrics.repeats)
@@ -384,6 +388,8 @@ def add_commands(sub, commands: dict[str, Callable[[argparse.Namespace], int]]) 
     p.add_argument("--repeat", type=at_least_one, default=1,
                    help="runs per configuration, interleaved over the grid (tables: median and min-max)")
     p.add_argument("--dry-run", action="store_true", help="list the configurations and stop")
+    p.add_argument("--ignore-memory-check", action="store_true",
+                   help="run a configuration even when its ranks' estimated memory exceeds what this host has")
     commands["sweep"] = cmd_sweep
 
     p = sub.add_parser("plot", help="figures (PNG, PDF, SVG) from recorded runs")

@@ -27,8 +27,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if cfg.eval_every < 1:
         cfg = replace(cfg, eval_every=max(cfg.epochs // 40, 1))
-    prepare(cfg)
-    prepare(replace(cfg, strategy="single", workers=1, options={}))
+    prepare(cfg, ignore_memory=args.ignore_memory_check)
+    prepare(replace(cfg, strategy="single", workers=1, options={}), ignore_memory=args.ignore_memory_check)
     seeds = list(range(cfg.seed, cfg.seed + args.seeds))
     opts = "".join(f" --{k.replace('_', '-')} {v}" for k, v in cfg.options.items())
     title = (f"parity: {cfg.strategy}{opts} P={cfg.workers} vs single, {cfg.dataset}, {cfg.model} L={cfg.layers}, "

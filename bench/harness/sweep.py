@@ -26,6 +26,8 @@ git sha is skipped unless ``force``.
 from __future__ import annotations
 
 import itertools
+import json
+import math
 import sys
 from collections import Counter
 from dataclasses import dataclass, field, fields
@@ -45,6 +47,8 @@ from ..record import append_record, failed_record, git_sha, read_records
 from ..results import config_key
 from ..runtime.progress import run_done
 from ..specs import load_sweep_spec
+
+MAX_CONFIGS = 10_000  # configurations one sweep may hold (a grid is sized before it is expanded)
 
 
 @dataclass
@@ -66,8 +70,8 @@ def _as_list(value: Any) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def expand(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every configuration of the grid as a TrainConfig dict (strategy options filtered per strategy)."""
+def _strategy_axes(spec: dict[str, Any]) -> dict[str, dict[str, list]]:
+    """Each strategy of the grid and its own axes (the shared ones, overridden by ``per_strategy``)."""
     grid = dict(spec.get("grid") or {})
     strategies = _as_list(grid.pop("strategy", "all"))
     per_strategy = grid.pop("per_strategy", None) or {}
@@ -75,6 +79,41 @@ def expand(spec: dict[str, Any]) -> list[dict[str, Any]]:
         strategies = list(registered())
     axes = {k: _as_list(v) for k, v in grid.items()}
     axes.setdefault("options", [{}])
+    return {s: {**axes, **{k: _as_list(v) for k, v in (per_strategy.get(s) or {}).items()}} for s in strategies}
+
+
+def grid_size(spec: dict[str, Any]) -> int:
+    """How many configurations ``expand`` would make at most (the product of each strategy's axis lengths,
+    summed over strategies), computed without expanding."""
+    return sum(math.prod(len(v) for v in own.values()) for own in _strategy_axes(spec).values())
+
+
+def check_grid_size(spec: dict[str, Any], where: str = "sweep") -> int:
+    """The grid's size, or a UsageError naming the cap, the size and the longest axes when it is above
+    MAX_CONFIGS (a grid that large would not finish, nor even list, in any useful time)."""
+    size = grid_size(spec)
+    if size > MAX_CONFIGS:
+        lengths = Counter()
+        for own in _strategy_axes(spec).values():
+            for k, v in own.items():
+                lengths[k] = max(lengths[k], len(v))
+        longest = ", ".join(f"{k} ({n} values)" for k, n in lengths.most_common(3) if n > 1)
+        raise UsageError(f"{where}: the grid has {size:,} configurations, above the cap of {MAX_CONFIGS:,}; narrow "
+                         f"its longest axes ({longest}) with fewer values or flags such as --workers, or split it "
+                         "into several sweep files")
+    return size
+
+
+def expand(spec: dict[str, Any], where: str = "sweep") -> list[dict[str, Any]]:
+    """Every configuration of the grid as a TrainConfig dict (strategy options filtered per strategy); a grid
+    above MAX_CONFIGS is refused first (``check_grid_size``)."""
+    check_grid_size(spec, where)
+    grid = dict(spec.get("grid") or {})
+    grid.pop("strategy", None)
+    per_strategy = grid.pop("per_strategy", None) or {}
+    axes = {k: _as_list(v) for k, v in grid.items()}
+    axes.setdefault("options", [{}])
+    by_strategy = _strategy_axes(spec)
     names = {f.name for f in fields(TrainConfig)}
     bad = (set(axes) | set(spec.get("fixed") or {}) | {k for v in per_strategy.values() for k in v}) - names
     if bad:
@@ -82,11 +121,10 @@ def expand(spec: dict[str, Any]) -> list[dict[str, Any]]:
     old = sorted({k for v in axes["options"] for k in deprecated_keys(v or {})})
     for key in old:  # options.chunks: each strategy's own name for it (tp_chunks, pipe_chunks)
         notices.defer(deprecation_line(key))
-    out = []
-    for strategy in strategies:
+    out, seen = [], set()
+    for strategy, own in by_strategy.items():
         cls = get_strategy(strategy)
         mine = {o.key for o in cls.options}
-        own = {**axes, **{k: _as_list(v) for k, v in (per_strategy.get(strategy) or {}).items()}}
         keys = list(own)
         for combo in itertools.product(*(own[k] for k in keys)):
             values = dict(zip(keys, combo))
@@ -95,7 +133,9 @@ def expand(spec: dict[str, Any]) -> list[dict[str, Any]]:
             if "dataset" not in raw:
                 raise ValueError("a sweep needs a dataset: put dataset: [...] under grid:")
             d = TrainConfig.from_dict(raw).as_dict()
-            if d not in out:
+            key = json.dumps(d, sort_keys=True, default=str)  # a set, not `d in out`: linear in the grid
+            if key not in seen:
+                seen.add(key)
                 out.append(d)
     return out
 
@@ -113,13 +153,13 @@ def rejected_summary(skipped: list[str]) -> str:
         f"{n} x {reason}" if n > 1 else reason for reason, n in reasons.most_common())
 
 
-def _default_runner(cfg_dict: dict[str, Any], out: Path) -> dict | None:
+def _default_runner(cfg_dict: dict[str, Any], out: Path, ignore_memory: bool = False) -> dict | None:
     cfg = TrainConfig.from_dict(cfg_dict)
-    return run_one(cfg, prepare(cfg), out)
+    return run_one(cfg, prepare(cfg, ignore_memory=ignore_memory), out)
 
 
-def _validate(cfg_dict: dict[str, Any]) -> None:
-    prepare(TrainConfig.from_dict(cfg_dict))
+def _validate(cfg_dict: dict[str, Any], ignore_memory: bool = False) -> None:
+    prepare(TrainConfig.from_dict(cfg_dict), ignore_memory=ignore_memory)
 
 
 def run_sweep(configs: list[dict[str, Any]], out: Path, force: bool = False,

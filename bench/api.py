@@ -6,8 +6,10 @@ before any process starts, then launch it and build its record.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +37,42 @@ def check_processes(local_workers: int, force: bool = False, warn: bool = True) 
               "timings will mostly measure oversubscription", file=sys.stderr)
 
 
-def check_out(out: Path | None) -> None:
-    """An --out that cannot take a record fails now, not after training (creates nothing)."""
+def _try_creating(path: Path, folder: bool) -> None:
+    """Make what is missing of ``path`` (its folders, then the file, or a file inside the folder) and remove
+    again what was made: an OSError says the output cannot be created, and nothing is left behind."""
+    top = path if folder else path.parent
+    missing = []
+    while not top.exists() and top != top.parent:
+        missing.append(top)
+        top = top.parent
+    made: list[Path] = []
+    try:
+        for d in reversed(missing):
+            d.mkdir()
+            made.append(d)
+        if folder:
+            fd, probe = tempfile.mkstemp(prefix=".graphpar-probe-", dir=path)
+            os.close(fd)
+            made.append(Path(probe))
+        elif path.exists():
+            with open(path, "ab"):
+                pass
+        else:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            made.append(path)
+    finally:
+        for m in reversed(made):
+            with contextlib.suppress(OSError):
+                m.rmdir() if m.is_dir() and not m.is_symlink() else m.unlink()
+
+
+def check_out(out: Path | None, flag: str = "--out") -> None:
+    """An output file that cannot be created or appended to fails now, before any work (missing folders and
+    the file are made for real, then removed: nothing is left)."""
     if out is None:
         return
     if out.is_dir():
-        raise UsageError(f"--out {out} is a directory; pass a file path such as {out / 'runs.jsonl'}")
+        raise UsageError(f"{flag} {out} is a directory; pass a file path such as {out / 'runs.jsonl'}")
     parent = out.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -49,21 +81,16 @@ def check_out(out: Path | None) -> None:
     else:
         ok = parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
     if not ok:
-        raise UsageError(f"--out {out} is not writable ({parent} is not a writable folder); pass a writable path")
-    try:
-        if out.exists():
-            with open(out, "ab"):
-                pass
-        elif parent == out.parent:  # permission bits can lie (root, read-only mounts, /proc): try it
-            with open(out, "xb"):
-                pass
-            out.unlink()
+        raise UsageError(f"{flag} {out} is not writable ({parent} is not a writable folder); pass a writable path")
+    try:  # permission bits can lie (root, read-only mounts, /proc): try it
+        _try_creating(out, folder=False)
     except OSError as e:
-        raise UsageError(f"--out {out} cannot be written ({e.strerror}); pass a writable path") from None
+        where = f" at {e.filename}" if e.filename and str(e.filename) != str(out) else ""
+        raise UsageError(f"{flag} {out} cannot be written ({e.strerror or e}{where}); pass a writable path") from None
 
 
 def check_out_dir(path: Path, flag: str = "--out-dir") -> None:
-    """A folder output goes into: one that exists, or can be made (nothing is created now)."""
+    """A folder output goes into: one that exists or can be made, and takes a file (tried, then removed)."""
     if path.exists() and not path.is_dir():
         raise UsageError(f"{flag} {path} is a file; pass a folder")
     parent = path
@@ -71,6 +98,12 @@ def check_out_dir(path: Path, flag: str = "--out-dir") -> None:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"{flag} {path}: {parent} is not a writable folder; pass a writable folder")
+    try:
+        _try_creating(path, folder=True)
+    except OSError as e:
+        where = f" at {e.filename}" if e.filename and Path(e.filename).parent != path else ""
+        raise UsageError(f"{flag} {path} cannot be written ({e.strerror or e}{where}); pass a writable folder") \
+            from None
 
 
 def load_graph(dataset: str):

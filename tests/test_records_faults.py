@@ -115,6 +115,28 @@ def test_file_size_limit_in_a_real_process_rolls_back(tmp_path):
     assert [r["n"] for r in read_records(out)] == [1, 3]
 
 
+def test_real_run_past_the_file_size_limit_exits_1_and_keeps_the_file(tmp_path):
+    """The issue's case end to end: ``graphpar run`` trains, its record does not fit (RLIMIT_FSIZE, SIGXFSZ
+    ignored): exit 1, one error line and no traceback, no "appended", the earlier records byte for byte."""
+    from graphpar.datasets import load_dataset
+
+    load_dataset("cora")  # the graph cache exists before the limit (its own writer is not under test here)
+    out = tmp_path / "runs.jsonl"
+    out.write_text('{"n": 1}\n{"n": 2}\n')
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+
+    res = subprocess.run([sys.executable, "-m", "graphpar.bench.cli", *RUN, "--out", str(out)], preexec_fn=limit,
+                         capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    errors = [line for line in res.stderr.splitlines() if "error" in line.lower() or "Traceback" in line]
+    assert res.returncode == 1, res.stderr
+    assert len(errors) == 1 and errors[0].startswith(f"graphpar: error: {out}: record not written (File too large)")
+    assert "appended" not in res.stdout
+    assert out.read_text() == '{"n": 1}\n{"n": 2}\n'
+
+
 def test_write_that_makes_no_progress_is_a_failure_not_a_hang(tmp_path, monkeypatch):
     out = tmp_path / "runs.jsonl"
     append_record({"n": 1}, out)

@@ -54,9 +54,8 @@ def _try_creating(path: Path, folder: bool) -> None:
             fd, probe = tempfile.mkstemp(prefix=".graphpar-probe-", dir=path)
             os.close(fd)
             made.append(Path(probe))
-        elif path.exists():
-            with open(path, "ab"):
-                pass
+        elif path.exists():  # O_NONBLOCK: a FIFO nobody reads is refused (ENXIO), not waited on
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK))
         else:
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
             made.append(path)

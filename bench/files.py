@@ -21,6 +21,13 @@ from .errors import RecordError
 
 
 def _umask() -> int:
+    """This process's umask, read without changing it where Linux says it (no window for other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

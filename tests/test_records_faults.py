@@ -221,6 +221,21 @@ def test_an_out_that_cannot_be_created_is_refused_before_any_start(tmp_path, mon
     assert not Path("/proc/nope").exists() and list(tmp_path.iterdir()) == []
 
 
+def test_an_out_fifo_nobody_reads_is_refused_not_waited_on(tmp_path, monkeypatch, capsys):
+    _no_start(monkeypatch)
+    fifo = tmp_path / "runs.jsonl"
+    os.mkfifo(fifo)
+    previous = signal.signal(signal.SIGALRM, lambda *a: pytest.fail("the output check waited on a FIFO"))
+    signal.alarm(30)
+    try:
+        rc = cli.main(RUN + ["--out", str(fifo)])
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    _, err = _err_lines(capsys)
+    assert rc == 2 and len(err) == 1 and f"--out {fifo} cannot be written" in err[0], err
+
+
 def test_out_dirs_that_cannot_be_created_are_refused(tmp_path, monkeypatch, capsys):
     _no_start(monkeypatch)
     runs = tmp_path / "runs.jsonl"

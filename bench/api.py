@@ -38,8 +38,10 @@ def check_processes(local_workers: int, force: bool = False, warn: bool = True) 
 
 
 def _try_creating(path: Path, folder: bool) -> None:
-    """Make what is missing of ``path`` (its folders, then the file, or a file inside the folder) and remove
-    again what was made: an OSError says the output cannot be created, and nothing is left behind."""
+    """Make the missing folders of ``path`` and a file of a random name beginning with ``path``'s own name
+    (inside it for a folder, beside it for a file: an existing file is opened for appending instead), then
+    remove what was made: an OSError says the output cannot be created, and nothing is left behind. The
+    probe never has the output's name, so a run appending to it meanwhile never loses a record to it."""
     top = path if folder else path.parent
     missing = []
     while not top.exists() and top != top.parent:
@@ -48,61 +50,66 @@ def _try_creating(path: Path, folder: bool) -> None:
     made: list[Path] = []
     try:
         for d in reversed(missing):
-            d.mkdir()
+            try:
+                d.mkdir()
+            except FileExistsError:  # made meanwhile by another run: not ours to remove
+                continue
             made.append(d)
-        if folder:
-            fd, probe = tempfile.mkstemp(prefix=".graphpar-probe-", dir=path)
-            os.close(fd)
-            made.append(Path(probe))
-        elif path.exists():  # O_NONBLOCK: a FIFO nobody reads is refused (ENXIO), not waited on
+        if not folder and path.exists():  # O_NONBLOCK: a FIFO nobody reads is refused (ENXIO), not waited on
             os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK))
         else:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
-            made.append(path)
+            fd, probe = tempfile.mkstemp(prefix=".graphpar-probe-" if folder else f".{path.name}.", suffix=".probe",
+                                         dir=path if folder else path.parent)
+            os.close(fd)
+            made.append(Path(probe))
     finally:
         for m in reversed(made):
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError):  # a folder another run has put a file in meanwhile stays
                 m.rmdir() if m.is_dir() and not m.is_symlink() else m.unlink()
 
 
+def _refusal(flag: str, path: Path, e: OSError, probe_dir: Path, what: str) -> UsageError:
+    """One line for an output that could not be tried: the cause, and the folder it failed at (not a probe)."""
+    at = Path(e.filename) if e.filename else None
+    where = f" at {at}" if at is not None and at != path and at.parent != probe_dir else ""
+    return UsageError(f"{flag} {path} cannot be written ({e.strerror or e}{where}); pass a writable {what}")
+
+
 def check_out(out: Path | None, flag: str = "--out") -> None:
-    """An output file that cannot be created or appended to fails now, before any work (missing folders and
-    the file are made for real, then removed: nothing is left)."""
+    """An output file that cannot be created or appended to fails now, before any work: its missing folders
+    and a file beside it are made for real, then removed (nothing is left)."""
     if out is None:
         return
-    if out.is_dir():
-        raise UsageError(f"{flag} {out} is a directory; pass a file path such as {out / 'runs.jsonl'}")
-    parent = out.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if out.exists():
-        ok = os.access(out, os.W_OK)
-    else:
-        ok = parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
-    if not ok:
-        raise UsageError(f"{flag} {out} is not writable ({parent} is not a writable folder); pass a writable path")
-    try:  # permission bits can lie (root, read-only mounts, /proc): try it
-        _try_creating(out, folder=False)
+    try:
+        if out.is_dir():
+            raise UsageError(f"{flag} {out} is a directory; pass a file path such as {out / 'runs.jsonl'}")
+        parent = out.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if out.exists():
+            ok = os.access(out, os.W_OK)
+        else:
+            ok = parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
+        if not ok:
+            raise UsageError(f"{flag} {out} is not writable ({parent} is not a writable folder); pass a writable path")
+        _try_creating(out, folder=False)  # permission bits can lie (root, read-only mounts, /proc): try it
     except OSError as e:
-        where = f" at {e.filename}" if e.filename and str(e.filename) != str(out) else ""
-        raise UsageError(f"{flag} {out} cannot be written ({e.strerror or e}{where}); pass a writable path") from None
+        raise _refusal(flag, out, e, out.parent, "path") from None
 
 
 def check_out_dir(path: Path, flag: str = "--out-dir") -> None:
     """A folder output goes into: one that exists or can be made, and takes a file (tried, then removed)."""
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"{flag} {path} is a file; pass a folder")
-    parent = path
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"{flag} {path}: {parent} is not a writable folder; pass a writable folder")
     try:
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{flag} {path} is a file; pass a folder")
+        parent = path
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise UsageError(f"{flag} {path}: {parent} is not a writable folder; pass a writable folder")
         _try_creating(path, folder=True)
     except OSError as e:
-        where = f" at {e.filename}" if e.filename and Path(e.filename).parent != path else ""
-        raise UsageError(f"{flag} {path} cannot be written ({e.strerror or e}{where}); pass a writable folder") \
-            from None
+        raise _refusal(flag, path, e, path, "folder") from None
 
 
 def load_graph(dataset: str):

@@ -156,11 +156,18 @@ def append_record(record: dict[str, Any], path: Path) -> None:
     says why in one line. A torn tail left by an earlier crash gets a newline first, so the record stands
     on a line of its own."""
     line = (json.dumps(record, default=float, allow_nan=True) + "\n").encode()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = _open_for_append(path)
-    except OSError as e:
-        raise RecordError(f"{path}: record not written ({e.strerror or e}); pass a writable --out and rerun") from None
+    for attempt in range(3):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = _open_for_append(path)
+            break
+        except FileNotFoundError:  # a new folder removed meanwhile (another run's output check): make it again
+            if attempt == 2:
+                raise RecordError(f"{path}: record not written (its folder keeps disappearing); pass a stable "
+                                  "--out and rerun") from None
+        except OSError as e:
+            raise RecordError(f"{path}: record not written ({e.strerror or e}); pass a writable --out and rerun") \
+                from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         size = os.fstat(fd).st_size

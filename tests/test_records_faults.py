@@ -258,6 +258,37 @@ def test_a_new_out_folder_is_tried_then_left_as_it_was_on_later_bad_input(tmp_pa
     assert list(tmp_path.iterdir()) == [], "the output check left folders or a file behind"
 
 
+def test_the_output_check_never_creates_the_output_itself(tmp_path, monkeypatch):
+    """The probe is a random name beside the output: a run appending to the output meanwhile (whose file
+    the check would otherwise create and then remove) cannot lose its record to the check."""
+    out = tmp_path / "new" / "runs.jsonl"
+    opened = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda path, flags, *a: opened.append((str(path), flags)) or real_open(path, flags, *a))
+    api.check_out(out)
+    assert not [p for p, flags in opened if p == str(out) and flags & os.O_CREAT], opened
+    assert any(Path(p).parent == out.parent and Path(p).name.startswith(".runs.jsonl.") for p, _ in opened), opened
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_append_makes_its_folder_again_if_it_disappears_before_the_open(tmp_path, monkeypatch):
+    from graphpar.bench import record
+
+    out = tmp_path / "new" / "runs.jsonl"
+    real = record._open_for_append
+    gone = []
+
+    def racing(path):  # another run's output check removes the empty folder it made, just before our open
+        if not gone:
+            gone.append(True)
+            path.parent.rmdir()
+        return real(path)
+
+    monkeypatch.setattr(record, "_open_for_append", racing)
+    append_record({"n": 1}, out)
+    assert gone and read_records(out) == [{"n": 1}]
+
+
 def test_a_new_out_folder_is_made_and_the_record_lands(tmp_path, monkeypatch, capsys):
     _fake_run(monkeypatch, fake_record("single", 1, dataset="cora"))
     out = tmp_path / "a" / "b" / "runs.jsonl"

@@ -169,9 +169,13 @@ def append_record(record: dict[str, Any], path: Path) -> None:
             raise RecordError(f"{path}: record not written ({e.strerror or e}); pass a writable --out and rerun") \
                 from None
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        size = os.fstat(fd).st_size
-        data = line if _ends_with_newline(fd, size) else b"\n" + line
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+        except OSError as e:  # no lock (a filesystem without flock): nothing written
+            raise RecordError(f"{path}: record not written ({e.strerror or e}); pass an --out on a local disk "
+                              "and rerun") from None
+        data = memoryview(line if _ends_with_newline(fd, size) else b"\n" + line)
         try:
             done = 0
             while done < len(data):
@@ -181,11 +185,9 @@ def append_record(record: dict[str, Any], path: Path) -> None:
                 done += n
             os.fsync(fd)
         except OSError as e:
-            try:
+            with contextlib.suppress(OSError):
                 os.ftruncate(fd, size)
-                kept = "the file is as it was"
-            except OSError:
-                kept = "a partial last line is left: delete it"
+            kept = "the file is as it was" if _size(fd) == size else "a partial last line is left: delete it"
             raise RecordError(f"{path}: record not written ({e.strerror or e}); {kept}; free space on that disk "
                               "(or raise the file size limit) or pass another --out, and rerun") from None
     finally:
@@ -194,15 +196,23 @@ def append_record(record: dict[str, Any], path: Path) -> None:
         os.close(fd)
 
 
+def _size(fd: int) -> int | None:
+    try:
+        return os.fstat(fd).st_size
+    except OSError:
+        return None
+
+
 _WARNED: set[tuple[str, tuple[int, ...]]] = set()
 
 
-def scan_records(path: Path) -> tuple[list[Any], list[int]]:
+def scan_records(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
     """Every record of a JSONL file and the numbers (from 1) of its damaged lines: not UTF-8 or not JSON,
     such as the torn last line of a run cut short. Blank lines are neither. A missing file: none."""
     if not path.exists():
         return [], []
-    out, damaged = [], []
+    out: list[dict[str, Any]] = []
+    damaged: list[int] = []
     for number, raw in enumerate(path.read_bytes().split(b"\n"), 1):
         if not raw.strip():
             continue
@@ -219,7 +229,7 @@ def damaged_lines(path: Path, numbers: list[int]) -> str:
     return f"{path}: line{'s' if len(numbers) > 1 else ''} {shown} damaged (not UTF-8 JSON)"
 
 
-def read_records(path: Path) -> list[Any]:
+def read_records(path: Path) -> list[dict[str, Any]]:
     """Every complete record of a JSONL file; damaged lines are skipped and named in one stderr line
     (once per file and set of lines)."""
     records, damaged = scan_records(path)

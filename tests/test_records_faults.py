@@ -149,6 +149,23 @@ def test_write_that_makes_no_progress_is_a_failure_not_a_hang(tmp_path, monkeypa
     assert out.read_bytes() == before
 
 
+def test_no_lock_is_one_line_and_nothing_written(tmp_path, monkeypatch):
+    import fcntl
+
+    out = tmp_path / "runs.jsonl"
+    append_record({"n": 1}, out)
+    before = out.read_bytes()
+
+    def no_lock(fd, op):
+        if op == fcntl.LOCK_EX:
+            raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_lock)
+    with pytest.raises(RecordError, match="No locks available"):
+        append_record({"n": 2}, out)
+    assert out.read_bytes() == before
+
+
 def test_sweep_stops_when_no_record_can_be_written(tmp_path):
     from graphpar.bench.harness import sweep
 

@@ -6,8 +6,10 @@ before any process starts, then launch it and build its record.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -41,42 +43,79 @@ def check_processes(local_workers: int, force: bool = False, warn: bool = True) 
               "timings will mostly measure oversubscription", file=sys.stderr)
 
 
-def check_out(out: Path | None) -> None:
-    """An --out that cannot take a record fails now, not after training (creates nothing)."""
+def _try_creating(path: Path, folder: bool) -> None:
+    """Make the missing folders of ``path`` and a file of a random name beginning with ``path``'s own name
+    (inside it for a folder, beside it for a file: an existing file is opened for appending instead), then
+    remove what was made: an OSError says the output cannot be created, and nothing is left behind. The
+    probe never has the output's name, so a run appending to it meanwhile never loses a record to it."""
+    top = path if folder else path.parent
+    missing = []
+    while not top.exists() and top != top.parent:
+        missing.append(top)
+        top = top.parent
+    made: list[Path] = []
+    try:
+        for d in reversed(missing):
+            try:
+                d.mkdir()
+            except FileExistsError:  # made meanwhile by another run: not ours to remove
+                continue
+            made.append(d)
+        if not folder and path.exists():  # O_NONBLOCK: a FIFO nobody reads is refused (ENXIO), not waited on
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK))
+        else:
+            fd, probe = tempfile.mkstemp(prefix=".graphpar-probe-" if folder else f".{path.name}.", suffix=".probe",
+                                         dir=path if folder else path.parent)
+            os.close(fd)
+            made.append(Path(probe))
+    finally:
+        for m in reversed(made):
+            with contextlib.suppress(OSError):  # a folder another run has put a file in meanwhile stays
+                m.rmdir() if m.is_dir() and not m.is_symlink() else m.unlink()
+
+
+def _refusal(flag: str, path: Path, e: OSError, probe_dir: Path, what: str) -> UsageError:
+    """One line for an output that could not be tried: the cause, and the folder it failed at (not a probe)."""
+    at = Path(e.filename) if e.filename else None
+    where = f" at {at}" if at is not None and at != path and at.parent != probe_dir else ""
+    return UsageError(f"{flag} {path} cannot be written ({e.strerror or e}{where}); pass a writable {what}")
+
+
+def check_out(out: Path | None, flag: str = "--out") -> None:
+    """An output file that cannot be created or appended to fails now, before any work: its missing folders
+    and a file beside it are made for real, then removed (nothing is left)."""
     if out is None:
         return
-    if out.is_dir():
-        raise UsageError(f"--out {out} is a directory; pass a file path such as {out / 'runs.jsonl'}")
-    parent = out.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if out.exists():
-        ok = os.access(out, os.W_OK)
-    else:
-        ok = parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
-    if not ok:
-        raise UsageError(f"--out {out} is not writable ({parent} is not a writable folder); pass a writable path")
     try:
+        if out.is_dir():
+            raise UsageError(f"{flag} {out} is a directory; pass a file path such as {out / 'runs.jsonl'}")
+        parent = out.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
         if out.exists():
-            with open(out, "ab"):
-                pass
-        elif parent == out.parent:  # permission bits can lie (root, read-only mounts, /proc): try it
-            with open(out, "xb"):
-                pass
-            out.unlink()
+            ok = os.access(out, os.W_OK)
+        else:
+            ok = parent.is_dir() and os.access(parent, os.W_OK | os.X_OK)
+        if not ok:
+            raise UsageError(f"{flag} {out} is not writable ({parent} is not a writable folder); pass a writable path")
+        _try_creating(out, folder=False)  # permission bits can lie (root, read-only mounts, /proc): try it
     except OSError as e:
-        raise UsageError(f"--out {out} cannot be written ({e.strerror}); pass a writable path") from None
+        raise _refusal(flag, out, e, out.parent, "path") from None
 
 
 def check_out_dir(path: Path, flag: str = "--out-dir") -> None:
-    """A folder output goes into: one that exists, or can be made (nothing is created now)."""
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"{flag} {path} is a file; pass a folder")
-    parent = path
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"{flag} {path}: {parent} is not a writable folder; pass a writable folder")
+    """A folder output goes into: one that exists or can be made, and takes a file (tried, then removed)."""
+    try:
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{flag} {path} is a file; pass a folder")
+        parent = path
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+            raise UsageError(f"{flag} {path}: {parent} is not a writable folder; pass a writable folder")
+        _try_creating(path, folder=True)
+    except OSError as e:
+        raise _refusal(flag, path, e, path, "folder") from None
 
 
 def load_graph(dataset: str):

@@ -1,4 +1,4 @@
-"""Run records: one JSON object per run, appended atomically to a JSONL file.
+"""Run records: one JSON object per run, appended whole (or not at all) to a JSONL file.
 
     append_record(build_record(cfg, graph_summary, rank_results), Path("results/runs.jsonl"))
 
@@ -7,6 +7,8 @@ again when loading, so a reader can always recompute them. Schema in the README 
 """
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -14,6 +16,7 @@ import os
 import platform
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -22,6 +25,7 @@ from typing import Any
 import torch
 
 from . import memory, metrics
+from .errors import RecordError
 from .metrics import COUNTERS  # noqa: F401  (per-tag communicator counters; re-exported)
 
 SCHEMA = "graphpar.run/1"
@@ -130,28 +134,107 @@ def failed_record(cfg: dict[str, Any], error: str) -> dict[str, Any]:
             "error": error[-4000:], "config": cfg, "env": environment(cfg.get("device", "cpu"))}
 
 
-def append_record(record: dict[str, Any], path: Path) -> None:
-    """Append one line atomically: one write() on an O_APPEND descriptor under an exclusive lock."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = (json.dumps(record, default=float, allow_nan=True) + "\n").encode()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+def _ends_with_newline(fd: int, size: int) -> bool:
+    """Whether the file's last byte is a newline (an empty file, or one we may not read, counts as clean)."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        os.write(fd, line)
-        os.fsync(fd)
+        return size == 0 or os.pread(fd, 1, size - 1) == b"\n"
+    except OSError:
+        return True
+
+
+def _open_for_append(path: Path) -> int:
+    flags = os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+    try:
+        return os.open(path, os.O_RDWR | flags, 0o644)  # read too: the last byte says whether the tail is torn
+    except PermissionError:
+        return os.open(path, os.O_WRONLY | flags, 0o644)
+
+
+def append_record(record: dict[str, Any], path: Path) -> None:
+    """Append one line under an exclusive lock, whole or not at all: short writes are continued, and on a
+    failure (disk full, file size limit) the file is cut back to its size before the append and RecordError
+    says why in one line. A torn tail left by an earlier crash gets a newline first, so the record stands
+    on a line of its own."""
+    line = (json.dumps(record, default=float, allow_nan=True) + "\n").encode()
+    for attempt in range(3):
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = _open_for_append(path)
+            break
+        except FileNotFoundError:  # a new folder removed meanwhile (another run's output check): make it again
+            if attempt == 2:
+                raise RecordError(f"{path}: record not written (its folder keeps disappearing); pass a stable "
+                                  "--out and rerun") from None
+        except OSError as e:
+            raise RecordError(f"{path}: record not written ({e.strerror or e}); pass a writable --out and rerun") \
+                from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            size = os.fstat(fd).st_size
+        except OSError as e:  # no lock (a filesystem without flock): nothing written
+            raise RecordError(f"{path}: record not written ({e.strerror or e}); pass an --out on a local disk "
+                              "and rerun") from None
+        data = memoryview(line if _ends_with_newline(fd, size) else b"\n" + line)
+        try:
+            done = 0
+            while done < len(data):
+                n = os.write(fd, data[done:])
+                if n <= 0:
+                    raise OSError(errno.ENOSPC, "write made no progress")
+                done += n
+            os.fsync(fd)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            kept = "the file is as it was" if _size(fd) == size else "a partial last line is left: delete it"
+            raise RecordError(f"{path}: record not written ({e.strerror or e}); {kept}; free space on that disk "
+                              "(or raise the file size limit) or pass another --out, and rerun") from None
     finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """Every complete record of a JSONL file (a torn last line is skipped)."""
+def _size(fd: int) -> int | None:
+    try:
+        return os.fstat(fd).st_size
+    except OSError:
+        return None
+
+
+_WARNED: set[tuple[str, tuple[int, ...]]] = set()
+
+
+def scan_records(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+    """Every record of a JSONL file and the numbers (from 1) of its damaged lines: not UTF-8 or not JSON,
+    such as the torn last line of a run cut short. Blank lines are neither. A missing file: none."""
     if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
+        return [], []
+    out: list[dict[str, Any]] = []
+    damaged: list[int] = []
+    for number, raw in enumerate(path.read_bytes().split(b"\n"), 1):
+        if not raw.strip():
             continue
-    return out
+        try:
+            out.append(json.loads(raw.decode("utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            damaged.append(number)
+    return out, damaged
+
+
+def damaged_lines(path: Path, numbers: list[int]) -> str:
+    """``path: line(s) 3, 7 damaged (not UTF-8 JSON)``: how a reader names the lines it could not read."""
+    shown = ", ".join(map(str, numbers[:8])) + (f" and {len(numbers) - 8} more" if len(numbers) > 8 else "")
+    return f"{path}: line{'s' if len(numbers) > 1 else ''} {shown} damaged (not UTF-8 JSON)"
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Every complete record of a JSONL file; damaged lines are skipped and named in one stderr line
+    (once per file and set of lines)."""
+    records, damaged = scan_records(path)
+    if damaged and (str(path), tuple(damaged)) not in _WARNED:
+        _WARNED.add((str(path), tuple(damaged)))
+        print(f"graphpar: warning: {damaged_lines(path, damaged)}, skipped; repair or drop them (a torn last "
+              "line is a run cut short)", file=sys.stderr)
+    return records

@@ -31,6 +31,7 @@ import pandas as pd
 from graphpar.strategies.base import options_now
 
 from . import metrics
+from .files import replacing
 from .metrics import config_key, rank_medians  # noqa: F401  (part of this module's API)
 from .record import read_records
 
@@ -175,6 +176,7 @@ def export_csv(source: str | Path | Iterable[dict], out_dir: str | Path) -> list
     paths = []
     for name, df in tables.items():
         path = out / f"{name}.csv"
-        df.to_csv(path, index=False)
+        with replacing(path, "w", newline="") as f:
+            df.to_csv(f, index=False)
         paths.append(path)
     return paths

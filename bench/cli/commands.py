@@ -28,7 +28,7 @@ from graphpar.strategies import ConfigError, TrainConfig, get_strategy, register
 from .. import notices
 from ..api import check_out, check_processes, load_graph, prepare, run_one
 from ..check import DEFAULT_TOLERANCE, check_config, compare, run_reference
-from ..errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError
+from ..errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE, RecordError, UsageError
 from ..harness.sweep import rejected_summary, run_sweep
 from ..runtime.launcher import Interrupted, RunFailed, launch
 from ..specs import check_exactness
@@ -221,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
     except RunFailed as e:
         notices.flush()
         print(f"graphpar: run failed: {e}", file=sys.stderr)
+        return EXIT_FAIL
+    except RecordError as e:  # a result could not be written (disk full...): the file keeps what it held
+        print(f"graphpar: error: {e}", file=sys.stderr)
         return EXIT_FAIL
     except KeyboardInterrupt as e:  # Ctrl-C (SIGINT) or SIGTERM: workers stopped, no record of this run
         stop = e if isinstance(e, Interrupted) else Interrupted(signal.SIGINT)

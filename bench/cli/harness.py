@@ -29,7 +29,7 @@ from ..errors import UsageError
 from ..harness import control, regress, sweep
 from ..harness.projection import Link, measure_link, project, validate
 from ..harness.sweep import rejected_summary
-from ..record import append_record, read_records
+from ..record import append_record, damaged_lines, read_records, scan_records
 from ..results import config_key, export_csv, read
 from ..specs import validate_sweep
 from ..tables import bench_table, compare_runs
@@ -149,6 +149,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from ..harness.plots import plot_all  # noqa: PLC0415  (matplotlib: only the commands that draw load it)
 
     records = _records_or_usage(args.results)
+    if os.sep in args.prefix or "/" in args.prefix or ".." in args.prefix:
+        raise UsageError(f"--prefix {args.prefix!r}: a file name prefix cannot hold '/' or '..'; put the folder in "
+                         "--out-dir instead")
     check_out_dir(Path(args.out_dir))
     if args.csv:
         check_out_dir(Path(args.csv), "--csv")
@@ -256,7 +259,8 @@ def cmd_regress(args: argparse.Namespace) -> int:
         sha, why = _control_for(args.control, baseline)
         if sha is None and args.control not in ("auto", "stored"):
             raise UsageError(f"--control {args.control}: {why}; pass a commit of this clone, auto or stored")
-    check_out(Path(args.baseline))
+        regress.check_baseline(baseline, args.baseline)
+    check_out(Path(args.baseline), "--baseline")
     check_out(Path(args.baseline).with_name(Path(args.baseline).stem + ".proposed.json"))
     if args.out:
         check_out(Path(args.out))
@@ -330,7 +334,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for path in (args.a, args.b):
         if not Path(path).is_file():
             raise UsageError(f"{path} is not a file; pass a results JSONL written by graphpar run")
-        records = read(path)
+        records, damaged = scan_records(Path(path))
+        if damaged:  # a damaged line may be the newest run: comparing an older one instead would mislead
+            raise UsageError(f"{damaged_lines(path, damaged)}, so the newest run there cannot be told; repair or "
+                             "drop that line (or rerun) and compare again")
         check_records(records, path)
         newest = sorted(metrics.latest(records).values(), key=lambda r: r.get("time_utc") or "")
         if not newest:

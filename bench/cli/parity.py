@@ -11,6 +11,7 @@ from graphpar.datasets import load_dataset
 
 from ..api import check_out_dir, prepare
 from ..errors import EXIT_FAIL, EXIT_OK, UsageError
+from ..files import replace_file
 from ..harness.parity import DEFAULT_OUT, DEFAULT_SEED_MARGIN, DEFAULT_TOLERANCE, Verdict, plot_parity, run_parity
 from .args import at_least_one, config_from_args, training_args
 
@@ -44,7 +45,7 @@ def cmd_parity(args: argparse.Namespace) -> int:
     stem = f"parity_{cfg.strategy}_{cfg.dataset.replace('/', '_').replace(':', '_')}_P{cfg.workers}"
     out = Path(args.out_dir)
     plot_parity(runs, title, out / f"{stem}.png", cfg.strategy)
-    (out / f"{stem}.json").write_text(json.dumps({"config": cfg.as_dict(), "seeds": seeds, "runs": runs,
+    replace_file(out / f"{stem}.json", json.dumps({"config": cfg.as_dict(), "seeds": seeds, "runs": runs,
                                                   "mean_diff_points": verdict.mean_diff,
                                                   "worst_gap_points": verdict.worst_gap,
                                                   "passed": verdict.passed}, indent=1))

@@ -27,6 +27,8 @@ matplotlib.use("Agg")
 import matplotlib.colors as mcolors  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ..files import replacing  # noqa: E402
+
 STRATEGY_COLORS = {"single": "#000000", "tensor": "#0072b2", "partition": "#d55e00", "pipeline": "#009e73",
                    "sampling": "#cc79a7"}
 STRATEGY_MARKERS = {"single": "*", "tensor": "o", "partition": "s", "pipeline": "^", "sampling": "D"}
@@ -149,11 +151,11 @@ def parse_formats(value: str | None) -> tuple[str, ...]:
 
 def save(fig, path: Path, formats: tuple[str, ...] = ("png",)) -> list[Path]:
     """Write ``fig`` once per format (``path`` with each suffix; PNG at 300 dpi) and free it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in formats:
         out = path.with_suffix("." + fmt)
-        fig.savefig(out, dpi=DPI, metadata=_metadata(fmt))
+        with replacing(out) as f:  # an exclusive temporary beside it, then os.replace: no planted link followed
+            fig.savefig(f, format=fmt, dpi=DPI, metadata=_metadata(fmt))
         written.append(out)
     plt.close(fig)
     return written

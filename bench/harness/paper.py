@@ -17,6 +17,7 @@ import pandas as pd
 from graphpar.strategies import ConfigError, TrainConfig, get_strategy, registered
 
 from .. import metrics, results
+from ..files import replace_file
 from . import figstyle, paperfigs
 from .projection import Link, overlapping_comm, project
 from .sweep import load_spec
@@ -166,7 +167,7 @@ def neutrontp(source, out_dir: Path, link: Link, target: int, formats: tuple[str
               "not DistDGL itself; an epoch is many optimiser steps, so it reaches a given accuracy in fewer epochs "
               "than full-graph training, and time to accuracy, not epoch time alone, is the fair comparison."]
     report = out_dir / "neutrontp_report.md"
-    report.write_text("\n".join(lines) + "\n")
+    replace_file(report, "\n".join(lines) + "\n")
     return report
 
 
@@ -247,7 +248,7 @@ def gnnpipe(source, out_dir: Path, link: Link, target: int, formats: tuple[str, 
               "- Epoch times are CPU/loopback measurements; the projected column applies the paper-like link of "
               f"{link.describe()} to the exact bytes (see `graphpar project`)."]
     report = out_dir / "gnnpipe_report.md"
-    report.write_text("\n".join(lines) + "\n")
+    replace_file(report, "\n".join(lines) + "\n")
     return report
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from graphpar.strategies.staleness import combine
 
+from ..files import replace_file
 from ..record import environment
 from ..results import env_fingerprint
 from ..runtime.launcher import RunFailed
@@ -125,8 +126,7 @@ def _reference(cfg, graph, timeout_s: float, cache: Path | None) -> dict[str, An
             pass  # a torn or edited cache entry: train again
     got = _train(cfg, graph, timeout_s)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(got))
+        replace_file(path, json.dumps(got))
     return got
 
 

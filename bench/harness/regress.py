@@ -41,6 +41,8 @@ from graphpar.strategies import ConfigError, TrainConfig, registered
 
 from .. import metrics
 from ..api import prepare, run_one
+from ..errors import UsageError
+from ..files import replace_file
 from ..metrics import SCOPES
 from ..record import REPO_ROOT, build_record, environment, failed_record, git_sha
 from ..results import env_fingerprint
@@ -297,6 +299,15 @@ def run_ab(spec_path: Path, control_root: Path, rounds: int, out: str | None = N
     return merge_rounds(measured["current"]), merge_rounds(measured["control"])
 
 
+def check_baseline(doc: Any, path: str) -> None:
+    """A baseline to gate against: a JSON object whose ``entries`` maps each CI configuration to its numbers
+    (an empty or foreign object would pass every check: UsageError)."""
+    entries = doc.get("entries") if isinstance(doc, dict) else None
+    if not isinstance(entries, dict) or not entries or not all(isinstance(e, dict) for e in entries.values()):
+        raise UsageError(f"{path}: not a baseline (no entries to compare with); restore it from git or write a new "
+                         "one with graphpar regress --update (make bench-baseline)")
+
+
 def write_json(doc: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    """``doc`` as indented JSON, written whole through an exclusive temporary (``files.replace_file``)."""
+    replace_file(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")

@@ -42,7 +42,7 @@ from graphpar.strategies.base import deprecated_keys, deprecation_line, renamed_
 
 from .. import notices
 from ..api import prepare, run_one
-from ..errors import UsageError
+from ..errors import RecordError, UsageError
 from ..record import append_record, failed_record, git_sha, read_records
 from ..results import config_key
 from ..runtime.progress import run_done
@@ -201,8 +201,8 @@ def run_sweep(configs: list[dict[str, Any]], out: Path, force: bool = False,
                 if rec is not None:
                     result.ran.append(rec)
                 run_done(label, rec)
-            except KeyboardInterrupt:  # Ctrl-C/SIGTERM (launcher.Interrupted): stop; finished records stay, a rerun resumes
-                raise
+            except (KeyboardInterrupt, RecordError):  # Ctrl-C/SIGTERM, or no record can be written (disk full):
+                raise  # stop; finished records stay, a rerun resumes
             except Exception as e:  # noqa: BLE001  (a failed configuration must not stop the sweep)
                 append_record(failed_record(cfg, f"{type(e).__name__}: {e}"), out)
                 result.failed.append(f"{label}: {str(e).splitlines()[0] if str(e) else type(e).__name__}")

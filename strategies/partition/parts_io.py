@@ -97,7 +97,7 @@ def write_parts(graph, dataset: str, num_parts: int, method: str, out: Path, see
                 "partition": part.info(), "quality": quality, "files": files,
                 "write_s": time.perf_counter() - start,
                 "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    write_atomic(out / MANIFEST, (json.dumps(manifest, indent=1) + "\n").encode())
+    write_atomic(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
     return manifest
 
 

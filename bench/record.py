@@ -16,7 +16,6 @@ import os
 import platform
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 
 import torch
 
-from . import memory, metrics
+from . import memory, metrics, notices
 from .errors import RecordError
 from .metrics import COUNTERS  # noqa: F401  (per-tag communicator counters; re-exported)
 
@@ -230,11 +229,11 @@ def damaged_lines(path: Path, numbers: list[int]) -> str:
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """Every complete record of a JSONL file; damaged lines are skipped and named in one stderr line
-    (once per file and set of lines)."""
+    """Every complete record of a JSONL file; damaged lines are skipped and named in one stderr line (once
+    per file and set of lines, as the command ends: a command refused for bad input says only why)."""
     records, damaged = scan_records(path)
     if damaged and (str(path), tuple(damaged)) not in _WARNED:
         _WARNED.add((str(path), tuple(damaged)))
-        print(f"graphpar: warning: {damaged_lines(path, damaged)}, skipped; repair or drop them (a torn last "
-              "line is a run cut short)", file=sys.stderr)
+        notices.defer(f"graphpar: warning: {damaged_lines(path, damaged)}, skipped; repair or drop them (a torn "
+                      "last line is a run cut short)")
     return records

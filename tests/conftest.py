@@ -67,3 +67,13 @@ def small_directed():
     from graphpar.datasets import load_dataset
 
     return load_dataset("rmat:nodes=300,edges=1500,feat=13,classes=5,seed=3")
+
+
+@pytest.fixture(autouse=True)
+def _no_pending_notices():
+    """Notices one test deferred (bench/notices.py) never reach the next test's stderr."""
+    from graphpar.bench import notices
+
+    notices.discard()
+    yield
+    notices.discard()

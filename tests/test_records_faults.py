@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from helpers import fake_record
 
-from graphpar.bench import api
+from graphpar.bench import api, notices
 from graphpar.bench.cli import commands as cli
 from graphpar.bench.errors import RecordError
 from graphpar.bench.files import replace_file
@@ -189,6 +189,7 @@ def test_a_torn_tail_gets_its_own_line_and_is_named(tmp_path, capsys):
     lines = out.read_bytes().split(b"\n")
     assert lines[1] == b'{"n": 2, "sch' and json.loads(lines[2]) == {"n": 3}
     assert [r["n"] for r in read_records(out)] == [1, 3]
+    notices.flush()  # the CLI prints pending notices as a command ends
     _, err = _err_lines(capsys)
     assert len(err) == 1 and f"{out}: line 2 damaged" in err[0], err
 

@@ -87,6 +87,10 @@ def _records_or_usage(path: str) -> list[dict]:
         raise UsageError(f"no results file {path}: run graphpar sweep (or make bench) first, or pass --results PATH")
     records = read(path)
     if not records:
+        _, damaged = scan_records(Path(path))
+        if damaged:
+            raise UsageError(f"{path} holds no readable records ({damaged_lines(Path(path), damaged)}): repair or drop "
+                             "those lines, or pass another --results")
         raise UsageError(f"{path} holds no records: run graphpar sweep (or make bench) first")
     check_records(records, path)
     return records

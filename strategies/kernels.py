@@ -202,7 +202,7 @@ SCIPY_TRANSPOSE_MIN_NNZ = 1 << 22
 class SplitCSR:
     """A ``CSRMatrix`` [num_dst x num_src] with its columns split at ``num_own``: ``A = [A_o | A_h]``, so
     ``A @ [x_o; x_h] = A_o @ x_o + A_h @ x_h`` is computed without the stacked [x_o; x_h] rows (a partition
-    rank's owned rows and its halo rows, ``partition.halo.halo_aggregate``). Forward: ``fwd_o`` and ``fwd_h``,
+    rank's owned rows and its halo rows, ``partitioning.halo.halo_aggregate``). Forward: ``fwd_o`` and ``fwd_h``,
     two CSRs holding between them the forward CSR's entries (each row's columns below ``num_own`` come first
     in it, ascending, so each keeps its order). The forward adds the halo columns' sum onto the owned
     columns' sum (a different rounding from one sum per row over both).

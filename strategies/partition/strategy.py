@@ -37,12 +37,10 @@ import torch
 from torch import Tensor
 
 from .. import tags
-from ..base import ConfigError, Option, Strategy, TrainConfig, register
+from ..base import PARTITION_OPTION, ConfigError, Option, Strategy, TrainConfig, register
 from ..kernels import CSRMatrix, SplitAggregator, SplitCSR
 from ..models import activate_dropout, init_params
-from ..staleness import StaleMonitor
-from ..training import global_accuracy, global_sum, linear_predictions, linear_rows_loss, rows_loss
-from .halo import (
+from ..partitioning.halo import (
     StaleHalo,
     build_local_view,
     exchange_widths,
@@ -52,8 +50,10 @@ from .halo import (
     halo_layer,
     head_before_weight,
 )
-from .partitioner import PARTITION_OPTION, check_method, partition_stats, shared_partition
-from .parts_io import PartData, check_manifest, load_part
+from ..partitioning.partitioner import check_method, partition_stats, shared_partition
+from ..partitioning.parts_io import PartData, check_manifest, load_part
+from ..staleness import StaleMonitor
+from ..training import global_accuracy, global_sum, linear_predictions, linear_rows_loss, rows_loss
 
 
 @register

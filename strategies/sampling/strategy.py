@@ -40,10 +40,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import tags
-from ..base import ConfigError, Option, Strategy, TrainConfig, register
+from ..base import PARTITION_OPTION, ConfigError, Option, Strategy, TrainConfig, register
 from ..models import activate, conv_layer, dropout, init_params
-from ..partition.halo import build_local_view, halo_exchange, halo_layer
-from ..partition.partitioner import PARTITION_OPTION, check_method, partition_stats, shared_partition
+from ..partitioning.halo import build_local_view, halo_exchange, halo_layer
+from ..partitioning.partitioner import check_method, partition_stats, shared_partition
 from ..training import allreduce_grads, global_accuracy, global_sum
 from .blocks import Block, BlockNorm, OwnedStore, Traffic, fetch_rows, sample_layer, sample_owned
 

@@ -152,11 +152,11 @@ class GraphPartition(Strategy):
         for i in range(self.spec.layers):
             tag, hist, gather = tags.halo(i, tag_prefix), self.history[i], None
             if self.stale_k > 1 and training:
-                exchange = lambda rows, hist=hist, tag=tag: hist.exchange(self.comm, self.view, rows, tag, refresh)  # noqa: E731
+                exchange = lambda rows, hist=hist, tag=tag: hist.exchange(self.comm, self.view, rows, tag, refresh)
             else:
-                exchange = lambda rows, tag=tag: halo_exchange(self.comm, self.view, rows, tag)  # noqa: E731
+                exchange = lambda rows, tag=tag: halo_exchange(self.comm, self.view, rows, tag)
                 if split is not None:
-                    gather = lambda rows, tag=tag: halo_aggregate(self.comm, self.view, split, rows, tag)  # noqa: E731
+                    gather = lambda rows, tag=tag: halo_aggregate(self.comm, self.view, split, rows, tag)
             last = rows if i == last_layer else None
             out = halo_layer(self.spec, self.params, i, self.aggregate, h_in, exchange, self.projected, last, gather,
                              before_weight and i == last_layer)

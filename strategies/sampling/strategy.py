@@ -206,7 +206,7 @@ class Sampling(Strategy):
             h = self.store.feat.to(self.device)
             for i in range(self.spec.layers):
                 tag = tags.halo(i, tags.EVAL)
-                exchange = lambda rows, tag=tag: halo_exchange(self.comm, self.view, rows, tag)  # noqa: E731
+                exchange = lambda rows, tag=tag: halo_exchange(self.comm, self.view, rows, tag)
                 h = activate(self.spec, i, halo_layer(self.spec, self.params, i, self.eval_agg, h, exchange), h)
         return global_accuracy(self.comm, h, self.label[self.store.owned.to(self.device)], self.masks)
 

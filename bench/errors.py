@@ -1,5 +1,9 @@
-"""Exit codes and the one bad-input error every layer raises (the CLI turns it into one line, exit 2)."""
+"""Exit codes, the bad-input errors (the CLI turns each into one line, exit 2) and the record error."""
 from __future__ import annotations
+
+from graphpar.datasets import DatasetError
+from graphpar.strategies import ConfigError
+from graphpar.strategies.partitioning import PartitionError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -11,3 +15,7 @@ class UsageError(ValueError):
 class RecordError(RuntimeError):
     """A result could not be written (disk full, file too large, a folder that cannot be made): one line,
     exit 1; the file keeps what it held before."""
+
+
+# every error that means "bad input, one line names the fix": the CLI exits 2, sweeps skip the configuration
+BAD_INPUT: tuple[type[Exception], ...] = (UsageError, ConfigError, DatasetError, PartitionError)

@@ -83,7 +83,7 @@ def part_estimate(part: dict[str, int], counts: dict[str, int], model: str = "gc
     if model in ("gcn", "sage"):
         from graphpar.strategies.kernels import SplitCSR  # noqa: PLC0415
         from graphpar.strategies.models import ModelSpec  # noqa: PLC0415
-        from graphpar.strategies.partition.halo import exchange_widths  # noqa: PLC0415
+        from graphpar.strategies.partitioning.halo import exchange_widths  # noqa: PLC0415
 
         spec = ModelSpec.build(model, f, hidden, counts["classes"], layers)
         sent = sum(w for w, _ in exchange_widths(spec))
@@ -124,7 +124,7 @@ def estimate(strategy: str, counts: dict[str, int], workers: int, model: str = "
         own = math.ceil(n / p)
         halo = min(n - own, math.ceil(e / p)) if p > 1 else 0
         from graphpar.strategies.models import ModelSpec  # noqa: PLC0415
-        from graphpar.strategies.partition.halo import exchange_widths  # noqa: PLC0415
+        from graphpar.strategies.partitioning.halo import exchange_widths  # noqa: PLC0415
 
         sent = sum(w for w, _ in exchange_widths(ModelSpec.build(model, f, hidden, c, layers)))
         parts.update(edges=ea * 20, view=math.ceil(ea / p) * 20, csr=2 * math.ceil(ea / p) * 12,
@@ -172,7 +172,7 @@ def rank_estimates(cfg: dict[str, Any], summary: dict[str, Any]) -> list[int] | 
     opts = cfg.get("options") or {}
     folder = opts.get("partition_dir")
     if strategy == "partition" and folder:
-        from graphpar.strategies.partition.parts_io import read_manifest  # noqa: PLC0415
+        from graphpar.strategies.partitioning.parts_io import read_manifest  # noqa: PLC0415
 
         try:
             files = read_manifest(Path(folder))["files"]

@@ -25,7 +25,7 @@ import torch
 
 from . import memory, metrics, notices
 from .errors import RecordError
-from .metrics import COUNTERS  # noqa: F401  (per-tag communicator counters; re-exported)
+from .metrics import COUNTERS
 
 SCHEMA = "graphpar.run/1"
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -32,7 +32,7 @@ from graphpar.strategies.base import options_now
 
 from . import metrics
 from .files import replacing
-from .metrics import config_key, rank_medians  # noqa: F401  (part of this module's API)
+from .metrics import config_key, rank_medians
 from .record import read_records
 
 _ENV_KEYS = ("host", "cores", "python", "torch", "dgl", "platform", "device", "gpu")

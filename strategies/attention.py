@@ -92,7 +92,7 @@ class _Attend(torch.autograd.Function):
     [E, C] messages (they are rebuilt from z, alpha and the gradient)."""
 
     @staticmethod
-    def forward(ctx, z: Tensor, alpha: Tensor, src: Tensor, dst: Tensor, num_dst: int, col: Tensor):  # noqa: D401
+    def forward(ctx, z: Tensor, alpha: Tensor, src: Tensor, dst: Tensor, num_dst: int, col: Tensor):
         ctx.save_for_backward(z, alpha, src, dst, col)
         with phase("aggregation"):
             msg = z.index_select(0, src) * alpha.index_select(1, col)

@@ -21,6 +21,7 @@ from torch import Tensor
 from .comm import Communicator
 from .kernels import resolve_kernel
 from .models import MODELS, ModelSpec
+from .partitioning.partitioner import METHODS as PARTITION_METHODS
 from .training import allreduce_grads, make_optimizer, make_params
 
 MAX_WORKERS, MAX_LAYERS, MAX_HIDDEN, MAX_HEADS = 1 << 16, 1024, 1 << 16, 256  # beyond these a value is a typo
@@ -70,6 +71,10 @@ def deprecation_line(old_key: str) -> str:
     names = [f"{o.name} ({name})" for name, cls in registered().items() for o in cls.options if o.old_key == old_key]
     return f"graphpar: --{old_key.replace('_', '-')} / options.{old_key} is deprecated and goes in the next " \
            f"release; use {' or '.join(names)}"
+
+
+PARTITION_OPTION = Option("--partition", str, "metis", "which vertex partitioner cuts the graph into the ranks' "
+                          "parts (METIS: fewest cut edges)", PARTITION_METHODS)  # one flag, declared once: partition, sampling
 
 
 def setting(default: Any, help: str, flag: str | None = None, choices: tuple | None = None) -> Any:

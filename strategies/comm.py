@@ -236,7 +236,7 @@ class _AllToAllFn(torch.autograd.Function):
     """Differentiable all_to_all: the backward sends gradients back the reverse way (tag + '/bwd')."""
 
     @staticmethod
-    def forward(ctx, x, comm, send_rows, recv_rows, tag):  # noqa: D401
+    def forward(ctx, x, comm, send_rows, recv_rows, tag):
         ctx.comm, ctx.send_rows, ctx.recv_rows, ctx.tag = comm, send_rows, recv_rows, tag
         return comm.all_to_all(x, send_rows, recv_rows, tag + tags.FWD)
 
@@ -260,7 +260,7 @@ class _AllReduceSumFn(torch.autograd.Function):
     backward sums the ranks' gradients the same way (tag + '/bwd')."""
 
     @staticmethod
-    def forward(ctx, x, comm, tag):  # noqa: D401
+    def forward(ctx, x, comm, tag):
         ctx.comm, ctx.tag = comm, tag
         return comm.all_reduce(x.clone(), tag + tags.FWD)
 

@@ -178,7 +178,7 @@ def sparse_mm(mat: Tensor, x: Tensor, acc: Tensor | None = None) -> Tensor:
 
 class _SpMM(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, mat: CSRMatrix) -> Tensor:  # noqa: D401
+    def forward(ctx, x: Tensor, mat: CSRMatrix) -> Tensor:
         ctx.mat = mat
         return sparse_mm(mat.fwd, x)
 
@@ -202,7 +202,7 @@ SCIPY_TRANSPOSE_MIN_NNZ = 1 << 22
 class SplitCSR:
     """A ``CSRMatrix`` [num_dst x num_src] with its columns split at ``num_own``: ``A = [A_o | A_h]``, so
     ``A @ [x_o; x_h] = A_o @ x_o + A_h @ x_h`` is computed without the stacked [x_o; x_h] rows (a partition
-    rank's owned rows and its halo rows, ``partition.halo.halo_aggregate``). Forward: ``fwd_o`` and ``fwd_h``,
+    rank's owned rows and its halo rows, ``partitioning.halo.halo_aggregate``). Forward: ``fwd_o`` and ``fwd_h``,
     two CSRs holding between them the forward CSR's entries (each row's columns below ``num_own`` come first
     in it, ascending, so each keeps its order). The forward adds the halo columns' sum onto the owned
     columns' sum (a different rounding from one sum per row over both).
@@ -293,7 +293,7 @@ def _mul_t(t_csc, bwd: Tensor | None, grad: Tensor) -> Tensor:
 
 class _SplitSpMM(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: Tensor, mat: SplitCSR) -> Tensor:  # noqa: D401
+    def forward(ctx, x: Tensor, mat: SplitCSR) -> Tensor:
         ctx.mat = mat
         n_o = mat.num_own
         return mat.forward(x[:n_o].contiguous(), x[n_o:].contiguous())
@@ -341,7 +341,7 @@ def make_aggregator(src: Tensor, dst: Tensor, weight: Tensor, num_src: int, num_
     ``dst_sorted``: the edges are grouped by dst in ascending order (``CSRMatrix`` skips a sort)."""
     if backend == "torch":
         mat = CSRMatrix(src, dst, weight, num_src, num_dst, device, dst_sorted)
-        agg = lambda x: spmm(mat, x)  # noqa: E731
+        agg = lambda x: spmm(mat, x)
         agg.matrix = mat
         agg.edges = (src.to(device), dst.to(device), num_src, num_dst)  # what attention (gat) reads
         return agg

@@ -173,7 +173,7 @@ class _ReluDropout(torch.autograd.Function):
     would save relu's output and the float noise (and leave relu's output beside dropout's)."""
 
     @staticmethod
-    def forward(ctx, z: Tensor, p: float) -> Tensor:  # noqa: D401
+    def forward(ctx, z: Tensor, p: float) -> Tensor:
         noise = torch.empty_like(z).bernoulli_(1 - p)
         noise.div_(1 - p)
         z.relu_()

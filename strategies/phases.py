@@ -84,7 +84,7 @@ class PhaseTimer:
 TIMER = PhaseTimer()
 
 
-class phase:  # noqa: N801  (used as ``with phase("aggregation"):``)
+class phase:
     """Context manager: the enclosed code is charged to ``name``."""
 
     __slots__ = ("name", "pushed")

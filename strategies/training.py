@@ -76,7 +76,7 @@ def linear_predictions(h: Tensor, w: Tensor, b: Tensor, block: int = 1 << 16) ->
 
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h: Tensor, w: Tensor, b: Tensor, label: Tensor, global_count: int, block: int) -> Tensor:  # noqa: D401
+    def forward(ctx, h: Tensor, w: Tensor, b: Tensor, label: Tensor, global_count: int, block: int) -> Tensor:
         ctx.save_for_backward(h, w, b, label)
         ctx.global_count, ctx.block = global_count, block
         if h.shape[0] <= block:

@@ -34,8 +34,8 @@ CARRIED = ("cora", "citeseer", "pubmed", "amazon-computers", "coauthor-cs", "coa
 
 def need_graph(name: str):
     """The folder of real graph ``name``, or a one-line skip (a failure under GRAPHPAR_REQUIRE_DATA=1 for carried graphs)."""
-    from graphpar.datasets.catalog import REAL, data_root, find_real, repo_data_dir  # noqa: PLC0415
-    from graphpar.datasets.download import how_to_get  # noqa: PLC0415
+    from graphpar.datasets.catalog import REAL, data_root, find_real, repo_data_dir
+    from graphpar.datasets.download import how_to_get
 
     where = find_real(name)
     if where is not None:

@@ -135,7 +135,7 @@ def test_dataset_cache_payload_is_not_run_and_is_rebuilt(data_root, marker, caps
 
 @pytest.mark.parametrize("plant", ["torchscript", "torch.save"])
 def test_partition_cache_payload_is_not_run_and_is_recomputed(data_root, marker, capsys, plant):
-    from graphpar.strategies.partition.partitioner import cache_path, partition
+    from graphpar.strategies.partitioning.partitioner import cache_path, partition
 
     g = load_dataset(SPEC)
     first = partition(g, 3, "metis")
@@ -283,7 +283,7 @@ def _other_graph(payload, header):
 
 @pytest.mark.parametrize("damage", [_ids_out_of_range, _wrong_size, _edited_ids, _other_graph])
 def test_bad_partition_cache_is_recomputed(data_root, capsys, damage):
-    from graphpar.strategies.partition.partitioner import cache_path, check_partition, partition
+    from graphpar.strategies.partitioning.partitioner import cache_path, check_partition, partition
 
     g = load_dataset(SPEC)
     first = partition(g, 3, "metis")
@@ -311,7 +311,7 @@ def test_orphan_temp_files_of_dead_writers_are_removed(data_root):
 # -- deterministic partitions -----------------------------------------------------------------------------
 def test_metis_gives_the_same_partition_every_time(cora):
     """DGL's METIS read uninitialised memory: repeated calls alternated between partitions before."""
-    from graphpar.strategies.partition.partitioner import compute_partition, part_hash
+    from graphpar.strategies.partitioning.partitioner import compute_partition, part_hash
 
     for parts, balance in ((4, True), (3, False)):
         hashes = {part_hash(compute_partition(cora.src, cora.dst, cora.num_nodes, parts, "metis", balance).part_id)
@@ -322,7 +322,7 @@ def test_metis_gives_the_same_partition_every_time(cora):
 @pytest.mark.slow
 def test_metis_is_deterministic_across_processes(tmp_path):
     code = ("from graphpar.datasets import load_dataset\n"
-            "from graphpar.strategies.partition.partitioner import compute_partition, part_hash\n"
+            "from graphpar.strategies.partitioning.partitioner import compute_partition, part_hash\n"
             "g = load_dataset('pubmed')\n"
             "print(part_hash(compute_partition(g.src, g.dst, g.num_nodes, 3, 'metis').part_id))\n")
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,

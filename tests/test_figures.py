@@ -194,7 +194,7 @@ def test_local_edges_are_counted_without_self_loops():
     as tensor's (every rank: all of them) equal them; the gcn self-loops are not counted."""
     import torch
 
-    from graphpar.strategies.partition.halo import build_local_view
+    from graphpar.strategies.partitioning.halo import build_local_view
 
     src = torch.tensor([0, 1, 2, 3, 1, 2])
     dst = torch.tensor([1, 2, 3, 0, 0, 1])

@@ -15,7 +15,7 @@ from graphpar.bench.check import check_config, check_local, compare, run_referen
 from graphpar.strategies import ConfigError, TrainConfig, attention
 from graphpar.strategies.kernels import make_aggregator
 from graphpar.strategies.models import ModelSpec, aggregation_edges, conv_layer, init_params
-from graphpar.strategies.partition.partitioner import partition_graph
+from graphpar.strategies.partitioning.partitioner import partition_graph
 
 
 @pytest.fixture(scope="module", autouse=True)

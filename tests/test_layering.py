@@ -80,9 +80,9 @@ def graph() -> dict[str, set[str]]:
 def test_the_package_is_found():
     g = graph()
     for expected in ("graphpar.bench.api", "graphpar.bench.cli.commands", "graphpar.bench.harness.sweep",
-                     "graphpar.bench.runtime.loop", "graphpar.strategies.partition.halo", "graphpar.datasets.graph"):
+                     "graphpar.bench.runtime.loop", "graphpar.strategies.partitioning.halo", "graphpar.datasets.graph"):
         assert expected in g
-    assert "graphpar.strategies.comm" in g["graphpar.strategies.partition.halo"]
+    assert "graphpar.strategies.comm" in g["graphpar.strategies.partitioning.halo"]
 
 
 @pytest.mark.parametrize("layer", LAYERS)
@@ -141,3 +141,50 @@ def test_the_checker_sees_an_upward_import_and_a_cycle():
             "graphpar.bench.runtime.loop": {"graphpar.strategies.comm"}}
     assert layer_of("graphpar.bench.runtime.loop") < layer_of("graphpar.strategies.comm")
     assert strongly_connected(fake) == [["graphpar.bench.runtime.loop", "graphpar.strategies.comm"]]
+
+
+# -- inside strategies/: families never import each other; partitioning sits below the strategy API ----------
+STRATEGIES = ROOT / "strategies"
+FAMILIES = sorted(p.name for p in STRATEGIES.iterdir() if (p / "strategy.py").is_file())
+LIBRARIES = {"graphpar.strategies.partitioning"}  # shared below the strategy API: no base, no family
+
+
+def family_of(name: str) -> str | None:
+    """``graphpar.strategies.<family>`` for a module inside a family package, else None."""
+    parts = name.split(".")
+    if len(parts) >= 3 and parts[:2] == ["graphpar", "strategies"] and parts[2] in FAMILIES:
+        return ".".join(parts[:3])
+    return None
+
+
+def family_crossings(g: dict[str, set[str]]) -> list[str]:
+    return [f"{m} imports {t}" for m, targets in g.items() if family_of(m)
+            for t in targets if family_of(t) and family_of(t) != family_of(m)]
+
+
+def library_violations(g: dict[str, set[str]]) -> list[str]:
+    api = "graphpar.strategies.base"
+    return [f"{m} imports {t}" for m, targets in g.items() if any(m == lib or m.startswith(lib + ".") for lib in LIBRARIES)
+            for t in targets if t == api or family_of(t)]
+
+
+def test_families_are_found():
+    assert {"partition", "pipeline", "sampling", "tensor"} <= set(FAMILIES)
+    assert "partitioning" not in FAMILIES  # a library, not a family: it registers no strategy
+
+
+def test_no_family_imports_another():
+    crossings = family_crossings(graph())
+    assert not crossings, "\n".join(crossings) + "\nshared pieces belong in a library below the families"
+
+
+def test_partitioning_imports_neither_the_strategy_api_nor_a_family():
+    bad = library_violations(graph())
+    assert not bad, "\n".join(bad)
+
+
+def test_the_checker_sees_a_family_crossing_and_a_library_reaching_up():
+    fake = {"graphpar.strategies.pipeline.hybrid": {"graphpar.strategies.partition.strategy"},
+            "graphpar.strategies.partitioning.halo": {"graphpar.strategies.base"}}
+    assert family_crossings(fake) == ["graphpar.strategies.pipeline.hybrid imports graphpar.strategies.partition.strategy"]
+    assert library_violations(fake) == ["graphpar.strategies.partitioning.halo imports graphpar.strategies.base"]

@@ -51,7 +51,7 @@ def test_native_writes_are_captured_not_printed(capfd):
 
 
 def test_metis_log_goes_to_the_partition_record(cora, capfd):
-    from graphpar.strategies.partition.partitioner import compute_partition
+    from graphpar.strategies.partitioning.partitioner import compute_partition
 
     part = compute_partition(cora.src, cora.dst, cora.num_nodes, 2, "metis")
     assert "Partition a graph with 2708 nodes" in part.info()["partition_log"]

@@ -20,8 +20,8 @@ from graphpar.bench.runtime.loop import train_local
 from graphpar.strategies import ConfigError, TrainConfig, get_strategy
 from graphpar.strategies.kernels import make_aggregator
 from graphpar.strategies.models import ModelSpec, aggregation_edges
-from graphpar.strategies.partition.halo import build_all_views, build_local_view
-from graphpar.strategies.partition.partitioner import (
+from graphpar.strategies.partitioning.halo import build_all_views, build_local_view
+from graphpar.strategies.partitioning.partitioner import (
     cache_path,
     compute_partition,
     partition,

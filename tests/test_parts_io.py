@@ -1,4 +1,4 @@
-"""Offline partitions (``graphpar partition``, strategies/partition/parts_io.py): each rank's part on disk
+"""Offline partitions (``graphpar partition``, strategies/partitioning/parts_io.py): each rank's part on disk
 rebuilds the in-memory view bit for bit, trains the same losses with the same bytes per tag, and a folder
 that does not fit the run is one line before anything starts."""
 from __future__ import annotations
@@ -15,10 +15,11 @@ from graphpar.bench.api import prepare
 from graphpar.bench.cli.commands import main
 from graphpar.bench.runtime.loop import train_rank
 from graphpar.bench.runtime.spmd import run_spmd
-from graphpar.strategies import ConfigError, TrainConfig, get_strategy
-from graphpar.strategies.partition.halo import build_local_view
-from graphpar.strategies.partition.partitioner import partition_graph
-from graphpar.strategies.partition.parts_io import MANIFEST, PartData, load_part, write_parts
+from graphpar.strategies import TrainConfig, get_strategy
+from graphpar.strategies.partitioning import PartitionError
+from graphpar.strategies.partitioning.halo import build_local_view
+from graphpar.strategies.partitioning.partitioner import partition_graph
+from graphpar.strategies.partitioning.parts_io import MANIFEST, PartData, load_part, write_parts
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,7 @@ def test_prepare_checks_the_manifest_without_loading_the_graph(folders, cora, mo
                        (config("partition", "cora", 2, options={"partition_dir": str(folder / "x")}), "no manifest"),
                        (config("partition", "cora", 2, options={"partition_dir": str(folder), "partition": "random"}),
                         "partitioned by metis")]:
-        with pytest.raises(ConfigError, match=words):
+        with pytest.raises(PartitionError, match=words):
             prepare(cfg)
 
 
@@ -109,7 +110,7 @@ def test_a_part_of_another_graph_is_refused(folders, cora, small_directed, tmp_p
     for f in m["files"]:
         (bad / f["file"]).write_bytes((folder / f["file"]).read_bytes())
     (bad / MANIFEST).write_text(json.dumps(m))
-    with pytest.raises(ConfigError, match="written for"):
+    with pytest.raises(PartitionError, match="written for"):
         load_part(bad, 0)
     assert isinstance(load_part(folder, 0), PartData)
 
@@ -150,11 +151,11 @@ def _torchscript_part(d: Path, m: dict) -> None:
 def test_manifest_and_parts_that_disagree_are_one_line_before_any_process(folders, cora, tmp_path, monkeypatch,
                                                                          damage, words):
     """Every part's header and size are checked against the manifest in ``prepare`` (before the launcher):
-    one ConfigError line, not a traceback from every rank."""
+    one PartitionError line, not a traceback from every rank."""
     bad = tmp_path / "bad"
     damage(bad, _copy_parts(folders[(cora.name, 2)], bad))
     monkeypatch.setattr("graphpar.bench.api.load_graph", lambda *_: pytest.fail("prepare loaded the graph"))
-    with pytest.raises(ConfigError, match=re.escape(words)) as err:
+    with pytest.raises(PartitionError, match=re.escape(words)) as err:
         prepare(config("partition", "cora", 2, options={"partition_dir": str(bad)}))
     assert "\n" not in str(err.value) and "partition again" in str(err.value)
 

@@ -221,8 +221,8 @@ def test_hybrid_bytes_per_epoch_match_formula(small_directed):
     partition's halo rows at every layer's width forward, and backward for layers >= 1; the stage's weight
     gradients all_reduced within each stage group (payload per rank); 8 bytes of loss per rank."""
     from graphpar.strategies.models import init_params
-    from graphpar.strategies.partition.halo import build_all_views
-    from graphpar.strategies.partition.partitioner import random_partition
+    from graphpar.strategies.partitioning.halo import build_all_views
+    from graphpar.strategies.partitioning.partitioner import random_partition
 
     g, h, layers = small_directed, 8, 3
     cfg = cfg_for(g, 4, layers, hidden=h, epochs=2, **HYBRID)
@@ -359,7 +359,7 @@ def test_hybrid_chunks_are_the_metis_parts(cora):
     parts over chunks and read more history (amazon-computers, 2 parts x 4 chunks: 33 % vs 25 %, and the
     4-layer run collapsed to ln 10)."""
     from graphpar.strategies.models import aggregation_edges
-    from graphpar.strategies.partition.partitioner import shared_partition
+    from graphpar.strategies.partitioning.partitioner import shared_partition
     from graphpar.strategies.pipeline.chunked import relabel
     from graphpar.strategies.pipeline.hybrid import chunk_order, global_chunks
 

@@ -20,7 +20,7 @@ from graphpar.bench.runtime.loop import train_local
 from graphpar.strategies import Communicator, ConfigError, TrainConfig, get_strategy
 from graphpar.strategies.kernels import make_aggregator
 from graphpar.strategies.models import ModelSpec, aggregation_edges
-from graphpar.strategies.partition.partitioner import partition_graph
+from graphpar.strategies.partitioning.partitioner import partition_graph
 from graphpar.strategies.sampling.blocks import BlockNorm, OwnedStore, floyd_subsets, sample_layer
 from graphpar.strategies.sampling.strategy import parse_fanouts
 

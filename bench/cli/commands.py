@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Callable
 
 from graphpar import __version__
-from graphpar.datasets import DatasetError, availability, data_root, load_dataset
-from graphpar.strategies import ConfigError, TrainConfig, get_strategy, registered
+from graphpar.datasets import availability, data_root, load_dataset
+from graphpar.strategies import TrainConfig, get_strategy, registered
 
 from .. import notices
 from ..api import check_out, check_processes, load_graph, prepare, run_one
 from ..check import DEFAULT_TOLERANCE, check_config, compare, run_reference
-from ..errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE, RecordError, UsageError
+from ..errors import BAD_INPUT, EXIT_FAIL, EXIT_OK, EXIT_USAGE, RecordError, UsageError
 from ..harness.sweep import rejected_summary, run_sweep
 from ..runtime.launcher import Interrupted, RunFailed, launch
 from ..specs import check_exactness
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         code = args._commands[args.command](args)
         notices.flush()
         return code
-    except (UsageError, ConfigError, DatasetError) as e:
+    except BAD_INPUT as e:
         notices.discard()  # the error is the one line
         print(f"graphpar: error: {e}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,4 +1,4 @@
-"""``graphpar partition``: the offline partition step, one file set per part (strategies/partition/parts_io.py).
+"""``graphpar partition``: the offline partition step, one file set per part (strategies/partitioning/parts_io.py).
 
     graphpar partition cora --parts 3 --out parts/cora-p3
     graphpar partition rmat-products --parts 4 --method random      # -> $GRAPHPAR_DATA/parts/rmat-products-p4-random
@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from graphpar.datasets import data_root
-from graphpar.strategies.partition.partitioner import METHODS, check_method
-from graphpar.strategies.partition.parts_io import MANIFEST, write_parts
+from graphpar.strategies.partitioning.partitioner import METHODS, check_method
+from graphpar.strategies.partitioning.parts_io import MANIFEST, write_parts
 
 from ..api import check_out_dir, load_graph
 from ..errors import EXIT_FAIL, EXIT_OK, UsageError

@@ -18,10 +18,10 @@ from typing import Iterable
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.legend import Legend  # noqa: E402
-from matplotlib.text import Text  # noqa: E402
-from matplotlib.transforms import Bbox  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.legend import Legend
+from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 
 _CHAR_W = 0.55  # mean glyph width / font size (DejaVu Sans), for wrapping before anything is drawn
 # label offsets tried in order, in points from the data point: above, right, below, left, then farther

@@ -24,10 +24,10 @@ from typing import Any, Iterator
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.colors as mcolors  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.colors as mcolors
+import matplotlib.pyplot as plt
 
-from ..files import replacing  # noqa: E402
+from ..files import replacing
 
 STRATEGY_COLORS = {"single": "#000000", "tensor": "#0072b2", "partition": "#d55e00", "pipeline": "#009e73",
                    "sampling": "#cc79a7"}

@@ -20,15 +20,15 @@ import os
 if __name__ == "__main__":  # run as a program: before torch and DGL load, their OpenMP pools at one thread
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
+import argparse
+import statistics
+import sys
+import time
 
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
+import torch
+from torch import Tensor
 
-from graphpar.strategies.kernels import add_self_loops, gcn_weights, make_aggregator  # noqa: E402
+from graphpar.strategies.kernels import add_self_loops, gcn_weights, make_aggregator
 
 BACKENDS = ("dgl", "torch", "torch-rcm", "torch-degree", "dgl-rcm", "index-add")
 

@@ -23,12 +23,12 @@ import os
 if __name__ == "__main__":  # run as a program: before torch and DGL load, their OpenMP pools at one thread
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
+import argparse
+import statistics
+import sys
+from dataclasses import dataclass, field
 
-from graphpar.strategies.base import TrainConfig  # noqa: E402
+from graphpar.strategies.base import TrainConfig
 
 CASES = (  # (strategy, model, hidden, options): every strategy's exact P=1 mode on the models it trains
     ("tensor", "gcn", 64, {}),

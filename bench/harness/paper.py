@@ -14,9 +14,10 @@ from typing import Any
 
 import pandas as pd
 
-from graphpar.strategies import ConfigError, TrainConfig, get_strategy, registered
+from graphpar.strategies import TrainConfig, get_strategy, registered
 
 from .. import metrics, results
+from ..errors import BAD_INPUT
 from ..files import replace_file
 from . import figstyle, paperfigs
 from .projection import Link, overlapping_comm, project
@@ -58,7 +59,7 @@ def _accepts(rec: dict[str, Any], workers: int) -> bool:
         return True
     try:
         get_strategy(cfg.strategy).validate(cfg, rec["dataset"])
-    except (ConfigError, KeyError, ValueError):
+    except (*BAD_INPUT, KeyError, ValueError):
         return False
     return True
 

@@ -13,12 +13,12 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.ticker  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.ticker
+import pandas as pd
 
-from . import figlayout, figstyle  # noqa: E402
-from .plots import _log_plain, provenance  # noqa: E402
-from .projection import Link, validate  # noqa: E402
+from . import figlayout, figstyle
+from .plots import _log_plain, provenance
+from .projection import Link, validate
 
 
 def mode_of(rec: dict[str, Any]) -> str | None:

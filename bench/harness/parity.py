@@ -87,7 +87,7 @@ def _whole_graph_epochs(info: dict[str, Any], epochs: int) -> list[tuple[int, in
 def _train(cfg, graph, timeout_s: float) -> dict[str, Any]:
     try:
         return _final(train_local(cfg, graph, keep_params=False, timeout_s=timeout_s))
-    except Exception as e:  # noqa: BLE001  (a rank's traceback, or no result within timeout_s + 60 s)
+    except Exception as e:
         raise RunFailed(f"{cfg.strategy} seed {cfg.seed}: {type(e).__name__}: {str(e).strip()[:2000]} (a whole "
                         f"run may take up to --timeout {timeout_s:g} s + 60 s; raise --timeout on a busy machine)") from e
 

@@ -25,14 +25,14 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import matplotlib.transforms  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import matplotlib.transforms
+import pandas as pd
 
-from .. import metrics, results  # noqa: E402
-from . import figdata, figlayout, figstyle  # noqa: E402
-from .figstyle import PHASE_STYLE  # noqa: E402  (the breakdown's phases and colours)
+from .. import metrics, results
+from . import figdata, figlayout, figstyle
+from .figstyle import PHASE_STYLE
 
 
 def _slug(text: str) -> str:

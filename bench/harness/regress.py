@@ -37,11 +37,11 @@ import torch
 from tqdm import tqdm
 
 from graphpar.datasets import load_dataset
-from graphpar.strategies import ConfigError, TrainConfig, registered
+from graphpar.strategies import TrainConfig, registered
 
 from .. import metrics
 from ..api import prepare, run_one
-from ..errors import UsageError
+from ..errors import BAD_INPUT, UsageError
 from ..files import replace_file
 from ..metrics import SCOPES
 from ..record import REPO_ROOT, build_record, environment, failed_record, git_sha
@@ -82,7 +82,7 @@ def ci_configs(spec: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
                                          "workers": 1 if name == "single" else spec["workers"]})
             try:
                 prepare(cfg)
-            except ConfigError as e:
+            except BAD_INPUT as e:
                 skipped.append(f"{entry_key(cfg.as_dict())}: {e}")
                 continue
             configs.append(cfg.as_dict())

@@ -36,13 +36,12 @@ from typing import Any, Callable
 
 from tqdm import tqdm
 
-from graphpar.datasets import DatasetError
-from graphpar.strategies import ConfigError, TrainConfig, get_strategy, registered
+from graphpar.strategies import TrainConfig, get_strategy, registered
 from graphpar.strategies.base import deprecated_keys, deprecation_line, renamed_options
 
 from .. import notices
 from ..api import prepare, run_one
-from ..errors import RecordError, UsageError
+from ..errors import BAD_INPUT, RecordError, UsageError
 from ..record import append_record, failed_record, git_sha, read_records
 from ..results import config_key
 from ..runtime.progress import run_done
@@ -178,7 +177,7 @@ def run_sweep(configs: list[dict[str, Any]], out: Path, force: bool = False,
             continue
         try:
             validator(cfg)
-        except (ConfigError, DatasetError, UsageError) as e:
+        except BAD_INPUT as e:
             label = f"{cfg['strategy']} P={cfg['workers']} {cfg['model']} L={cfg['layers']} on {cfg['dataset']}"
             result.skipped.append(f"{label}: {e}")
             rejected.add(config_key(cfg))

@@ -7,11 +7,14 @@ difference of the means, strategy's worst seed vs the reference's worst (points)
 drift over the seeds, whether any seed counts as diverged (today's ``staleness`` criteria re-applied to the stored
 loss curves), and the verdict.
 """
+
 from __future__ import annotations
 
 import json
 import statistics
 import sys
+
+from graphpar.strategies.staleness import above_reference, divergence  # the current criteria, re-applied
 
 
 def row(path: str) -> str:
@@ -23,18 +26,19 @@ def row(path: str) -> str:
     st = [r["staleness"] for r in runs["strategy"] if r.get("staleness")]
     share = max((s["stale_read_share"] for s in st), default=0.0)
     drift = max((s["max_drift"] for s in st), default=0.0)
-    from graphpar.strategies.staleness import above_reference, divergence  # the current criteria, re-applied
-
-    div = any(divergence(g["losses"]) or above_reference(g["losses"], r["losses"])
-              for g, r in zip(runs["strategy"], runs["reference"]))
+    div = any(
+        divergence(g["losses"]) or above_reference(g["losses"], r["losses"]) for g, r in zip(runs["strategy"], runs["reference"])
+    )
 
     def accs(xs: list[float]) -> str:
         return ", ".join(f"{x:.3f}" for x in xs)
 
-    return (f"| {cfg['dataset']} | {cfg['strategy']} `{opts}` | {cfg['workers']} | {cfg['layers']} | {accs(ref)} | "
-            f"{statistics.fmean(ref):.3f} | {accs(got)} | {statistics.fmean(got):.3f} | {d['mean_diff_points']:+.1f} | "
-            f"{d['worst_gap_points']:+.1f} | {share:.1%}, {drift:.2f} | {'yes' if div else 'no'} | "
-            f"{'pass' if d['passed'] else '**FAIL**'} |")
+    return (
+        f"| {cfg['dataset']} | {cfg['strategy']} `{opts}` | {cfg['workers']} | {cfg['layers']} | {accs(ref)} | "
+        f"{statistics.fmean(ref):.3f} | {accs(got)} | {statistics.fmean(got):.3f} | {d['mean_diff_points']:+.1f} | "
+        f"{d['worst_gap_points']:+.1f} | {share:.1%}, {drift:.2f} | {'yes' if div else 'no'} | "
+        f"{'pass' if d['passed'] else '**FAIL**'} |"
+    )
 
 
 if __name__ == "__main__":

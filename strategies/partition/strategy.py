@@ -37,12 +37,10 @@ import torch
 from torch import Tensor
 
 from .. import tags
-from ..base import ConfigError, Option, Strategy, TrainConfig, register
+from ..base import PARTITION_OPTION, ConfigError, Option, Strategy, TrainConfig, register
 from ..kernels import CSRMatrix, SplitAggregator, SplitCSR
 from ..models import activate_dropout, init_params
-from ..staleness import StaleMonitor
-from ..training import global_accuracy, global_sum, linear_predictions, linear_rows_loss, rows_loss
-from .halo import (
+from ..partitioning.halo import (
     StaleHalo,
     build_local_view,
     exchange_widths,
@@ -52,8 +50,10 @@ from .halo import (
     halo_layer,
     head_before_weight,
 )
-from .partitioner import PARTITION_OPTION, check_method, partition_stats, shared_partition
-from .parts_io import PartData, check_manifest, load_part
+from ..partitioning.partitioner import check_method, partition_stats, shared_partition
+from ..partitioning.parts_io import PartData, check_manifest, load_part
+from ..staleness import StaleMonitor
+from ..training import global_accuracy, global_sum, linear_predictions, linear_rows_loss, rows_loss
 
 
 @register
@@ -152,11 +152,11 @@ class GraphPartition(Strategy):
         for i in range(self.spec.layers):
             tag, hist, gather = tags.halo(i, tag_prefix), self.history[i], None
             if self.stale_k > 1 and training:
-                exchange = lambda rows, hist=hist, tag=tag: hist.exchange(self.comm, self.view, rows, tag, refresh)  # noqa: E731
+                exchange = lambda rows, hist=hist, tag=tag: hist.exchange(self.comm, self.view, rows, tag, refresh)
             else:
-                exchange = lambda rows, tag=tag: halo_exchange(self.comm, self.view, rows, tag)  # noqa: E731
+                exchange = lambda rows, tag=tag: halo_exchange(self.comm, self.view, rows, tag)
                 if split is not None:
-                    gather = lambda rows, tag=tag: halo_aggregate(self.comm, self.view, split, rows, tag)  # noqa: E731
+                    gather = lambda rows, tag=tag: halo_aggregate(self.comm, self.view, split, rows, tag)
             last = rows if i == last_layer else None
             out = halo_layer(self.spec, self.params, i, self.aggregate, h_in, exchange, self.projected, last, gather,
                              before_weight and i == last_layer)

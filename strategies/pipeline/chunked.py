@@ -30,7 +30,7 @@ from torch import Tensor
 from .. import tags
 from ..kernels import make_aggregator
 from ..models import ModelSpec, activate, aggregation_edges, conv_layer, dropout, layer_param_names
-from ..partition.partitioner import shared_partition
+from ..partitioning.partitioner import shared_partition
 from ..staleness import StaleMonitor
 from ..training import local_loss
 from .stage import Stage

@@ -42,8 +42,8 @@ from torch import Tensor
 from .. import tags
 from ..comm import Communicator
 from ..models import ModelSpec, aggregation_edges
-from ..partition.halo import build_local_view, halo_volume_bytes
-from ..partition.partitioner import partition_stats, shared_partition
+from ..partitioning.halo import build_local_view, halo_volume_bytes
+from ..partitioning.partitioner import partition_stats, shared_partition
 from ..staleness import StaleMonitor
 from ..training import allreduce_grads
 from .chunked import ChunkedStage, ChunkGraph, chunk_bounds, relabel, vertex_order

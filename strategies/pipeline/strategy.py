@@ -38,7 +38,7 @@ from torch import Tensor
 from .. import tags
 from ..base import ConfigError, Option, Strategy, TrainConfig, register
 from ..models import ModelSpec, init_params, layer_param_names
-from ..partition.partitioner import METHODS, check_method
+from ..partitioning.partitioner import METHODS, check_method
 from ..training import global_accuracy, global_sum, make_optimizer, make_params
 from .chunked import ChunkedStage
 from .hybrid import HybridStage

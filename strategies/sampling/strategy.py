@@ -40,10 +40,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .. import tags
-from ..base import ConfigError, Option, Strategy, TrainConfig, register
+from ..base import PARTITION_OPTION, ConfigError, Option, Strategy, TrainConfig, register
 from ..models import activate, conv_layer, dropout, init_params
-from ..partition.halo import build_local_view, halo_exchange, halo_layer
-from ..partition.partitioner import PARTITION_OPTION, check_method, partition_stats, shared_partition
+from ..partitioning.halo import build_local_view, halo_exchange, halo_layer
+from ..partitioning.partitioner import check_method, partition_stats, shared_partition
 from ..training import allreduce_grads, global_accuracy, global_sum
 from .blocks import Block, BlockNorm, OwnedStore, Traffic, fetch_rows, sample_layer, sample_owned
 
@@ -206,7 +206,7 @@ class Sampling(Strategy):
             h = self.store.feat.to(self.device)
             for i in range(self.spec.layers):
                 tag = tags.halo(i, tags.EVAL)
-                exchange = lambda rows, tag=tag: halo_exchange(self.comm, self.view, rows, tag)  # noqa: E731
+                exchange = lambda rows, tag=tag: halo_exchange(self.comm, self.view, rows, tag)
                 h = activate(self.spec, i, halo_layer(self.spec, self.params, i, self.eval_agg, h, exchange), h)
         return global_accuracy(self.comm, h, self.label[self.store.owned.to(self.device)], self.masks)
 

@@ -132,7 +132,7 @@ class ChunkedSpMM(torch.autograd.Function):
     """Differentiable chunked aggregation: forward ``Â x``, backward ``Âᵀ g`` (no symmetry assumed)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, adj: ChunkedAdjacency) -> Tensor:  # noqa: D401
+    def forward(ctx, x: Tensor, adj: ChunkedAdjacency) -> Tensor:
         ctx.adj = adj
         return adj.matmul(x)
 

@@ -74,7 +74,7 @@ class DecoupledPropagate(torch.autograd.Function):
     """Owned MLP rows -> owned logits through split, K steps of Â, gather; backward the same with Âᵀ."""
 
     @staticmethod
-    def forward(ctx, rows: Tensor, comm, layout, adj, steps: int, prefix: str) -> Tensor:  # noqa: D401
+    def forward(ctx, rows: Tensor, comm, layout, adj, steps: int, prefix: str) -> Tensor:
         ctx.comm, ctx.layout, ctx.adj, ctx.steps, ctx.prefix = comm, layout, adj, steps, prefix
         return propagate(comm, layout, adj, rows, steps, False,
                          (tags.prop("split", tags.FWD, prefix), tags.prop("gather", tags.FWD, prefix)))

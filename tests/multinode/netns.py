@@ -67,7 +67,7 @@ def remove_stale() -> None:
             _delete(m.group(1))
 
 
-def _terminate(signum, frame):  # noqa: ARG001
+def _terminate(signum, frame):
     raise SystemExit(128 + signum)
 
 

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from netns import IFACE, Hosts, NetnsUnavailable, probe  # noqa: E402
+from netns import IFACE, Hosts, NetnsUnavailable, probe
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_NO_NETNS = 0, 1, 2, 77
 REPO = Path(__file__).resolve().parents[2]
@@ -41,8 +41,8 @@ def graphpar_argv() -> list[str]:
 def pick_shape(strategy: str, args: argparse.Namespace) -> tuple[str, int]:
     """(model, layers): --model/--layers when the strategy takes them, else the first of its models
     (and --layers, then one layer per rank: pipeline needs a stage per layer) its defaults accept."""
-    from graphpar.datasets import load_dataset  # noqa: PLC0415
-    from graphpar.strategies import ConfigError, TrainConfig, get_strategy  # noqa: PLC0415
+    from graphpar.datasets import load_dataset
+    from graphpar.strategies import ConfigError, TrainConfig, get_strategy
 
     cls, summary = get_strategy(strategy), load_dataset(args.dataset).summary()
     for layers in dict.fromkeys((args.layers, max(args.layers, args.workers))):
@@ -249,7 +249,7 @@ def prove_fault(strategy: str, fault: str, args: argparse.Namespace, work: Path)
 
 
 def registered_strategies() -> list[str]:
-    from graphpar.strategies import registered  # noqa: PLC0415
+    from graphpar.strategies import registered
 
     return [name for name in registered() if name != "single"]
 

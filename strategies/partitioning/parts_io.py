@@ -40,9 +40,9 @@ from torch import Tensor
 from graphpar.datasets.atomicfile import write_atomic
 from graphpar.datasets.tensorfile import read_header, read_tensors, write_tensors
 
-from ..base import ConfigError
 from ..kernels import CSRMatrix, MatrixAggregator, add_self_loops
 from ..libc import M_MMAP_THRESHOLD, mallopt
+from .errors import PartitionError
 from .halo import LocalView, _view_from_edges
 from .partitioner import Partition, partition, partition_stats
 
@@ -102,42 +102,42 @@ def write_parts(graph, dataset: str, num_parts: int, method: str, out: Path, see
 
 
 def read_manifest(folder: Path, flag: str = "--partition-dir") -> dict[str, Any]:
-    """The manifest of a partition folder, or one ConfigError line saying what is wrong and how to fix it."""
+    """The manifest of a partition folder, or one PartitionError line saying what is wrong and how to fix it."""
     path = Path(folder) / MANIFEST
     make = f"make one with graphpar partition DATASET --parts P --out {folder}"
     if not path.is_file():
-        raise ConfigError(f"{flag} {folder} holds no {MANIFEST}; {make}")
+        raise PartitionError(f"{flag} {folder} holds no {MANIFEST}; {make}")
     try:
         manifest = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ConfigError(f"{flag} {folder}: {MANIFEST} is unreadable ({type(e).__name__}); {make}") from None
+        raise PartitionError(f"{flag} {folder}: {MANIFEST} is unreadable ({type(e).__name__}); {make}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or manifest.get("kind") != "graphpar.partition":
-        raise ConfigError(f"{flag} {folder}: {MANIFEST} is not a graphpar partition manifest of format {FORMAT}; {make}")
+        raise PartitionError(f"{flag} {folder}: {MANIFEST} is not a graphpar partition manifest of format {FORMAT}; {make}")
     return manifest
 
 
 def check_manifest(folder: Path, dataset: str, workers: int, method: str | None = None,
                    flag: str = "--partition-dir") -> dict[str, Any]:
     """The manifest, checked against a run (dataset, P = parts, method if given, every part file there);
-    anything that does not match is one ConfigError line naming the fix."""
+    anything that does not match is one PartitionError line naming the fix."""
     m = read_manifest(folder, flag)
     redo = f"graphpar partition {dataset} --parts {workers} --method {m.get('method')} --out DIR"
     if m.get("dataset") != dataset:
-        raise ConfigError(f"{flag} {folder} partitions dataset {m.get('dataset')!r}, not --dataset {dataset}; "
+        raise PartitionError(f"{flag} {folder} partitions dataset {m.get('dataset')!r}, not --dataset {dataset}; "
                           f"pass --dataset {m.get('dataset')} or partition with {redo}")
     if m.get("parts") != workers:
-        raise ConfigError(f"{flag} {folder} holds {m.get('parts')} parts, not --workers {workers}; pass --workers "
+        raise PartitionError(f"{flag} {folder} holds {m.get('parts')} parts, not --workers {workers}; pass --workers "
                           f"{m.get('parts')} or partition with {redo}")
     if method is not None and m.get("method") != method:
-        raise ConfigError(f"{flag} {folder} was partitioned by {m.get('method')}, not --partition {method}; "
+        raise PartitionError(f"{flag} {folder} was partitioned by {m.get('method')}, not --partition {method}; "
                           f"drop --partition or partition again with --method {method}")
     missing = [f["file"] for f in m.get("files", []) if not (Path(folder) / f["file"]).is_file()]
     if missing or len(m.get("files", [])) != workers:
-        raise ConfigError(f"{flag} {folder} lacks part files {missing or 'for every rank'}; partition again with {redo}")
+        raise PartitionError(f"{flag} {folder} lacks part files {missing or 'for every rank'}; partition again with {redo}")
     for rank, entry in enumerate(m["files"]):
         why = _part_disagrees(Path(folder), rank, entry, m)
         if why:
-            raise ConfigError(f"{flag} {folder}: {entry.get('file')} {why}; partition again with {redo}")
+            raise PartitionError(f"{flag} {folder}: {entry.get('file')} {why}; partition again with {redo}")
     return m
 
 
@@ -207,7 +207,7 @@ class PartData:
         if self._feat is None:
             payload, _, why = read_tensors(self.path, FORMAT, mmap=True)
             if payload is None:
-                raise ConfigError(f"--partition-dir: {self.path.name} became unusable ({why}); partition again")
+                raise PartitionError(f"--partition-dir: {self.path.name} became unusable ({why}); partition again")
             self._feat = payload["feat"]
         return self._feat
 
@@ -296,11 +296,11 @@ def load_part(folder: Path, rank: int, manifest: dict[str, Any] | None = None) -
     path = Path(folder) / part_file(rank)
     payload, header, why = read_tensors(path, FORMAT, mmap=True)  # pages are read as the arrays are touched
     if payload is None:
-        raise ConfigError(f"--partition-dir {folder}: {path.name} is unusable ({why}); partition again")
+        raise PartitionError(f"--partition-dir {folder}: {path.name} is unusable ({why}); partition again")
     want = {"graph_hash": m["graph"]["hash"], "rank": rank, "parts": m["parts"]}
     wrong = {k: header.get(k) for k, v in want.items() if header.get(k) != v}
     if wrong:
-        raise ConfigError(f"--partition-dir {folder}: {path.name} was written for {wrong}, not {want}; partition again")
+        raise PartitionError(f"--partition-dir {folder}: {path.name} was written for {wrong}, not {want}; partition again")
     g = m["graph"]
     return PartData(name=g["name"], num_nodes=g["nodes"], num_edges=g["edges"], num_features=g["features"],
                     num_classes=g["classes"], num_train=g["train"], rank=rank, num_parts=m["parts"], manifest=m,

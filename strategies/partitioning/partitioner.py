@@ -2,7 +2,7 @@
 
     graphpar run --strategy partition --dataset cora --workers 4 --partition metis
 
-    from graphpar.strategies.partition.partitioner import partition_graph, partition_stats
+    from graphpar.strategies.partitioning.partitioner import partition_graph, partition_stats
     part_id = partition_graph(graph, 4, "metis")          # int64 [N], values in [0, 4)
     stats = partition_stats(graph.src, graph.dst, part_id, 4)
 
@@ -40,23 +40,21 @@ from graphpar.datasets.catalog import data_root
 from graphpar.datasets.tensorfile import read_tensors, write_tensors
 
 from .. import tags
-from ..base import ConfigError, Option
 from ..kernels import default_backend
 from ..libc import M_PERTURB, mallopt
 from ..native_output import captured_native_output
+from .errors import PartitionError
 
 METHODS = ("metis", "random", "contiguous")
-PARTITION_OPTION = Option("--partition", str, "metis", "which vertex partitioner cuts the graph into the ranks' "
-                          "parts (METIS: fewest cut edges)", METHODS)  # one flag, declared once: partition, sampling
 
 
 def check_method(flag: str, method: str, computed: bool = True) -> None:
     """A partitioning method a run can use here: a known one, and METIS only where DGL imports (``computed``:
     whether this run partitions at all; a single part needs no partitioner)."""
     if method not in METHODS:
-        raise ConfigError(f"{flag} {method!r} is unknown; pass one of {', '.join(METHODS)}")
+        raise PartitionError(f"{flag} {method!r} is unknown; pass one of {', '.join(METHODS)}")
     if computed and method == "metis" and default_backend() != "dgl":
-        raise ConfigError(f"{flag} metis needs DGL (dgl.metis_partition_assignment), which does not import here; "
+        raise PartitionError(f"{flag} metis needs DGL (dgl.metis_partition_assignment), which does not import here; "
                           f"pass {flag} random or contiguous")
 CACHE_FORMAT_VERSION = 3  # 2: part_id tensor + JSON header, hash-checked; 3: a safetensors file (tensorfile)
 

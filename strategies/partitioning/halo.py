@@ -189,8 +189,8 @@ def halo_layer(spec: ModelSpec, params: dict[str, Tensor], i: int, aggregate, h_
     stacked rows); by default ``aggregate(exchange(rows))``. ``before_weight`` (a gcn layer that aggregates
     first, ``head_before_weight``): the aggregated rows, before the weight and bias (``linear_rows_loss``
     applies them)."""
-    pick = (lambda t: t) if rows is None else (lambda t: t.index_select(0, rows))  # noqa: E731
-    gather = gather or (lambda t: aggregate(exchange(t)))  # noqa: E731
+    pick = (lambda t: t) if rows is None else (lambda t: t.index_select(0, rows))
+    gather = gather or (lambda t: aggregate(exchange(t)))
     # the bias and self terms are added in place (the same additions; autograd saves none of these outputs)
     if spec.kind == "gcn":
         w, b = params[f"layers.{i}.weight"], params[f"layers.{i}.bias"]
@@ -247,7 +247,7 @@ class _HaloAggregate(torch.autograd.Function):
     matrix); at most the halo rows or their gradient live beside the owned ones."""
 
     @staticmethod
-    def forward(ctx, h_owned: Tensor, comm: Communicator, view: LocalView, split: SplitCSR, tag: str) -> Tensor:  # noqa: D401
+    def forward(ctx, h_owned: Tensor, comm: Communicator, view: LocalView, split: SplitCSR, tag: str) -> Tensor:
         ctx.comm, ctx.view, ctx.split, ctx.tag = comm, view, split, tag
         sent = h_owned.index_select(0, view.send_idx)
         halo = comm.all_to_all(sent, view.send_counts, view.recv_counts, tag + tags.FWD)
@@ -271,7 +271,7 @@ class _HaloExchange(torch.autograd.Function):
     were sent from, onto the owned rows' own gradient."""
 
     @staticmethod
-    def forward(ctx, h_owned: Tensor, comm: Communicator, view: LocalView, tag: str) -> Tensor:  # noqa: D401
+    def forward(ctx, h_owned: Tensor, comm: Communicator, view: LocalView, tag: str) -> Tensor:
         ctx.comm, ctx.view, ctx.tag = comm, view, tag
         n_o = h_owned.shape[0]
         local = h_owned.new_empty((n_o + sum(view.recv_counts), *h_owned.shape[1:]))
@@ -291,7 +291,7 @@ class _AddGrad(torch.autograd.Function):
     """Identity forward; backward adds a fixed gradient at given rows (a stale halo gradient)."""
 
     @staticmethod
-    def forward(ctx, x: Tensor, idx: Tensor, extra: Tensor) -> Tensor:  # noqa: D401
+    def forward(ctx, x: Tensor, idx: Tensor, extra: Tensor) -> Tensor:
         ctx.save_for_backward(idx, extra)
         return x.view_as(x)
 

@@ -620,6 +620,27 @@ def test_a_stopped_rank_is_named_and_ends_the_run_within_timeout(tmp_path, worke
     assert not out.exists() and _gone(pids), "a worker was left behind"
 
 
+def test_a_local_run_listens_on_loopback_only(tmp_path):
+    """One host: the rendezvous and the process group use file stores in the run's private folder, gloo's
+    links use loopback; nothing of the launcher or its workers listens on another interface."""
+    psutil = pytest.importorskip("psutil")
+    proc, pids, out, tmp = _start_run(tmp_path, workers=2)
+    try:
+        _pid_of_rank(tmp, 1)  # both ranks are past the rendezvous and in training
+        time.sleep(2)
+        listening = []
+        for p in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]:
+            try:
+                listening += [(p.pid, c.laddr.ip) for c in p.net_connections(kind="inet") if c.status == "LISTEN"]
+            except psutil.NoSuchProcess:
+                continue
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    exposed = [(pid, ip) for pid, ip in listening if ip not in ("127.0.0.1", "::1")]
+    assert exposed == [], exposed
+
+
 def test_sweep_stops_on_ctrl_c_keeps_finished_records_and_resumes(tmp_path, monkeypatch):
 
     from graphpar.bench.harness import sweep

@@ -39,7 +39,7 @@ from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 from graphpar.strategies import TrainConfig
 
 from . import heartbeat
-from .dist import peer_died
+from .dist import PG_STORE_ENV, peer_died
 from .netaddr import interface_of, multinode_settings
 from .worker import worker_main
 
@@ -172,14 +172,16 @@ def launch(cfg: TrainConfig, cluster: Cluster | None = None, keep_params: bool =
                 os.environ["GLOO_SOCKET_IFNAME"] = iface
             else:
                 os.environ.pop("GLOO_SOCKET_IFNAME", None)  # gloo falls back to the hostname's address
-    endpoint = f"{'localhost' if local else cluster.master_addr}:{cluster.master_port if not local else 0}"
     log_dir = tempfile.mkdtemp(prefix="graphpar-run-")  # torch's torchelastic_* folders go here, then away
+    # one host: both stores are files in this run's private folder (no TCP listener at all; gloo's own
+    # links stay on loopback); several hosts: TCP stores on the master, unauthenticated (trusted network only)
+    endpoint = os.path.join(log_dir, "rendezvous.store") if local else f"{cluster.master_addr}:{cluster.master_port}"
     config = LaunchConfig(
         min_nodes=cluster.nnodes, max_nodes=cluster.nnodes, nproc_per_node=cfg.workers // cluster.nnodes,
         run_id=cluster.run_id or ("local-" + uuid.uuid4().hex[:8] if local else "graphpar"),
         rdzv_backend="c10d", rdzv_endpoint=endpoint,
         rdzv_configs={"rank": cluster.node_rank, "timeout": max(1, int(cfg.timeout_s)), "is_host": multi["is_host"]}
-        if not local else {"timeout": 60},
+        if not local else {"timeout": 60, "store_type": "file"},
         local_addr=multi.get("local_addr"),
         max_restarts=0, monitor_interval=0.2, start_method="spawn", log_dir=log_dir,
     )
@@ -198,8 +200,13 @@ def launch(cfg: TrainConfig, cluster: Cluster | None = None, keep_params: bool =
     watch = _Watch(os.path.join(log_dir, "heartbeat"), [cluster.node_rank * nproc + r for r in range(nproc)],
                    time.time(), float(cfg.timeout_s))
     os.makedirs(watch.folder)
-    previous_env = os.environ.get(heartbeat.ENV)
-    os.environ[heartbeat.ENV] = watch.folder  # the spawned workers inherit it
+    run_env = {heartbeat.ENV: watch.folder, PG_STORE_ENV: os.path.join(log_dir, "group.store") if local else None}
+    previous_env = {k: os.environ.get(k) for k in run_env}
+    for k, v in run_env.items():  # the spawned workers inherit them
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
     reaper = _Reaper(watch=watch)
     reaper.start()
     try:
@@ -220,10 +227,11 @@ def launch(cfg: TrainConfig, cluster: Cluster | None = None, keep_params: bool =
                         ) from None
     finally:
         reaper.done.set()
-        if previous_env is None:
-            os.environ.pop(heartbeat.ENV, None)
-        else:
-            os.environ[heartbeat.ENV] = previous_env
+        for k, v in previous_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         elastic_api._terminate_process_handler = torch_handler
         for signum, handler in handlers.items():
             signal.signal(signum, handler)

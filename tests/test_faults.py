@@ -515,22 +515,23 @@ def _children(pid: int) -> list[int]:
     return kids
 
 
-def _start_run(tmp_path, *extra, epochs=100000, env_extra=None):
+def _start_run(tmp_path, *extra, epochs=100000, env_extra=None, workers=2):
     tmp = tmp_path / "tmpdir"
     tmp.mkdir(exist_ok=True)
     env = dict(os.environ, TMPDIR=str(tmp), **(env_extra or {}))
     out = tmp_path / "runs.jsonl"
-    proc = subprocess.Popen(CLI + ["run", "--strategy", "tensor", "--dataset", "cora", "--workers", "2", "--hidden", "8",
+    proc = subprocess.Popen(CLI + ["run", "--strategy", "tensor", "--dataset", "cora", "--workers", str(workers), "--hidden", "8",
                                    "--epochs", str(epochs), "--out", str(out), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    n_workers = workers
     deadline = time.time() + 120
     while time.time() < deadline:  # both workers started (the resource tracker may be a third child)
-        workers = [k for k in _children(proc.pid) if "spawn_main" in Path(f"/proc/{k}/cmdline").read_text()
-                   and "--multiprocessing-fork" in Path(f"/proc/{k}/cmdline").read_text()] \
+        workers_now = [k for k in _children(proc.pid) if "spawn_main" in Path(f"/proc/{k}/cmdline").read_text()
+                       and "--multiprocessing-fork" in Path(f"/proc/{k}/cmdline").read_text()] \
             if Path(f"/proc/{proc.pid}").exists() else []
-        if len(workers) >= 2:
+        if len(workers_now) >= n_workers:
             time.sleep(3)  # into the training loop
-            return proc, workers, out, tmp
+            return proc, workers_now, out, tmp
         time.sleep(0.5)
     proc.kill()
     raise AssertionError("workers never started")
@@ -579,6 +580,65 @@ def test_stopped_worker_ends_the_run_within_timeout_plus_grace(tmp_path):
     assert not out.exists()
     assert _gone(workers), "the stopped worker was left behind"
     assert not list(tmp.iterdir()), f"left in TMPDIR: {list(tmp.iterdir())}"
+
+
+def _pid_of_rank(tmp: Path, rank: int) -> int:
+    """The pid a rank wrote into its heartbeat file (under the run's temp folder in TMPDIR), once it has."""
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        for beat in tmp.glob(f"graphpar-run-*/heartbeat/rank-{rank}"):
+            text = beat.read_text()
+            if text:
+                return int(text)
+        time.sleep(0.5)
+    raise AssertionError(f"rank {rank} never beat")
+
+
+@pytest.mark.parametrize("workers, stopped", [(1, 0), (2, 1)], ids=["P1", "P2-rank1"])
+def test_a_stopped_rank_is_named_and_ends_the_run_within_timeout(tmp_path, workers, stopped):
+    """The heartbeat watchdog: SIGSTOP of a rank (the only one at P=1, where no peer's collective would ever
+    notice) ends the run within --timeout + 30 s, one line naming that rank (not a healthy peer)."""
+    timeout = 8
+    proc, pids, out, tmp = _start_run(tmp_path, "--timeout", str(timeout), workers=workers,
+                                      env_extra={"GRAPHPAR_KILL_GRACE_S": "3"})
+    victim = _pid_of_rank(tmp, stopped)
+    assert victim in pids
+    os.kill(victim, signal.SIGSTOP)
+    start = time.time()
+    try:
+        _, err = proc.communicate(timeout=timeout + 90)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        for w in pids:
+            os.kill(w, signal.SIGKILL)
+        raise AssertionError("the launcher hung on a stopped worker") from None
+    elapsed = time.time() - start
+    failed = [line for line in err.splitlines() if "run failed" in line]
+    assert proc.returncode == 1 and len(failed) == 1, err[-3000:]
+    assert f"rank {stopped} on" in failed[0] and "no heartbeat" in failed[0], failed[0]
+    assert elapsed < timeout + 30, f"took {elapsed:.0f}s"
+    assert not out.exists() and _gone(pids), "a worker was left behind"
+
+
+def test_a_local_run_listens_on_loopback_only(tmp_path):
+    """One host: the rendezvous and the process group use file stores in the run's private folder, gloo's
+    links use loopback; nothing of the launcher or its workers listens on another interface."""
+    psutil = pytest.importorskip("psutil")
+    proc, pids, out, tmp = _start_run(tmp_path, workers=2)
+    try:
+        _pid_of_rank(tmp, 1)  # both ranks are past the rendezvous and in training
+        time.sleep(2)
+        listening = []
+        for p in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]:
+            try:
+                listening += [(p.pid, c.laddr.ip) for c in p.net_connections(kind="inet") if c.status == "LISTEN"]
+            except psutil.NoSuchProcess:
+                continue
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    exposed = [(pid, ip) for pid, ip in listening if ip not in ("127.0.0.1", "::1")]
+    assert exposed == [], exposed
 
 
 def test_sweep_stops_on_ctrl_c_keeps_finished_records_and_resumes(tmp_path, monkeypatch):

@@ -39,3 +39,21 @@ def test_dead_worker_fails_the_run_fast_with_traceback(tmp_path, mode):
         assert "injected fault on rank 1" in res.stderr
     assert not out.exists(), "a failed run writes no record"
     assert elapsed < 100, f"failure took {elapsed:.0f}s to surface"
+
+
+def test_silent_ranks_are_judged_from_their_last_beat_or_the_launch(tmp_path):
+    """A rank silent past the limit is named with its silence; one that never beat is judged from the launch
+    plus the start-up grace; a beating rank is not."""
+    import os
+
+    from graphpar.bench.runtime import heartbeat
+
+    now = 10_000.0
+    (tmp_path / "rank-0").write_text("1")
+    os.utime(tmp_path / "rank-0", (now - 3, now - 3))
+    (tmp_path / "rank-1").write_text("2")
+    os.utime(tmp_path / "rank-1", (now - 20, now - 20))
+    assert heartbeat.silent_ranks(tmp_path, [0, 1], started=now - 100, limit_s=10, now=now) == [(1, 20.0)]
+    grace = heartbeat.STARTUP_GRACE_S
+    assert heartbeat.silent_ranks(tmp_path, [2], started=now - 10 - grace + 1, limit_s=10, now=now) == []
+    assert heartbeat.silent_ranks(tmp_path, [2], started=now - 10 - grace - 1, limit_s=10, now=now) == [(2, 11 + grace)]

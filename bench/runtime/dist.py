@@ -25,8 +25,16 @@ def backend(device: str) -> str:
     return "nccl" if torch.cuda.device_count() >= local_world else "gloo"
 
 
+PG_STORE_ENV = "GRAPHPAR_GROUP_STORE"  # a one-host run's process-group store: a file, not a TCP listener
+
+
 def init(device: str, timeout_s: float, **kwargs) -> None:
-    """Join the process group of this run (``kwargs``: rank/world_size where no launcher set them)."""
+    """Join the process group of this run (``kwargs``: rank/world_size where no launcher set them). On one
+    host the launcher names a file store (``GRAPHPAR_GROUP_STORE``), so no rank listens on TCP for it."""
+    path = os.environ.get(PG_STORE_ENV)
+    if path and not kwargs:
+        kwargs = {"init_method": f"file://{path}", "rank": int(os.environ["RANK"]),
+                  "world_size": int(os.environ["WORLD_SIZE"])}
     tdist.init_process_group(backend(device), timeout=timedelta(seconds=timeout_s), **kwargs)
 
 

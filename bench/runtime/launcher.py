@@ -8,7 +8,10 @@ raises with the failing rank's traceback (workers are wrapped in ``@record``).
 
 Faults end the run, never hang it: once a worker has failed (a peer's collective timed out after
 ``--timeout``, a crash), the ones still alive get STRAGGLER_GRACE_S to exit and are then SIGKILLed (a
-stopped or wedged worker ignores torch's SIGTERM, and torch 2.2 joins it without a limit). SIGINT or
+stopped or wedged worker ignores torch's SIGTERM, and torch 2.2 joins it without a limit). Every worker
+also beats (``heartbeat``): a rank of this host silent for ``--timeout`` (stopped, wedged) gets every local
+worker killed at once, at any P (P=1 included, where no peer's collective would notice), and the error
+names that rank, whichever noticed first. SIGINT or
 SIGTERM to the launcher stops the workers and raises ``Interrupted`` (exit 130/143 in the CLI, no
 record). torch's per-run log folders go under a temp folder of the run's own, removed afterwards.
 """
@@ -19,6 +22,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -34,7 +38,8 @@ from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
 from graphpar.strategies import TrainConfig
 
-from .dist import peer_died
+from . import heartbeat
+from .dist import PG_STORE_ENV, peer_died
 from .netaddr import interface_of, multinode_settings
 from .worker import worker_main
 
@@ -63,14 +68,27 @@ class Interrupted(KeyboardInterrupt):
 
 
 class _Reaper(threading.Thread):
-    """SIGKILLs the workers still alive ``grace_s`` after one of them failed (stopped, wedged, deaf)."""
+    """SIGKILLs the workers still alive ``grace_s`` after one of them failed (stopped, wedged, deaf), and all
+    of them at once when a rank of this host stops beating for ``watch.limit_s`` (``heartbeat``)."""
 
-    def __init__(self, grace_s: float | None = None):
+    def __init__(self, grace_s: float | None = None, watch: "_Watch | None" = None):
         super().__init__(name="graphpar-reaper", daemon=True)
         if grace_s is None:
             grace_s = float(os.environ.get("GRAPHPAR_KILL_GRACE_S", STRAGGLER_GRACE_S))
         self.grace_s, self.done, self.killed = grace_s, threading.Event(), []
+        self.watch = watch
+        self.silent: tuple[int, float] | None = None  # (rank, seconds) of the rank that stopped beating
+        self.failed_wall: float | None = None  # wall time the first worker failure was seen
         self._seen: dict[int, multiprocessing.Process] = {}
+
+    def _kill(self, procs: list) -> None:
+        for p in procs:
+            if p.exitcode is None and p.pid not in self.killed:
+                try:
+                    os.kill(p.pid, signal.SIGKILL)
+                    self.killed.append(p.pid)
+                except ProcessLookupError:
+                    pass
 
     def run(self) -> None:
         failed_at = None
@@ -79,15 +97,34 @@ class _Reaper(threading.Thread):
                 self._seen.setdefault(proc.pid, proc)
             procs = list(self._seen.values())
             if failed_at is None and any(p.exitcode not in (None, 0) for p in procs):
-                failed_at = time.monotonic()
+                failed_at, self.failed_wall = time.monotonic(), time.time()
+            if failed_at is None and self.silent is None and self.watch is not None:
+                silent = heartbeat.silent_ranks(self.watch.folder, self.watch.ranks, self.watch.started,
+                                                self.watch.limit_s)
+                if silent:
+                    self.silent = max(silent, key=lambda rs: rs[1])
+                    self._kill(procs)
             if failed_at is not None and time.monotonic() - failed_at > self.grace_s:
-                for p in procs:
-                    if p.exitcode is None and p.pid not in self.killed:
-                        try:
-                            os.kill(p.pid, signal.SIGKILL)
-                            self.killed.append(p.pid)
-                        except ProcessLookupError:
-                            pass
+                self._kill(procs)
+
+    def stalled_rank(self) -> tuple[int, float] | None:
+        """The rank of this host that stopped beating: the one the watchdog caught, or, when a peer's
+        collective timed out first, a rank silent since well before that failure."""
+        if self.silent is not None or self.watch is None or self.failed_wall is None:
+            return self.silent
+        quiet = heartbeat.silent_ranks(self.watch.folder, self.watch.ranks, self.watch.started,
+                                       2 * heartbeat.BEAT_S + 1.0, now=self.failed_wall)
+        return max(quiet, key=lambda rs: rs[1]) if quiet else None
+
+
+@dataclass
+class _Watch:
+    """What the reaper's watchdog watches: this host's ranks' heartbeat files, and the silence it allows."""
+
+    folder: str
+    ranks: list[int]
+    started: float
+    limit_s: float
 
 
 @dataclass
@@ -135,14 +172,16 @@ def launch(cfg: TrainConfig, cluster: Cluster | None = None, keep_params: bool =
                 os.environ["GLOO_SOCKET_IFNAME"] = iface
             else:
                 os.environ.pop("GLOO_SOCKET_IFNAME", None)  # gloo falls back to the hostname's address
-    endpoint = f"{'localhost' if local else cluster.master_addr}:{cluster.master_port if not local else 0}"
     log_dir = tempfile.mkdtemp(prefix="graphpar-run-")  # torch's torchelastic_* folders go here, then away
+    # one host: both stores are files in this run's private folder (no TCP listener at all; gloo's own
+    # links stay on loopback); several hosts: TCP stores on the master, unauthenticated (trusted network only)
+    endpoint = os.path.join(log_dir, "rendezvous.store") if local else f"{cluster.master_addr}:{cluster.master_port}"
     config = LaunchConfig(
         min_nodes=cluster.nnodes, max_nodes=cluster.nnodes, nproc_per_node=cfg.workers // cluster.nnodes,
         run_id=cluster.run_id or ("local-" + uuid.uuid4().hex[:8] if local else "graphpar"),
         rdzv_backend="c10d", rdzv_endpoint=endpoint,
         rdzv_configs={"rank": cluster.node_rank, "timeout": max(1, int(cfg.timeout_s)), "is_host": multi["is_host"]}
-        if not local else {"timeout": 60},
+        if not local else {"timeout": 60, "store_type": "file"},
         local_addr=multi.get("local_addr"),
         max_restarts=0, monitor_interval=0.2, start_method="spawn", log_dir=log_dir,
     )
@@ -157,13 +196,30 @@ def launch(cfg: TrainConfig, cluster: Cluster | None = None, keep_params: bool =
         raise SignalException(f"graphpar launcher got {signal.Signals(signum).name}", sigval=signal.SIGTERM)
 
     torch_handler, elastic_api._terminate_process_handler = elastic_api._terminate_process_handler, on_signal
-    reaper = _Reaper()
+    nproc = cfg.workers // cluster.nnodes
+    watch = _Watch(os.path.join(log_dir, "heartbeat"), [cluster.node_rank * nproc + r for r in range(nproc)],
+                   time.time(), float(cfg.timeout_s))
+    os.makedirs(watch.folder)
+    run_env = {heartbeat.ENV: watch.folder, PG_STORE_ENV: os.path.join(log_dir, "group.store") if local else None}
+    previous_env = {k: os.environ.get(k) for k in run_env}
+    for k, v in run_env.items():  # the spawned workers inherit them
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    reaper = _Reaper(watch=watch)
     reaper.start()
     try:
         results = elastic_launch(config, worker_main)(cfg.as_dict(), keep_params)
     except SignalException as err:  # the agent has already stopped the workers
         raise Interrupted(received[0] if received else err.sigval) from None
     except ChildFailedError as err:
+        stalled = reaper.stalled_rank()
+        if stalled is not None:
+            rank, quiet = stalled
+            raise RunFailed(f"rank {rank} on {socket.gethostname()} made no progress for {quiet:.0f} s (stopped, "
+                            f"wedged or holding the GIL: no heartbeat; --timeout {cfg.timeout_s:g}); every worker "
+                            "of this host was killed") from None
         raise RunFailed(_root_cause(err)) from None
     except RendezvousError as err:  # another host's agent ended (its rank failed) or the master is unreachable
         raise RunFailed(f"lost the rendezvous with the other hosts at {endpoint} ({type(err).__name__}: {err}); "
@@ -171,6 +227,11 @@ def launch(cfg: TrainConfig, cluster: Cluster | None = None, keep_params: bool =
                         ) from None
     finally:
         reaper.done.set()
+        for k, v in previous_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         elastic_api._terminate_process_handler = torch_handler
         for signum, handler in handlers.items():
             signal.signal(signum, handler)

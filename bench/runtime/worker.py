@@ -16,7 +16,9 @@ from torch.distributed.elastic.multiprocessing.errors import record
 from graphpar.datasets import load_dataset
 from graphpar.strategies import Communicator, TrainConfig, get_strategy
 
+from . import heartbeat
 from .dist import destroy, init, peer_died
+from .heartbeat import start_beating
 from .loop import current_rss_bytes, train_rank
 from .wire import pack, unpack
 
@@ -27,6 +29,7 @@ def worker_main(cfg_dict: dict[str, Any], keep_params: bool = False) -> Any:
     os.environ.setdefault("OUTDATED_IGNORE", "1")
     # Ctrl-C reaches the whole process group: the launcher reports it once; a worker just leaves quietly
     signal.signal(signal.SIGINT, lambda signum, _frame: os._exit(128 + signum))
+    start_beating(os.environ.get(heartbeat.ENV), int(os.environ.get("RANK", "0")))  # the launcher's watchdog
     cfg = TrainConfig.from_dict(cfg_dict)
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))

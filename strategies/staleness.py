@@ -102,3 +102,11 @@ def combine(per_rank: list[dict[str, Any] | None]) -> dict[str, Any] | None:
             "max_drift": max(s["max_drift"] for s in stats),
             "mean_drift": max(s["mean_drift"] for s in stats),
             "diverged": bool(reasons), "diverged_reason": reasons[0] if reasons else None}
+
+
+def with_combined(info: dict[str, Any], per_rank: list[dict[str, Any] | None]) -> dict[str, Any]:
+    """Rank 0's ``info`` with its ``staleness`` replaced by ``combine`` over every rank's (a record's
+    ``info.staleness`` speaks for the whole run: a pipeline's stage 0 reads features, not history).
+    ``info`` unchanged when no rank has staleness statistics (exact modes)."""
+    stats = combine(per_rank)
+    return info if stats is None else {**info, "staleness": stats}

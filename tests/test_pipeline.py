@@ -373,3 +373,19 @@ def test_hybrid_chunks_are_the_metis_parts(cora):
     src, dst, _ = aggregation_edges(ModelSpec.build("gcn", 8, 8, 7, 2), src, dst, cora.num_nodes)
     aligned, equal = (_stale_share(src, dst, part, c, k) for c in (chunk, global_chunks(part, 2, k)))
     assert aligned < equal, (aligned, equal)
+
+
+def test_record_staleness_is_combined_over_every_rank(cora):
+    """A 2-stage pipeline's record speaks for both stages: stage 0 reads features (no history), stage 1 reads
+    last epoch's rows, so rank 0's own statistics say 0 while the record's combined share is not."""
+    from graphpar.bench.record import build_record
+
+    cfg = TrainConfig(strategy="pipeline", dataset=cora.name, workers=2, layers=2, epochs=6, hidden=16,
+                      timeout_s=120, options={"staleness": 1})
+    ranks = train_local(cfg, cora, keep_params=False)
+    assert ranks[0]["staleness"]["stale_read_share"] == 0.0 < ranks[1]["staleness"]["stale_read_share"]
+    rec = build_record(cfg.as_dict(), {"name": cora.name}, ranks)
+    st = rec["info"]["staleness"]
+    assert st["stale_rows_read"] == sum(r["staleness"]["stale_rows_read"] for r in ranks) > 0
+    assert 0 < st["stale_read_share"] < 1 and st["max_drift"] == ranks[1]["staleness"]["max_drift"] > 0
+    assert rec["info"]["stages"] == 2  # the rest of info is still rank 0's

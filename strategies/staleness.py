@@ -156,8 +156,10 @@ def combine(per_rank: list[dict[str, Any] | None]) -> dict[str, Any] | None:
     if any("bound" in s for s in stats):
         counts = {k: sum(int(s.get(k, 0)) for s in stats) for k in COUNTS}
         flags = [s["drift_flag_reason"] for s in stats if s.get("drift_flagged")]
-        bounded = {"bound": stats[0]["bound"], **_derived(counts), "drift_flagged": bool(flags),
-                   "drift_flag_reason": flags[0] if flags else None}
+        bound = stats[0]["bound"]
+        flag = drift_flag(bound, counts, []) if bound > 0 else {  # fixed K: the ranks' own drifts decide
+            "drift_flagged": bool(flags), "drift_flag_reason": flags[0] if flags else None}
+        bounded = {"bound": bound, **_derived(counts), **flag}
     return {**bounded, "stale_read_share": stale / rows if rows else 0.0, "stale_rows_read": stale, "rows_read": rows,
             "max_drift": max(s["max_drift"] for s in stats),
             "mean_drift": max(s["mean_drift"] for s in stats),

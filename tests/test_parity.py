@@ -163,6 +163,32 @@ def test_terminal_line_says_a_stale_run_diverged():
                                   "the last 10 epochs)")
 
 
+def test_terminal_line_says_how_often_the_bound_refreshed_and_flags_drift():
+    """The bounded stale halo's counters reach the terminal line; a bound that forced most refreshes, and a
+    fixed K whose refreshes mostly found rows drifted past the default bound, each get a NOTE."""
+    from graphpar.bench.tables import staleness_note
+    from graphpar.strategies.staleness import DEFAULT_BOUND, StaleMonitor, combine
+
+    def rec_of(bound: float, forced: int, stale: int, drifts: list[float]) -> dict:
+        ranks = []
+        for _ in range(2):
+            m = StaleMonitor()
+            m.bound, m.drifts = bound, drifts
+            m.count(forced_refreshes=forced, stale_layer_epochs=stale, refreshed_layer_epochs=forced + 10,
+                    exact_halo_bytes=3_000_000, halo_sent_bytes=1_000_000)
+            ranks.append(m.stats())
+        return {"workers": [{"staleness": st} for st in ranks], "info": {"staleness": combine(ranks)}}
+
+    quiet = staleness_note(rec_of(0.1, 3, 97, [0.01] * 10))
+    assert "refreshed 26 of 220 layer-epochs (6 forced by the drift bound 0.1), halo 4.00 MB saved vs exact" in quiet
+    assert "NOTE" not in quiet
+    assert "NOTE: the drift bound 0.1 forced 160 refreshes, 80% of the stale layer-epochs" in \
+        staleness_note(rec_of(0.1, 80, 20, [0.01] * 10))
+    fixed = staleness_note(rec_of(0.0, 0, 100, [0.0, 0.5, 0.6, 0.01]))
+    assert "(fixed K)" in fixed and f"NOTE: 2 of 3 refreshes found rows drifted over {DEFAULT_BOUND:g}" in fixed
+    assert "NOTE" not in staleness_note(rec_of(0.0, 0, 100, [0.0, 0.5, 0.01, 0.01]))
+
+
 @pytest.mark.parametrize("strategy,opts", [("partition", ["--partition", "random", "--stale", "2"]),
                                            ("pipeline", ["--chunk-order", "contiguous", "--staleness", "1"])])
 def test_a_stale_run_that_blows_up_says_diverged(tmp_path, capsys, strategy, opts):

@@ -118,6 +118,14 @@ def _derived(counts: dict[str, int]) -> dict[str, Any]:
             "forced_share": c["forced_refreshes"] / would_be_stale if would_be_stale else 0.0}
 
 
+BOUND_CHOSEN_ON = ("cora", "amazon-computers")  # graphs DEFAULT_BOUND was chosen on; the others only check it
+
+
+def graph_group(dataset: str) -> str:
+    """Whether ``dataset`` helped choose the stale modes' defaults or only checks them (``graphpar parity``)."""
+    return "tuned" if dataset in BOUND_CHOSEN_ON else "check-only"
+
+
 DEFAULT_BOUND = 0.1  # partition --stale K: a layer's halo is refreshed early once its drift exceeds this
 FLAG_SHARE = 0.5  # flagged: the bound forced (or, without one, would have forced) over half the stale layer-epochs
 FLAG_DRIFT = DEFAULT_BOUND  # fixed K: a refresh's drift above this counts as one the default bound would have forced

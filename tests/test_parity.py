@@ -67,6 +67,22 @@ def test_parity_command_passes_for_an_exact_strategy(tmp_path, capsys):
     assert stem.with_suffix(".png").stat().st_size > 0
 
 
+def test_parity_says_the_graph_group_and_the_communication_a_stale_partition_saved(tmp_path, capsys):
+    """A check-only graph says so; a bounded stale partition reports per seed its refreshes and, over the seeds,
+    the halo bytes it saved against the exact mode (from the runs' own counters)."""
+    rc = main(["parity", "--strategy", "partition", "--partition", "random", "--stale", "2", "--dataset", SMALL,
+               "--workers", "2", "--seeds", "2", "--epochs", "6", "--eval-every", "3", "--out-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc in (0, 1), out
+    assert "graph group: check-only (cora, amazon-computers chose" in out
+    numbers = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert numbers["graph_group"] == "check-only"
+    stats = [r["staleness"] for r in numbers["runs"]["strategy"]]
+    assert all(st["bound"] > 0 and st["refreshed_layer_epochs"] > 0 for st in stats)
+    saved = sum(st["saved_vs_exact_bytes"] for st in stats) / 2
+    assert f"halo bytes saved vs exact {saved / 1e6:.2f} MB" in out and out.count("forced by the drift bound") == 2
+
+
 def test_reference_runs_are_reused_from_the_cache(tmp_path, capsys, monkeypatch):
     """--reuse-reference DIR: the second parity call with the same reference trains only the strategy, and gets
     the same reference accuracies; an unreadable cache entry is trained again."""

@@ -56,8 +56,9 @@ def above_reference(losses: list[float], reference: list[float]) -> str | None:
     return None
 
 
-COUNTS = ("forced_refreshes", "refreshed_layer_epochs", "stale_layer_epochs", "halo_sent_bytes",
-          "exact_halo_bytes", "stale_saved_bytes")  # bounded staleness's counters (partition), summed over ranks
+DECISIONS = ("forced_refreshes", "refreshed_layer_epochs", "stale_layer_epochs")  # collective: the same on every rank
+BYTES = ("halo_sent_bytes", "exact_halo_bytes", "stale_saved_bytes")  # this rank's: summed over ranks
+COUNTS = DECISIONS + BYTES  # bounded staleness's counters
 
 
 def relative_drift(new: Tensor, old: Tensor) -> float:
@@ -153,7 +154,8 @@ def drift_flag(bound: float, counts: dict[str, int], drifts: list[float]) -> dic
 
 def combine(per_rank: list[dict[str, Any] | None]) -> dict[str, Any] | None:
     """All ranks' ``stats()`` as one (a pipeline's first stage reads no history: rank 0 alone says little):
-    reads summed, drifts' maximum, diverged if any rank says so. None when no rank has stats."""
+    reads and bytes summed, drifts' maximum, refresh decisions (collective) once, diverged if any rank says so.
+    None when no rank has stats."""
     stats = [s for s in per_rank if s]
     if not stats:
         return None
@@ -162,7 +164,8 @@ def combine(per_rank: list[dict[str, Any] | None]) -> dict[str, Any] | None:
     reasons = [s["diverged_reason"] for s in stats if s["diverged"]]
     bounded = {}
     if any("bound" in s for s in stats):
-        counts = {k: sum(int(s.get(k, 0)) for s in stats) for k in COUNTS}
+        counts = {**{k: max(int(s.get(k, 0)) for s in stats) for k in DECISIONS},
+                  **{k: sum(int(s.get(k, 0)) for s in stats) for k in BYTES}}
         flags = [s["drift_flag_reason"] for s in stats if s.get("drift_flagged")]
         bound = stats[0]["bound"]
         flag = drift_flag(bound, counts, []) if bound > 0 else {  # fixed K: the ranks' own drifts decide

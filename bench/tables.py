@@ -64,10 +64,10 @@ def bound_note(st: dict[str, Any]) -> str:
     if "bound" not in st:
         return ""
     done = st["refreshed_layer_epochs"]
-    note = (f", refreshed {done} of {done + st['stale_layer_epochs']} layer-epochs"
+    note = (f", refreshed {done} of {done + st['stale_layer_epochs']} {st.get('refresh_unit', 'layer-epochs')}"
             + (f" ({st['forced_refreshes']} forced by the drift bound {st['bound']:g})" if st["bound"] else
                " (fixed K)")
-            + f", halo {_mb(st['saved_vs_exact_bytes'])} MB saved vs exact")
+            + (f", halo {_mb(st['saved_vs_exact_bytes'])} MB saved vs exact" if st["exact_halo_bytes"] else ""))
     return note + (f", NOTE: {st['drift_flag_reason']}" if st.get("drift_flagged") else "")
 
 

@@ -15,7 +15,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import torch
 from torch import Tensor
+
+from . import tags
 
 RISE_FACTOR = 1.5  # diverged: the last epochs' mean loss > 1.5 x the minimum before them ...
 RISE_MIN = 0.1  # ... and at least 0.1 above it (small losses wobble)
@@ -69,6 +72,12 @@ def relative_drift(new: Tensor, old: Tensor) -> float:
     return float((new[both] - old[both]).norm()) / scale if scale > 0 else 0.0
 
 
+def max_over_ranks(comm, value: float) -> float:
+    """The largest of every rank's ``value`` (one float32 ``all_gather``, counted under ``tags.STALE_DRIFT``):
+    the collective a drift bound decides with, so all ranks refresh together."""
+    return max(float(t) for t in comm.all_gather(torch.tensor([float(value)]), tags.STALE_DRIFT))
+
+
 class StaleMonitor:
     """Stale reads, historical-row drift and the loss curve of one rank's stale mode."""
 
@@ -79,6 +88,7 @@ class StaleMonitor:
         self.losses: list[float] = []
         self.counts: dict[str, int] = {}  # COUNTS a mode keeps (partition's bounded staleness)
         self.bound: float | None = None  # the drift bound, where the mode has one (0 = fixed K)
+        self.unit = "layer-epochs"  # what a refresh decision covers (partition: one layer's halo; pipeline: an epoch)
 
     def count(self, **added: int) -> None:
         for k, v in added.items():
@@ -108,7 +118,8 @@ class StaleMonitor:
     def _bounded(self) -> dict[str, Any]:
         if self.bound is None:
             return {}
-        return {"bound": self.bound, **_derived(self.counts), **drift_flag(self.bound, self.counts, self.drifts)}
+        return {"bound": self.bound, "refresh_unit": self.unit, **_derived(self.counts),
+                **drift_flag(self.bound, self.counts, self.drifts)}
 
 
 def _derived(counts: dict[str, int]) -> dict[str, Any]:
@@ -142,7 +153,7 @@ def drift_flag(bound: float, counts: dict[str, int], drifts: list[float]) -> dic
         d = _derived(counts)
         if d["forced_share"] > FLAG_SHARE:
             reason = (f"the drift bound {bound:g} forced {d['forced_refreshes']} refreshes, "
-                      f"{d['forced_share']:.0%} of the stale layer-epochs: little communication saved")
+                      f"{d['forced_share']:.0%} of the stale ones: little staleness left")
     else:
         moved = [x for x in drifts if x > 0]
         over = sum(x > FLAG_DRIFT for x in moved)
@@ -170,7 +181,8 @@ def combine(per_rank: list[dict[str, Any] | None]) -> dict[str, Any] | None:
         bound = stats[0]["bound"]
         flag = drift_flag(bound, counts, []) if bound > 0 else {  # fixed K: the ranks' own drifts decide
             "drift_flagged": bool(flags), "drift_flag_reason": flags[0] if flags else None}
-        bounded = {"bound": bound, **_derived(counts), **flag}
+        bounded = {"bound": bound, "refresh_unit": stats[0].get("refresh_unit", "layer-epochs"),
+                   **_derived(counts), **flag}
     return {**bounded, "stale_read_share": stale / rows if rows else 0.0, "stale_rows_read": stale, "rows_read": rows,
             "max_drift": max(s["max_drift"] for s in stats),
             "mean_drift": max(s["mean_drift"] for s in stats),

@@ -198,7 +198,7 @@ def test_terminal_line_says_how_often_the_bound_refreshed_and_flags_drift():
     quiet = staleness_note(rec_of(0.1, 3, 97, [0.01] * 10))
     assert "refreshed 13 of 110 layer-epochs (3 forced by the drift bound 0.1), halo 4.00 MB saved vs exact" in quiet
     assert "NOTE" not in quiet
-    assert "NOTE: the drift bound 0.1 forced 80 refreshes, 80% of the stale layer-epochs" in \
+    assert "NOTE: the drift bound 0.1 forced 80 refreshes, 80% of the stale ones" in \
         staleness_note(rec_of(0.1, 80, 20, [0.01] * 10))
     fixed = staleness_note(rec_of(0.0, 0, 100, [0.0, 0.5, 0.6, 0.01]))
     assert "(fixed K)" in fixed and f"NOTE: 2 of 3 refreshes found rows drifted over {DEFAULT_BOUND:g}" in fixed

@@ -389,3 +389,24 @@ def test_record_staleness_is_combined_over_every_rank(cora):
     assert st["stale_rows_read"] == sum(r["staleness"]["stale_rows_read"] for r in ranks) > 0
     assert 0 < st["stale_read_share"] < 1 and st["max_drift"] == ranks[1]["staleness"]["max_drift"] > 0
     assert rec["info"]["stages"] == 2  # the rest of info is still rank 0's
+
+
+@pytest.mark.parametrize("bound,chunks,forced", [(1e-9, [1, 4, 1, 4, 1, 4, 1, 4], 3), (1e9, [1] + [4] * 7, 0),
+                                                 (0.0, [1] + [4] * 7, 0)])
+def test_a_drift_bound_runs_the_next_epoch_whole_graph(small_directed, bound, chunks, forced):
+    """--pipe-stale-bound B: a stale epoch whose history drifted past B is followed by a whole-graph epoch
+    (counted as forced); a bound nothing reaches, and 0 (off), leave the schedule alone."""
+    cfg = cfg_for(small_directed, 1, 3, chunks=4, chunk_order="random", epochs=8, lr=0.05, pipe_cooldown=0,
+                  pipe_stale_bound=bound)
+    strat = get_strategy("pipeline")(cfg, small_directed, Communicator(), torch.device("cpu"))
+    strat.setup()
+    for e in range(cfg.epochs):
+        strat.train_epoch(e)
+    st = strat.worker_stats()["staleness"]
+    assert [t["chunks"] for t in st_epochs(strat)] == chunks
+    assert st["forced_refreshes"] == forced and st["refresh_unit"] == "epochs" and st["bound"] == bound
+    assert st["refreshed_layer_epochs"] == chunks.count(1) and st["stale_layer_epochs"] == chunks.count(4)
+
+
+def st_epochs(strat) -> list[dict]:
+    return strat.worker_stats()["stage_epochs"]

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .. import tags
 from ..comm import Communicator
-from ..staleness import StaleMonitor, relative_drift
+from ..staleness import StaleMonitor, max_over_ranks, relative_drift
 
 
 class DriftBound:
@@ -30,7 +29,7 @@ class DriftBound:
         """Whether a layer whose history is ``age`` epochs old refreshes now; ``sent``/``last``: this rank's
         send rows now and as last sent. Every rank calls it for the same layers (one collective)."""
         local = relative_drift(sent, last) if sent.numel() else 0.0
-        drift = max(float(t) for t in comm.all_gather(sent.new_tensor([local]), tags.STALE_DRIFT))
+        drift = max_over_ranks(comm, local)
         if drift > self.bound and age < self.max_age:
             self.monitor.count(forced_refreshes=1)
             return True

@@ -171,7 +171,7 @@ def partition_sent_bytes(graph, part_id: torch.Tensor, cfg: TrainConfig, rank: i
 def partition_p2(cora, small_directed):
     cfgs = [gat_cfg(cora, "partition", 2, DEEP, partition="metis"),
             gat_cfg(small_directed, "partition", 2, ODD, partition="contiguous"),
-            gat_cfg(small_directed, "partition", 2, ODD, epochs=4, partition="random", stale=2)]
+            gat_cfg(small_directed, "partition", 2, ODD, epochs=4, partition="random", stale=2, stale_bound=0)]
     return cfgs, train_batch(cfgs, [cora, small_directed])
 
 

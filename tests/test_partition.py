@@ -144,7 +144,8 @@ def test_random_and_contiguous_paths_need_no_dgl(small_directed, monkeypatch):
 def test_validate_rejects_bad_options():
     cls = get_strategy("partition")
     summary = {"nodes": 100}
-    for opts, words in [({"stale": 0}, "--stale"), ({"partition": "spectral"}, "--partition")]:
+    for opts, words in [({"stale": 0}, "--stale"), ({"partition": "spectral"}, "--partition"),
+                        ({"stale": 4, "stale_bound": -1.0}, "--stale-bound")]:
         with pytest.raises(ConfigError, match=words):
             cls.validate(TrainConfig(strategy="partition", dataset="x", workers=2, options=opts), summary)
     with pytest.raises(ConfigError, match="--model"):

@@ -53,6 +53,8 @@ def test_validate_names_the_fix(small_directed):
         cls.validate(cfg_for(small_directed, 2, 2, model="decoupled"), summary)
     with pytest.raises(ConfigError, match="--pipe-cooldown -2"):
         cls.validate(cfg_for(small_directed, 2, 2, pipe_cooldown=-2), summary)
+    with pytest.raises(ConfigError, match="--pipe-stale-bound -0.1"):
+        cls.validate(cfg_for(small_directed, 2, 2, pipe_stale_bound=-0.1), summary)
 
 
 def _epoch_grads(graph, model: str, opts: dict, epochs: int) -> tuple[list[float], dict]:

@@ -242,7 +242,8 @@ class GraphPartition(Strategy):
     def analytic_bytes_per_epoch(self) -> float:
         """Sent bytes per training epoch over all ranks by the formula (rank 0, which holds the stats):
         halo rows x widths (``halo_bytes``) + P x (gradient all_reduce + 8-byte loss sum).
-        With ``--stale K`` the halo part is averaged over a K-epoch cycle (one refresh in K)."""
+        With ``--stale K`` the halo part is averaged over a K-epoch cycle (one refresh in K): the fixed schedule's
+        (``--stale-bound 0``); a bounded run's halo bytes depend on its drift (``staleness.halo_sent_bytes``)."""
         if self.num_parts == 1:
             return 0
         n_params = sum(p.numel() for p in self.params.values())

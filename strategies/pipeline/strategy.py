@@ -143,6 +143,8 @@ class LayerPipeline(Strategy):
         if o.staleness not in (0, 1):
             raise ConfigError(f"--staleness {o.staleness} must be 0 (exact) or 1 (historical embeddings)")
         check_method("--chunk-order", o.chunk_order, bool(o.staleness) and o.pipe_chunks > 1)
+        if not o.pipe_stale_bound >= 0:
+            raise ConfigError(f"--pipe-stale-bound {o.pipe_stale_bound} must be >= 0 (0 = off)")
         if o.pipe_warmup < 0 or o.pipe_cooldown < -1 or o.grad_clip < 0:
             raise ConfigError(f"--pipe-warmup {o.pipe_warmup}, --pipe-cooldown {o.pipe_cooldown} and --grad-clip "
                               f"{o.grad_clip} must be >= 0 (--pipe-cooldown -1: a fifth of --epochs)")

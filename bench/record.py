@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from graphpar.strategies.staleness import with_combined
+
 from . import memory, metrics, notices
 from .errors import RecordError
 from .metrics import COUNTERS
@@ -120,7 +122,7 @@ def build_record(cfg: dict[str, Any], dataset: dict[str, Any], rank_results: lis
         "status": "ok", "error": None, "config": cfg, "env": env or environment(cfg.get("device", "cpu")),
         "dataset": dataset, "epochs": epochs, "workers": workers,
         "accuracy": rank_results[0]["accuracy"], "accuracy_curve": rank_results[0]["accuracy_curve"],
-        "info": rank_results[0].get("info", {}),
+        "info": with_combined(rank_results[0].get("info", {}), [r.get("staleness") for r in rank_results]),
     }
     rec["summary"] = summarize(rec)
     return rec

@@ -54,8 +54,21 @@ def staleness_note(rec: dict[str, Any]) -> str:
     st = combine([w.get("staleness") for w in rec.get("workers", [])]) or rec.get("info", {}).get("staleness")
     if not st:
         return ""
-    note = f", stale reads {st['stale_read_share']:.1%}, max drift {st['max_drift']:.2f}"
+    note = f", stale reads {st['stale_read_share']:.1%}, max drift {st['max_drift']:.2f}" + bound_note(st)
     return note + (f", DIVERGED: {st['diverged_reason']}" if st["diverged"] else "")
+
+
+def bound_note(st: dict[str, Any]) -> str:
+    """Partition's stale halo: layer-epochs refreshed (and how many the drift bound forced), halo bytes saved
+    against the exact mode (negative: it sent more), and the drift flag's one line."""
+    if "bound" not in st:
+        return ""
+    done = st["refreshed_layer_epochs"]
+    note = (f", refreshed {done} of {done + st['stale_layer_epochs']} {st.get('refresh_unit', 'layer-epochs')}"
+            + (f" ({st['forced_refreshes']} forced by the drift bound {st['bound']:g})" if st["bound"] else
+               " (fixed K)")
+            + (f", halo {_mb(st['saved_vs_exact_bytes'])} MB saved vs exact" if st["exact_halo_bytes"] else ""))
+    return note + (f", NOTE: {st['drift_flag_reason']}" if st.get("drift_flagged") else "")
 
 
 def _shape(c: dict[str, Any]) -> tuple:

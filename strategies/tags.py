@@ -14,6 +14,7 @@ SETUP_CHUNK_ORDER = "setup/chunk-order"  # pipeline: the METIS chunk order
 GRAD_ALLREDUCE = "grad/allreduce"  # the data-parallel weight-gradient all-reduce
 LOSS_ALLREDUCE = "loss/allreduce"  # the loss sum (tensor, partition, sampling)
 PIPE_LOSS = "pipe/loss"  # pipeline's loss sum: the same operation as LOSS_ALLREDUCE, under its historical name
+STALE_DRIFT = "stale/drift"  # partition --stale K with a drift bound: each rank's drift of a layer's send rows
 EVAL_ACC = "eval/acc"  # correct/total counts of the accuracy
 EVAL_PARAMS = "eval/params"  # pipeline: stage weights gathered on rank 0
 FETCH = "fetch"  # sampling: remote feature rows of a mini-batch

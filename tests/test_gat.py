@@ -171,6 +171,7 @@ def partition_sent_bytes(graph, part_id: torch.Tensor, cfg: TrainConfig, rank: i
 def partition_p2(cora, small_directed):
     cfgs = [gat_cfg(cora, "partition", 2, DEEP, partition="metis"),
             gat_cfg(small_directed, "partition", 2, ODD, partition="contiguous"),
+            gat_cfg(small_directed, "partition", 2, ODD, epochs=4, partition="random", stale=2, stale_bound=0),
             gat_cfg(small_directed, "partition", 2, ODD, epochs=4, partition="random", stale=2)]
     return cfgs, train_batch(cfgs, [cora, small_directed])
 
@@ -200,6 +201,17 @@ def test_partition_stale_gat_skips_the_exchange(partition_p2):
     for res in partition_p2[1][2]:
         halo = [sum(st["sent_bytes"] for t, st in ep["comm"].items() if "/halo/" in t) for ep in res["epochs"]]
         assert halo[1] == halo[3] == 0 and halo[0] == halo[2] == res["exchange_bytes_per_epoch"] > 0
+        assert all(math.isfinite(e["loss"]) for e in res["epochs"])
+
+
+def test_partition_bounded_stale_gat_refreshes_its_projected_rows(partition_p2):
+    """gat exchanges projected rows (z, el) that move every step, at layer 0 too: with the drift bound each
+    layer refreshes at the latest on the cap, and every layer-epoch is either refreshed or stale."""
+    cfg = partition_p2[0][3]
+    for res in partition_p2[1][3]:
+        st = res["staleness"]
+        assert st["bound"] > 0 and st["refreshed_layer_epochs"] + st["stale_layer_epochs"] == 4 * cfg.layers
+        assert st["refreshed_layer_epochs"] >= 2 * cfg.layers  # epochs 0 and 2 at least (K=2)
         assert all(math.isfinite(e["loss"]) for e in res["epochs"])
 
 

@@ -67,6 +67,22 @@ def test_parity_command_passes_for_an_exact_strategy(tmp_path, capsys):
     assert stem.with_suffix(".png").stat().st_size > 0
 
 
+def test_parity_says_the_graph_group_and_the_communication_a_stale_partition_saved(tmp_path, capsys):
+    """A check-only graph says so; a bounded stale partition reports per seed its refreshes and, over the seeds,
+    the halo bytes it saved against the exact mode (from the runs' own counters)."""
+    rc = main(["parity", "--strategy", "partition", "--partition", "random", "--stale", "2", "--dataset", SMALL,
+               "--workers", "2", "--seeds", "2", "--epochs", "6", "--eval-every", "3", "--out-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert rc in (0, 1), out
+    assert "graph group: check-only (cora, amazon-computers chose" in out
+    numbers = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert numbers["graph_group"] == "check-only"
+    stats = [r["staleness"] for r in numbers["runs"]["strategy"]]
+    assert all(st["bound"] > 0 and st["refreshed_layer_epochs"] > 0 for st in stats)
+    saved = sum(st["saved_vs_exact_bytes"] for st in stats) / 2
+    assert f"halo bytes saved vs exact {saved / 1e6:.2f} MB" in out and out.count("forced by the drift bound") == 2
+
+
 def test_reference_runs_are_reused_from_the_cache(tmp_path, capsys, monkeypatch):
     """--reuse-reference DIR: the second parity call with the same reference trains only the strategy, and gets
     the same reference accuracies; an unreadable cache entry is trained again."""
@@ -161,6 +177,32 @@ def test_terminal_line_says_a_stale_run_diverged():
                                 "diverged_reason": divergence([2.3 * 0.98 ** e for e in range(50)] + [2.3] * 50)}
     assert run_line(rec).endswith(f"DIVERGED: loss rose from its minimum {2.3 * 0.98 ** 49:.3f} to 2.300 (mean of "
                                   "the last 10 epochs)")
+
+
+def test_terminal_line_says_how_often_the_bound_refreshed_and_flags_drift():
+    """The bounded stale halo's counters reach the terminal line; a bound that forced most refreshes, and a
+    fixed K whose refreshes mostly found rows drifted past the default bound, each get a NOTE."""
+    from graphpar.bench.tables import staleness_note
+    from graphpar.strategies.staleness import DEFAULT_BOUND, StaleMonitor, combine
+
+    def rec_of(bound: float, forced: int, stale: int, drifts: list[float]) -> dict:
+        ranks = []
+        for _ in range(2):
+            m = StaleMonitor()
+            m.bound, m.drifts = bound, drifts
+            m.count(forced_refreshes=forced, stale_layer_epochs=stale, refreshed_layer_epochs=forced + 10,
+                    exact_halo_bytes=3_000_000, halo_sent_bytes=1_000_000)
+            ranks.append(m.stats())
+        return {"workers": [{"staleness": st} for st in ranks], "info": {"staleness": combine(ranks)}}
+
+    quiet = staleness_note(rec_of(0.1, 3, 97, [0.01] * 10))
+    assert "refreshed 13 of 110 layer-epochs (3 forced by the drift bound 0.1), halo 4.00 MB saved vs exact" in quiet
+    assert "NOTE" not in quiet
+    assert "NOTE: the drift bound 0.1 forced 80 refreshes, 80% of the stale ones" in \
+        staleness_note(rec_of(0.1, 80, 20, [0.01] * 10))
+    fixed = staleness_note(rec_of(0.0, 0, 100, [0.0, 0.5, 0.6, 0.01]))
+    assert "(fixed K)" in fixed and f"NOTE: 2 of 3 refreshes found rows drifted over {DEFAULT_BOUND:g}" in fixed
+    assert "NOTE" not in staleness_note(rec_of(0.0, 0, 100, [0.0, 0.5, 0.01, 0.01]))
 
 
 @pytest.mark.parametrize("strategy,opts", [("partition", ["--partition", "random", "--stale", "2"]),

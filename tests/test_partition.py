@@ -144,7 +144,8 @@ def test_random_and_contiguous_paths_need_no_dgl(small_directed, monkeypatch):
 def test_validate_rejects_bad_options():
     cls = get_strategy("partition")
     summary = {"nodes": 100}
-    for opts, words in [({"stale": 0}, "--stale"), ({"partition": "spectral"}, "--partition")]:
+    for opts, words in [({"stale": 0}, "--stale"), ({"partition": "spectral"}, "--partition"),
+                        ({"stale": 4, "stale_bound": -1.0}, "--stale-bound")]:
         with pytest.raises(ConfigError, match=words):
             cls.validate(TrainConfig(strategy="partition", dataset="x", workers=2, options=opts), summary)
     with pytest.raises(ConfigError, match="--model"):
@@ -161,10 +162,16 @@ def stale_cfg(graph, workers: int, stale: int = 4) -> TrainConfig:
 @pytest.fixture(scope="module")
 def two_workers(cora, small_directed):
     """P=2 in one set of processes: gcn and sage on Cora (METIS) and on the directed R-MAT graph
-    (contiguous), a short stale run for the byte counts, and 200 stale epochs on Cora for accuracy."""
+    (contiguous), a short fixed-K stale run for the byte counts, 200 bounded stale epochs on Cora for accuracy,
+    and short bounded runs: a bound nothing passes, a bound nothing reaches, and their exact twin."""
+    short = dict(epochs=5, lr=0.05)
     cfgs = [cfg_for(cora, "gcn", 2), cfg_for(cora, "sage", 2), cfg_for(small_directed, "gcn", 2, "contiguous"),
             cfg_for(small_directed, "sage", 2, "contiguous"),
-            cfg_for(small_directed, "gcn", 2, "random", epochs=5, options={"stale": 2}), stale_cfg(cora, 2)]
+            cfg_for(small_directed, "gcn", 2, "random", epochs=5, options={"stale": 2, "stale_bound": 0}),
+            stale_cfg(cora, 2),
+            cfg_for(small_directed, "gcn", 2, "random", **short, options={"stale": 4, "stale_bound": 1e-9}),
+            cfg_for(small_directed, "gcn", 2, "random", **short, options={"stale": 2, "stale_bound": 1e9}),
+            cfg_for(small_directed, "gcn", 2, "random", **short)]
     return cfgs, train_batch(cfgs, [cora, small_directed])
 
 
@@ -202,7 +209,48 @@ def test_stale_epochs_skip_the_exchange_and_count_the_savings(two_workers):
         assert st["stale_read_share"] == pytest.approx(2 / 5 * res["halo_vertices"] / (res["halo_vertices"]
                                                                                     + res["local_vertices"]))
         assert st["max_drift"] > 0 and st["diverged"] is False
+        assert st["bound"] == 0 and st["forced_refreshes"] == 0 and st["stale_saved_bytes"] == res["stale_saved_bytes"]
+        assert "stale/drift" not in res["epochs"][1]["comm"]  # fixed K measures nothing on the wire
     assert "staleness" not in results[0][0] and "staleness" not in results[0][0]["info"]  # exact: no monitor
+
+
+def _halo_sent(res: dict, layer: int) -> list[int]:
+    return [sum(st["sent_bytes"] for t, st in ep["comm"].items() if t.startswith(f"layer{layer}/halo/"))
+            for ep in res["epochs"]]
+
+
+def test_a_bound_nothing_passes_refreshes_every_moving_layer_and_trains_exactly(two_workers, small_directed):
+    """Bound ~0: every layer whose rows moved refreshes each epoch (forced), the input features' layer never
+    re-sends its constant rows: the losses are the exact run's, and the record says how often it refreshed."""
+    cfgs, results = two_workers
+    exact = [e["loss"] for e in results[8][0]["epochs"]]
+    assert [e["loss"] for e in results[6][0]["epochs"]] == pytest.approx(exact, rel=1e-5)
+    for res in results[6]:
+        assert _halo_sent(res, 0)[1:] == [0] * 4 and _halo_sent(res, 0)[0] > 0  # features: sent once
+        for layer in (1, 2):
+            assert all(b > 0 for b in _halo_sent(res, layer))
+        st = res["staleness"]
+        assert st["forced_refreshes"] == 2 * 4 and st["refreshed_layer_epochs"] == 1 + 2 * 5
+        assert st["stale_layer_epochs"] == 4 and res["stale_epochs"] == 0
+        drift_bytes = [ep["comm"].get("stale/drift", {}).get("sent_bytes", 0) for ep in res["epochs"]]
+        assert drift_bytes == [0] + [3 * 4] * 4  # one float32 per layer and epoch, counted
+        assert st["halo_sent_bytes"] == sum(sum(_halo_sent(res, i)) for i in range(3))
+        assert st["saved_vs_exact_bytes"] == st["exact_halo_bytes"] - st["halo_sent_bytes"]
+        assert st["drift_flagged"] and "forced 8 refreshes" in st["drift_flag_reason"]
+
+
+def test_a_bound_nothing_reaches_refreshes_every_k_epochs(two_workers):
+    """Bound ~inf: the moving layers refresh on the cap (epochs 0, 2, 4 with K=2), none is forced; the
+    features' layer still only once."""
+    cfgs, results = two_workers
+    for res in results[7]:
+        assert _halo_sent(res, 0)[1:] == [0] * 4
+        for layer in (1, 2):
+            sent = _halo_sent(res, layer)
+            assert sent[1] == sent[3] == 0 and sent[0] == sent[2] == sent[4] > 0
+        st = res["staleness"]
+        assert st["forced_refreshes"] == 0 and not st["drift_flagged"] and res["stale_epochs"] == 2
+        assert st["stale_saved_bytes"] == res["stale_saved_bytes"] > 0
 
 
 def test_exact_p3_on_directed_graph(small_directed):
@@ -231,7 +279,9 @@ def test_stale_accuracy_on_cora(two_workers, cora):
     ours = results[5][0]["accuracy"]["test_acc"]
     gap = abs(ours - reference_test_accuracy(cfgs[5], cora)) * 100
     assert gap <= 1.5, f"--stale 4 on Cora: test accuracy {ours:.3f} is {gap:.2f} points from the reference"
-    assert results[5][0]["stale_epochs"] == 150
+    st = results[5][0]["staleness"]  # bounded (the default): features sent once, the hidden layer at most every 4
+    assert st["bound"] > 0 and st["refreshed_layer_epochs"] + st["stale_layer_epochs"] == 2 * 200
+    assert 50 <= st["refreshed_layer_epochs"] - 1 <= 50 + st["forced_refreshes"]
 
 
 @pytest.mark.slow

@@ -53,6 +53,8 @@ def test_validate_names_the_fix(small_directed):
         cls.validate(cfg_for(small_directed, 2, 2, model="decoupled"), summary)
     with pytest.raises(ConfigError, match="--pipe-cooldown -2"):
         cls.validate(cfg_for(small_directed, 2, 2, pipe_cooldown=-2), summary)
+    with pytest.raises(ConfigError, match="--pipe-stale-bound -0.1"):
+        cls.validate(cfg_for(small_directed, 2, 2, pipe_stale_bound=-0.1), summary)
 
 
 def _epoch_grads(graph, model: str, opts: dict, epochs: int) -> tuple[list[float], dict]:
@@ -373,3 +375,40 @@ def test_hybrid_chunks_are_the_metis_parts(cora):
     src, dst, _ = aggregation_edges(ModelSpec.build("gcn", 8, 8, 7, 2), src, dst, cora.num_nodes)
     aligned, equal = (_stale_share(src, dst, part, c, k) for c in (chunk, global_chunks(part, 2, k)))
     assert aligned < equal, (aligned, equal)
+
+
+def test_record_staleness_is_combined_over_every_rank(cora):
+    """A 2-stage pipeline's record speaks for both stages: stage 0 reads features (no history), stage 1 reads
+    last epoch's rows, so rank 0's own statistics say 0 while the record's combined share is not."""
+    from graphpar.bench.record import build_record
+
+    cfg = TrainConfig(strategy="pipeline", dataset=cora.name, workers=2, layers=2, epochs=6, hidden=16,
+                      timeout_s=120, options={"staleness": 1})
+    ranks = train_local(cfg, cora, keep_params=False)
+    assert ranks[0]["staleness"]["stale_read_share"] == 0.0 < ranks[1]["staleness"]["stale_read_share"]
+    rec = build_record(cfg.as_dict(), {"name": cora.name}, ranks)
+    st = rec["info"]["staleness"]
+    assert st["stale_rows_read"] == sum(r["staleness"]["stale_rows_read"] for r in ranks) > 0
+    assert 0 < st["stale_read_share"] < 1 and st["max_drift"] == ranks[1]["staleness"]["max_drift"] > 0
+    assert rec["info"]["stages"] == 2  # the rest of info is still rank 0's
+
+
+@pytest.mark.parametrize("bound,chunks,forced", [(1e-9, [1, 4, 1, 4, 1, 4, 1, 4], 3), (1e9, [1] + [4] * 7, 0),
+                                                 (0.0, [1] + [4] * 7, 0)])
+def test_a_drift_bound_runs_the_next_epoch_whole_graph(small_directed, bound, chunks, forced):
+    """--pipe-stale-bound B: a stale epoch whose history drifted past B is followed by a whole-graph epoch
+    (counted as forced); a bound nothing reaches, and 0 (off), leave the schedule alone."""
+    cfg = cfg_for(small_directed, 1, 3, chunks=4, chunk_order="random", epochs=8, lr=0.05, pipe_cooldown=0,
+                  pipe_stale_bound=bound)
+    strat = get_strategy("pipeline")(cfg, small_directed, Communicator(), torch.device("cpu"))
+    strat.setup()
+    for e in range(cfg.epochs):
+        strat.train_epoch(e)
+    st = strat.worker_stats()["staleness"]
+    assert [t["chunks"] for t in st_epochs(strat)] == chunks
+    assert st["forced_refreshes"] == forced and st["refresh_unit"] == "epochs" and st["bound"] == bound
+    assert st["refreshed_layer_epochs"] == chunks.count(1) and st["stale_layer_epochs"] == chunks.count(4)
+
+
+def st_epochs(strat) -> list[dict]:
+    return strat.worker_stats()["stage_epochs"]

@@ -8,11 +8,20 @@ from dataclasses import replace
 from pathlib import Path
 
 from graphpar.datasets import load_dataset
+from graphpar.strategies.staleness import BOUND_CHOSEN_ON, graph_group
 
 from ..api import check_out_dir, prepare
 from ..errors import EXIT_FAIL, EXIT_OK, UsageError
 from ..files import replace_file
-from ..harness.parity import DEFAULT_OUT, DEFAULT_SEED_MARGIN, DEFAULT_TOLERANCE, Verdict, plot_parity, run_parity
+from ..harness.parity import (
+    DEFAULT_OUT,
+    DEFAULT_SEED_MARGIN,
+    DEFAULT_TOLERANCE,
+    Verdict,
+    communication_line,
+    plot_parity,
+    run_parity,
+)
 from .args import at_least_one, config_from_args, training_args
 
 
@@ -35,6 +44,8 @@ def cmd_parity(args: argparse.Namespace) -> int:
     title = (f"parity: {cfg.strategy}{opts} P={cfg.workers} vs single, {cfg.dataset}, {cfg.model} L={cfg.layers}, "
              f"{cfg.epochs} epochs, seeds {seeds[0]}..{seeds[-1]}")
     print(title)
+    print(f"graph group: {graph_group(cfg.dataset)} ({', '.join(BOUND_CHOSEN_ON)} chose the stale defaults; "
+          "the other graphs only check them)")
     cache = Path(args.reuse_reference) if args.reuse_reference else None
     runs = run_parity(cfg, seeds, load_dataset(cfg.dataset), cfg.timeout_s,  # --timeout: default 1800 here
                       reference_cache=cache)
@@ -42,13 +53,17 @@ def cmd_parity(args: argparse.Namespace) -> int:
                       args.tolerance, args.seed_margin)
     for line in verdict.lines():
         print(line)
+    comm_line = communication_line(runs)
+    if comm_line:
+        print(comm_line)
     stem = f"parity_{cfg.strategy}_{cfg.dataset.replace('/', '_').replace(':', '_')}_P{cfg.workers}"
     out = Path(args.out_dir)
     plot_parity(runs, title, out / f"{stem}.png", cfg.strategy)
     replace_file(out / f"{stem}.json", json.dumps({"config": cfg.as_dict(), "seeds": seeds, "runs": runs,
                                                   "mean_diff_points": verdict.mean_diff,
                                                   "worst_gap_points": verdict.worst_gap,
-                                                  "passed": verdict.passed}, indent=1))
+                                                  "passed": verdict.passed,
+                                                  "graph_group": graph_group(cfg.dataset)}, indent=1))
     print(f"figure and numbers: {out / stem}.png, .pdf, .json")
     return EXIT_OK if verdict.passed else EXIT_FAIL
 

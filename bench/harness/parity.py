@@ -30,6 +30,7 @@ from ..record import environment
 from ..results import env_fingerprint
 from ..runtime.launcher import RunFailed
 from ..runtime.loop import train_local
+from ..tables import bound_note
 
 DEFAULT_TOLERANCE, DEFAULT_SEED_MARGIN = 1.5, 5.0  # accuracy points (percent)
 DEFAULT_OUT = Path("results/scratch/parity")
@@ -151,9 +152,24 @@ def run_parity(cfg, seeds: list[int], graph, timeout_s: float = 1800.0, progress
             reason = above_reference(got["losses"], ref["losses"])
             st.update(diverged=reason is not None, diverged_reason=reason)
         note = "" if not st else (f"  stale reads {st['stale_read_share']:.1%}, max drift {st['max_drift']:.2f}"
+                                  + bound_note(st)
                                   + (f", DIVERGED: {st['diverged_reason']}" if st["diverged"] else ""))
         progress(f"seed {seed}: reference {ref['test_acc']:.3f}, {cfg.strategy} {got['test_acc']:.3f}{note}")
     return out
+
+
+def communication_line(runs: dict[str, Any]) -> str | None:
+    """Over the seeds, the halo bytes a bounded/fixed stale partition saved against the exact mode and the
+    refreshes its bound forced; None for runs without those counters."""
+    stats = [r["staleness"] for r in runs["strategy"] if r.get("staleness") and "bound" in r["staleness"]]
+    if not stats:
+        return None
+    saved = statistics.fmean(s["saved_vs_exact_bytes"] for s in stats)
+    exact = statistics.fmean(s["exact_halo_bytes"] for s in stats)
+    forced = statistics.fmean(s["forced_share"] for s in stats)
+    return (f"halo bytes saved vs exact {saved / 1e6:.2f} MB of {exact / 1e6:.2f} MB per run "
+            f"({saved / exact:+.0%}), forced refreshes {forced:.0%} of the stale layer-epochs (mean over seeds)"
+            if exact else None)
 
 
 def plot_parity(runs: dict[str, Any], title: str, path: Path, strategy: str = "",

@@ -10,9 +10,12 @@ the boundary rows it needs (projected rows where W shrinks the width, see below)
 local edges with global-degree weights and transforms its owned rows; autograd sends the halo rows'
 gradients back (layers >= 1; the input features need none). Weight gradients are summed with one flat
 all_reduce per step, then every replica takes the same Adam step, so with ``--stale 1`` training equals
-the single-process reference. ``--stale K`` reuses the last exchanged halo rows and gradients for K-1 of
-every K epochs (refreshing on epochs 0, K, 2K...), the Sancus/PipeGCN idea; worker_stats records the bytes
-this saved and ``staleness`` (``staleness.StaleMonitor``: stale reads, drift at each refresh, divergence).
+the single-process reference. ``--stale K`` reuses the last exchanged halo rows and gradients, the
+Sancus/PipeGCN idea: by default a layer's history is reused only while its rows' drift stays under
+``--stale-bound`` and at most K epochs (``bound.DriftBound``); ``--stale-bound 0`` is the fixed schedule (all
+layers refresh on epochs 0, K, 2K...). worker_stats records the bytes this saved and ``staleness``
+(``staleness.StaleMonitor``: stale reads, drift at each refresh, forced refreshes, bytes against the exact
+mode, divergence).
 ``--partition-dir DIR`` (written by ``graphpar partition``, see ``parts_io``): each rank loads only its part,
 halo map and feature rows, never the whole graph; same view, same numbers, same bytes.
 Bytes per epoch (exact, per rank, ``--stale 1``): sent = sum_i send_rows * f_i * 4 forward + sum_i recv_rows *
@@ -52,8 +55,9 @@ from ..partitioning.halo import (
 )
 from ..partitioning.partitioner import check_method, partition_stats, shared_partition
 from ..partitioning.parts_io import PartData, check_manifest, load_part
-from ..staleness import StaleMonitor
+from ..staleness import DEFAULT_BOUND, StaleMonitor
 from ..training import global_accuracy, global_sum, linear_predictions, linear_rows_loss, rows_loss
+from .bound import DriftBound
 
 
 @register
@@ -64,7 +68,9 @@ class GraphPartition(Strategy):
     options = (
         PARTITION_OPTION,
         Option("--balance-edges", int, 0, "partition: 1 = METIS also balances in-edges per part", (0, 1)),
-        Option("--stale", int, 1, "partition: refresh halo rows and gradients every K epochs (1 = exact)"),
+        Option("--stale", int, 1, "partition: reuse halo rows and gradients for at most K epochs (1 = exact)"),
+        Option("--stale-bound", float, DEFAULT_BOUND, "partition, --stale K > 1: refresh a layer's halo early once "
+               "its rows drifted more than this since last sent (relative); 0 = fixed K, every K epochs"),
         Option("--partition-dir", str, "", "partition: a graphpar partition folder; each rank loads only its part"),
     )
 
@@ -81,6 +87,8 @@ class GraphPartition(Strategy):
         check_method("--partition", opts.partition, cfg.workers > 1 and not opts.partition_dir)
         if int(opts.stale) < 1:
             raise ConfigError(f"--stale {opts.stale} must be >= 1 (1 = exact, K = refresh every K epochs)")
+        if not float(opts.stale_bound) >= 0:
+            raise ConfigError(f"--stale-bound {opts.stale_bound} must be >= 0 (0 = fixed K, refresh every K epochs)")
         if int(opts.balance_edges) not in (0, 1):
             raise ConfigError(f"--balance-edges {opts.balance_edges} must be 0 or 1")
 
@@ -131,7 +139,13 @@ class GraphPartition(Strategy):
         self.train_label = self.label.index_select(0, self.train_rows)
         self.init_model(init_params(self.spec, cfg.seed))
         self.monitor = StaleMonitor() if self.stale_k > 1 else None
-        self.history = [StaleHalo(self.monitor) for _ in range(self.spec.layers)]
+        bound = None
+        if self.monitor is not None:
+            self.monitor.bound = float(self.opt.stale_bound)
+            bound = DriftBound(self.monitor.bound, self.stale_k, self.monitor) if self.monitor.bound > 0 else None
+        self.history = [StaleHalo(self.monitor, bound) for _ in range(self.spec.layers)]
+        self.layer_bytes = self._layer_bytes(self.projected)
+        self.exact_layer_bytes = self._layer_bytes(True)
         self.stale_epochs, self.stale_saved_bytes = 0, 0
         if comm.rank != 0:
             self.quality = {}
@@ -140,7 +154,7 @@ class GraphPartition(Strategy):
         else:
             self.quality = partition_stats(g.src, g.dst, self.part.part_id, self.num_parts)
 
-    def _forward(self, training: bool, refresh: bool = True, tag_prefix: str = "", rows: Tensor | None = None,
+    def _forward(self, training: bool, refresh: bool | None = True, tag_prefix: str = "", rows: Tensor | None = None,
                  before_weight: bool = False) -> Tensor:
         """The model on owned rows; each layer's input is completed with its halo rows first. ``rows``: the
         output layer computes only these owned rows (training: the training rows, all the loss reads).
@@ -166,28 +180,41 @@ class GraphPartition(Strategy):
             del out  # the layer's output is h_in now (in place) or freed
         raise AssertionError("a model has at least one layer")
 
+    def _layer_bytes(self, projected: bool) -> list[int]:
+        """Bytes this rank sends in each layer's halo exchange of a training epoch (forward + backward)."""
+        v = self.view
+        return [(sum(v.send_counts) * f + sum(v.recv_counts) * b) * 4 * (self.num_parts > 1)
+                for f, b in exchange_widths(self.spec, projected)]
+
     def exchange_bytes(self) -> int:
         """Bytes this rank sends in one training epoch's halo exchanges (forward + backward), a refreshing one
         with ``--stale K`` (its layers exchange their input rows; the exact path projects first where it can)."""
-        v, widths = self.view, exchange_widths(self.spec, self.projected)
-        fwd = sum(sum(v.send_counts) * f * 4 for f, _ in widths)
-        bwd = sum(sum(v.recv_counts) * b * 4 for _, b in widths)
-        return (fwd + bwd) * (self.num_parts > 1)
+        return sum(self.layer_bytes)
 
     def train_epoch(self, epoch: int) -> float:
         refresh = self.stale_k == 1 or epoch % self.stale_k == 0
+        if self.stale_k > 1 and self.history[0].bound is not None:
+            refresh = None  # each layer asks its bound
         loss = self.data_parallel_step(lambda: self._loss(refresh))
-        if not refresh:
-            self.stale_epochs += 1
-            self.stale_saved_bytes += self.exchange_bytes()
         total = float(loss) if self.num_parts == 1 else global_sum(self.comm, [float(loss)], tags.LOSS_ALLREDUCE)[0]
         if self.monitor is not None:
-            layers = self.spec.layers
-            self.monitor.reads(0 if refresh else self.view.num_halo * layers, self.view.num_local * layers)
-            self.monitor.loss(total)
+            self._count_staleness(total)
         return total
 
-    def _loss(self, refresh: bool) -> Tensor:
+    def _count_staleness(self, loss: float) -> None:
+        """This epoch's stale layers: reads from history, bytes sent and saved (against a refresh, and against
+        the exact mode's projected exchange), the loss."""
+        reused = [h.reused and self.num_parts > 1 for h in self.history]
+        saved = sum(b for b, r in zip(self.layer_bytes, reused) if r)
+        self.stale_epochs += all(reused)
+        self.stale_saved_bytes += saved
+        self.monitor.count(stale_layer_epochs=sum(reused), refreshed_layer_epochs=len(reused) - sum(reused),
+                           halo_sent_bytes=sum(self.layer_bytes) - saved, stale_saved_bytes=saved,
+                           exact_halo_bytes=sum(self.exact_layer_bytes))
+        self.monitor.reads(self.view.num_halo * sum(reused), self.view.num_local * self.spec.layers)
+        self.monitor.loss(loss)
+
+    def _loss(self, refresh: bool | None) -> Tensor:
         """This rank's share of the training loss over its training rows; a gcn output layer that aggregates
         first hands its rows and weight to ``linear_rows_loss`` (no logits nor log-softmax kept for backward)."""
         if head_before_weight(self.spec):
@@ -215,7 +242,8 @@ class GraphPartition(Strategy):
     def analytic_bytes_per_epoch(self) -> float:
         """Sent bytes per training epoch over all ranks by the formula (rank 0, which holds the stats):
         halo rows x widths (``halo_bytes``) + P x (gradient all_reduce + 8-byte loss sum).
-        With ``--stale K`` the halo part is averaged over a K-epoch cycle (one refresh in K)."""
+        With ``--stale K`` the halo part is averaged over a K-epoch cycle (one refresh in K): the fixed schedule's
+        (``--stale-bound 0``); a bounded run's halo bytes depend on its drift (``staleness.halo_sent_bytes``)."""
         if self.num_parts == 1:
             return 0
         n_params = sum(p.numel() for p in self.params.values())

@@ -307,20 +307,33 @@ class StaleHalo:
     ``exchange(..., refresh=True)`` does a real exchange and remembers both the halo rows it received and,
     once backward has run, the gradient its sent rows received back. ``refresh=False`` exchanges nothing:
     it appends the remembered halo rows, drops the gradient of the local halo rows and instead adds the
-    remembered gradient to the sent rows of ``h_owned``."""
+    remembered gradient to the sent rows of ``h_owned``. ``refresh=None`` asks ``bound`` (a
+    ``bound.DriftBound``: refresh once the send rows drifted past it, or at the latest every K epochs).
+    ``reused``: whether the last call read history."""
 
-    def __init__(self, monitor=None) -> None:
+    def __init__(self, monitor=None, bound=None) -> None:
         self.rows: Tensor | None = None
         self.grad: Tensor | None = None
         self.monitor = monitor  # a staleness.StaleMonitor: drift of the remembered rows at each refresh
+        self.bound = bound
+        self.last_sent: Tensor | None = None  # with a bound: this rank's send rows as last exchanged
+        self.age, self.reused = 0, False
 
-    def exchange(self, comm: Communicator, view: LocalView, h_owned: Tensor, tag: str, refresh: bool) -> Tensor:
+    def exchange(self, comm: Communicator, view: LocalView, h_owned: Tensor, tag: str, refresh: bool | None) -> Tensor:
         if comm.world_size == 1:
             return h_owned
-        if refresh or self.rows is None:
+        self.age += 1
+        if refresh is None:
+            refresh = self.rows is None or self.bound.refresh(
+                comm, h_owned.detach().index_select(0, view.send_idx), self.last_sent, self.age, h_owned.requires_grad)
+        self.reused = not (refresh or self.rows is None)
+        if not self.reused:
+            self.age = 0
             sent = h_owned.index_select(0, view.send_idx)
             if sent.requires_grad:
                 sent.register_hook(self._remember_grad)
+            if self.bound is not None:
+                self.last_sent = sent.detach()
             halo = all_to_all_autograd(comm, sent, view.send_counts, view.recv_counts, tag)
             if self.monitor is not None and self.rows is not None:
                 self.monitor.drift(halo.detach(), self.rows)

@@ -39,6 +39,7 @@ from .. import tags
 from ..base import ConfigError, Option, Strategy, TrainConfig, register
 from ..models import ModelSpec, init_params, layer_param_names
 from ..partitioning.partitioner import METHODS, check_method
+from ..staleness import max_over_ranks
 from ..training import global_accuracy, global_sum, make_optimizer, make_params
 from .chunked import ChunkedStage
 from .hybrid import HybridStage
@@ -112,6 +113,9 @@ class LayerPipeline(Strategy):
         Option("--pipe-partition", str, "metis", "pipeline: partitioner of the hybrid's graph parts", METHODS),
         Option("--pipe-update", str, "epoch", "pipeline: optimiser step per 'epoch' or per 'chunk' "
                "(weight stashing)", ("epoch", "chunk")),
+        Option("--pipe-stale-bound", float, 0.0, "pipeline, --staleness 1: after an epoch whose historical rows "
+               "drifted more than this (relative, largest over stages) the next epoch runs whole-graph (exact, "
+               "re-seeds the history); 0 = off"),
     )
 
     check_fills_exact = False  # --staleness 1 (the default) reads last epoch's rows: refused by check
@@ -139,6 +143,8 @@ class LayerPipeline(Strategy):
         if o.staleness not in (0, 1):
             raise ConfigError(f"--staleness {o.staleness} must be 0 (exact) or 1 (historical embeddings)")
         check_method("--chunk-order", o.chunk_order, bool(o.staleness) and o.pipe_chunks > 1)
+        if not o.pipe_stale_bound >= 0:
+            raise ConfigError(f"--pipe-stale-bound {o.pipe_stale_bound} must be >= 0 (0 = off)")
         if o.pipe_warmup < 0 or o.pipe_cooldown < -1 or o.grad_clip < 0:
             raise ConfigError(f"--pipe-warmup {o.pipe_warmup}, --pipe-cooldown {o.pipe_cooldown} and --grad-clip "
                               f"{o.grad_clip} must be >= 0 (--pipe-cooldown -1: a fifth of --epochs)")
@@ -166,6 +172,9 @@ class LayerPipeline(Strategy):
         self.engine: Stage = kind.build(comm, self.spec, g, self.cut, self.params, self.opt, cfg.seed, self.k,
                                         self.kernel_name(), dev)
         self.monitor = self.engine.monitor
+        self.refresh_next = False  # --pipe-stale-bound: the last epoch's drift asks for a whole-graph epoch
+        if self.monitor is not None:
+            self.monitor.bound, self.monitor.unit = float(self.opt.pipe_stale_bound), "epochs"
 
     # -- one epoch ---------------------------------------------------------------------------------
     def _recv(self, rows: int, width: int, src: int, tag: str, clock: dict) -> Tensor:
@@ -175,9 +184,11 @@ class LayerPipeline(Strategy):
         return x
 
     def train_epoch(self, epoch: int) -> float:
-        warm, cool = self.warmup, self.cooldown
-        k = 1 if epoch < warm or (cool and epoch >= self.cfg.epochs - cool) else self.k
-        seed_k = self.k if k == 1 < self.k and epoch == warm - 1 else 0  # last warm-up epoch seeds the history
+        warm = self.warmup
+        forced, self.refresh_next = self.refresh_next, False
+        k = 1 if self._whole_graph(epoch) or forced else self.k
+        seed_k = self.k if k == 1 < self.k and (epoch == warm - 1 or forced) else 0  # seeds the next stale epoch
+        drifts_before = len(self.monitor.drifts) if self.monitor is not None else 0
         per_chunk = self.opt.pipe_update == "chunk"
         s, eng, dims = self.stage, self.engine, self.spec.dims
         clock = {"compute_s": 0.0, "idle_s": 0.0}
@@ -215,7 +226,16 @@ class LayerPipeline(Strategy):
         self.times.append({**clock, "chunks": k})
         if self.monitor is not None:
             self.monitor.loss(total)
+            self.monitor.count(refreshed_layer_epochs=k == 1, stale_layer_epochs=k > 1, forced_refreshes=forced)
+            if self.monitor.bound and k > 1 and epoch + 1 < self.cfg.epochs and not self._whole_graph(epoch + 1):
+                drift = max_over_ranks(self.comm, max(self.monitor.drifts[drifts_before:], default=0.0))
+                self.refresh_next = drift > self.monitor.bound
         return total
+
+    def _whole_graph(self, epoch: int) -> bool:
+        """A warm-up or cool-down epoch: one chunk, no historical reads."""
+        cool = self.cooldown
+        return epoch < self.warmup or bool(cool and epoch >= self.cfg.epochs - cool)
 
     def optimizer_step(self) -> None:
         self.engine.sync_grads()

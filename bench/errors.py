@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from graphpar.datasets import DatasetError
 from graphpar.strategies import ConfigError
-from graphpar.strategies.partitioning import PartitionError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -18,4 +17,5 @@ class RecordError(RuntimeError):
 
 
 # every error that means "bad input, one line names the fix": the CLI exits 2, sweeps skip the configuration
-BAD_INPUT: tuple[type[Exception], ...] = (UsageError, ConfigError, DatasetError, PartitionError)
+# (a partitioning library's PartitionError is a ConfigError)
+BAD_INPUT: tuple[type[Exception], ...] = (UsageError, ConfigError, DatasetError)

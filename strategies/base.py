@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .comm import Communicator
+from .errors import ConfigError
 from .kernels import resolve_kernel
 from .models import MODELS, ModelSpec
 from .partitioning.partitioner import METHODS as PARTITION_METHODS
@@ -28,8 +29,6 @@ MAX_WORKERS, MAX_LAYERS, MAX_HIDDEN, MAX_HEADS = 1 << 16, 1024, 1 << 16, 256  # 
 DEFAULT_TIMEOUT_S = 300.0  # a stuck collective (--timeout), and an in-process run as a whole (train_local)
 
 
-class ConfigError(ValueError):
-    """A configuration the strategy or graph cannot take; the message names every factor and the fix."""
 
 
 @dataclass(frozen=True)

@@ -122,11 +122,12 @@ def test_real_run_past_the_file_size_limit_exits_1_and_keeps_the_file(tmp_path):
 
     load_dataset("cora")  # the graph cache exists before the limit (its own writer is not under test here)
     out = tmp_path / "runs.jsonl"
-    out.write_text('{"n": 1}\n{"n": 2}\n')
+    earlier = '{"n": 1}\n' + json.dumps({"n": 2, "pad": "x" * 3400}) + "\n"
+    out.write_text(earlier)
 
-    def limit():
+    def limit():  # room for the run's own small files (its file stores: < 4000 bytes) but not for the record
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
 
     res = subprocess.run([sys.executable, "-m", "graphpar.bench.cli", *RUN, "--out", str(out)], preexec_fn=limit,
                          capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
@@ -134,7 +135,7 @@ def test_real_run_past_the_file_size_limit_exits_1_and_keeps_the_file(tmp_path):
     assert res.returncode == 1, res.stderr
     assert len(errors) == 1 and errors[0].startswith(f"graphpar: error: {out}: record not written (File too large)")
     assert "appended" not in res.stdout
-    assert out.read_text() == '{"n": 1}\n{"n": 2}\n'
+    assert out.read_text() == earlier
 
 
 def test_write_that_makes_no_progress_is_a_failure_not_a_hang(tmp_path, monkeypatch):

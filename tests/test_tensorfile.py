@@ -161,7 +161,7 @@ def test_cache_that_cannot_be_written_is_one_warning_and_the_run_goes_on(tmp_pat
 
     from graphpar.datasets import graph as graph_module
     from graphpar.datasets import load_dataset
-    from graphpar.strategies.partition import partitioner
+    from graphpar.strategies.partitioning import partitioner
 
     def full_disk(*_a, **_k):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))

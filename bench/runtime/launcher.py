@@ -45,6 +45,9 @@ from .worker import worker_main
 
 # The agent logs a SIGTERM warning for every clean shutdown; real failures still surface as RunFailed.
 logging.getLogger("torch.distributed.elastic.multiprocessing.api").setLevel(logging.ERROR)
+# ... and a warning when it cannot close the rendezvous of a run that already failed (the store's file on a
+# full disk): the run's own error says what went wrong
+logging.getLogger("torch.distributed.elastic.rendezvous.dynamic_rendezvous").setLevel(logging.ERROR)
 
 
 STRAGGLER_GRACE_S = 10.0  # after the first worker failure, how long the others get before SIGKILL

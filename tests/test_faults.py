@@ -616,6 +616,7 @@ def test_a_stopped_rank_is_named_and_ends_the_run_within_timeout(tmp_path, worke
     failed = [line for line in err.splitlines() if "run failed" in line]
     assert proc.returncode == 1 and len(failed) == 1, err[-3000:]
     assert f"rank {stopped} on" in failed[0] and "no heartbeat" in failed[0], failed[0]
+    assert not [line for line in err.splitlines() if line.startswith("[")], err[-3000:]  # no torch log traceback
     assert elapsed < timeout + 30, f"took {elapsed:.0f}s"
     assert not out.exists() and _gone(pids), "a worker was left behind"
 

@@ -43,8 +43,10 @@ from .dist import PG_STORE_ENV, peer_died
 from .netaddr import interface_of, multinode_settings
 from .worker import worker_main
 
-# The agent logs a SIGTERM warning for every clean shutdown; real failures still surface as RunFailed.
-logging.getLogger("torch.distributed.elastic.multiprocessing.api").setLevel(logging.ERROR)
+# The agent logs a SIGTERM warning for every clean shutdown, and its own traceback of the spawn machinery
+# (ProcessExitedException, ~8 lines) for a worker that died; the failure surfaces once, as RunFailed, with
+# the worker's own traceback or the signal that ended it.
+logging.getLogger("torch.distributed.elastic.multiprocessing.api").setLevel(logging.CRITICAL)
 # ... and a warning when it cannot close the rendezvous of a run that already failed (the store's file on a
 # full disk): the run's own error says what went wrong
 logging.getLogger("torch.distributed.elastic.rendezvous.dynamic_rendezvous").setLevel(logging.ERROR)

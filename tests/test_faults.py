@@ -561,20 +561,26 @@ def test_signal_ends_the_run_with_one_line_and_no_record(tmp_path, sig, code):
     assert not list(tmp.iterdir()), f"left in TMPDIR: {list(tmp.iterdir())}"
 
 
+def _stderr_of_stopped_run(proc, pids: list[int], limit_s: float) -> tuple[str, float]:
+    """(stderr, seconds) of a run whose worker was just stopped; a launcher still running after ``limit_s``
+    is killed with its workers and fails the test as a hang."""
+    start = time.time()
+    try:
+        _, err = proc.communicate(timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        for w in pids:
+            os.kill(w, signal.SIGKILL)
+        raise AssertionError("the launcher hung on a stopped worker") from None
+    return err, time.time() - start
+
+
 def test_stopped_worker_ends_the_run_within_timeout_plus_grace(tmp_path):
     timeout, grace = 4, 3
     proc, workers, out, tmp = _start_run(tmp_path, "--timeout", str(timeout),
                                          env_extra={"GRAPHPAR_KILL_GRACE_S": str(grace)})
     os.kill(max(workers), signal.SIGSTOP)
-    start = time.time()
-    try:
-        _, err = proc.communicate(timeout=timeout + grace + 60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        for w in workers:
-            os.kill(w, signal.SIGKILL)
-        raise AssertionError("the launcher hung on a stopped worker") from None
-    elapsed = time.time() - start
+    err, elapsed = _stderr_of_stopped_run(proc, workers, timeout + grace + 60)
     assert proc.returncode == 1 and "run failed" in err, err[-3000:]
     assert elapsed < timeout + grace + 30, f"took {elapsed:.0f}s"
     assert not out.exists()
@@ -604,15 +610,7 @@ def test_a_stopped_rank_is_named_and_ends_the_run_within_timeout(tmp_path, worke
     victim = _pid_of_rank(tmp, stopped)
     assert victim in pids
     os.kill(victim, signal.SIGSTOP)
-    start = time.time()
-    try:
-        _, err = proc.communicate(timeout=timeout + 90)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        for w in pids:
-            os.kill(w, signal.SIGKILL)
-        raise AssertionError("the launcher hung on a stopped worker") from None
-    elapsed = time.time() - start
+    err, elapsed = _stderr_of_stopped_run(proc, pids, timeout + 90)
     failed = [line for line in err.splitlines() if "run failed" in line]
     assert proc.returncode == 1 and len(failed) == 1, err[-3000:]
     assert f"rank {stopped} on" in failed[0] and "no heartbeat" in failed[0], failed[0]
